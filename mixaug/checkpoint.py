@@ -1,0 +1,197 @@
+"""The inversion checkpoint: a readable folder, never a pickle.
+
+    manifest.json        encoder, LM (+ weights hash), soft tokens, prompt template, adaptor shape,
+                         training facts and metrics
+    adaptor.safetensors  the MLP that maps a sentence embedding to K soft-prompt vectors
+    lora/                optional LoRA adapters on the LM (peft layout, safetensors)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import MixaugError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+ADAPTOR_FILE = "adaptor.safetensors"
+LORA_DIR = "lora"
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "default"
+
+# The soft prompt is framed as a chat turn of an instruction LM; {soft} marks where the vectors go.
+DEFAULT_TEMPLATE = "<|im_start|>user\n{soft}<|im_end|>\n<|im_start|>assistant\n"
+
+
+@dataclass
+class Manifest:
+    """Everything needed to rebuild and validate an inverter; written as manifest.json."""
+
+    encoder: str
+    encoder_dim: int
+    normalize: bool
+    lm: str
+    lm_weights_sha256: str
+    lm_hidden_size: int
+    num_soft_tokens: int = 8
+    hidden_dim: int = 1024
+    prompt_template: str = DEFAULT_TEMPLATE
+    lora: dict | None = None
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def adaptor_shape(self) -> dict:
+        return {
+            "input_dim": self.encoder_dim,
+            "hidden_dim": self.hidden_dim,
+            "num_soft_tokens": self.num_soft_tokens,
+            "output_dim": self.lm_hidden_size,
+        }
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["adaptor"] = self.adaptor_shape
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> "Manifest":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise MixaugError(f"corrupt checkpoint {where}: manifest.json is not JSON ({exc.msg})") from None
+        data.pop("adaptor", None)
+        known = set(cls.__dataclass_fields__)
+        missing = [k for k in ("encoder", "encoder_dim", "lm", "lm_weights_sha256", "lm_hidden_size") if k not in data]
+        if missing:
+            raise MixaugError(f"corrupt checkpoint {where}: manifest.json lacks {', '.join(missing)}")
+        if data.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+            raise MixaugError(f"checkpoint {where} has format {data['format_version']}; upgrade mixaug")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class Adaptor(nn.Module):
+    """Sentence embedding -> K soft-prompt vectors in the LM's input-embedding space."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, num_soft_tokens: int, output_dim: int):
+        super().__init__()
+        self.num_soft_tokens = num_soft_tokens
+        self.output_dim = output_dim
+        self.net = nn.Sequential(
+            nn.Linear(input_dim, hidden_dim),
+            nn.GELU(),
+            nn.Linear(hidden_dim, num_soft_tokens * output_dim),
+        )
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.net(emb).view(emb.shape[0], self.num_soft_tokens, self.output_dim)
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> "Adaptor":
+        return cls(manifest.encoder_dim, manifest.hidden_dim, manifest.num_soft_tokens, manifest.lm_hidden_size)
+
+
+def save_checkpoint(
+    folder: str | Path, manifest: Manifest, adaptor: Adaptor, lora_model=None, dtype=torch.float32
+) -> Path:
+    """Write manifest + adaptor (+ LoRA) into a fresh folder and swap it in atomically."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in adaptor.state_dict().items()}
+        save_file(tensors, tmp / ADAPTOR_FILE, metadata={"format": "mixaug-adaptor"})
+        if lora_model is not None:
+            lora_model.save_pretrained(tmp / LORA_DIR, safe_serialization=True)
+            if dtype != torch.float32:
+                _cast_safetensors(tmp / LORA_DIR / "adapter_model.safetensors", dtype)
+        (tmp / MANIFEST).write_text(manifest.to_json())
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _cast_safetensors(path: Path, dtype) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = {k: v.to(dtype) for k, v in load_file(path).items()}
+    save_file(tensors, path)
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MixaugError(f"checkpoint not found: {folder} (a checkpoint is a folder with manifest.json)")
+    path = folder / MANIFEST
+    if not path.exists():
+        raise MixaugError(f"corrupt checkpoint {folder}: no manifest.json")
+    return Manifest.from_json(path.read_text(encoding="utf-8"), str(folder))
+
+
+def load_adaptor(folder: str | Path, manifest: Manifest) -> Adaptor:
+    """Build the adaptor from the manifest and load its safetensors weights (shapes must match)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    path = folder / ADAPTOR_FILE
+    if not path.exists():
+        raise MixaugError(f"corrupt checkpoint {folder}: no {ADAPTOR_FILE}")
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise MixaugError(f"corrupt checkpoint {folder}: cannot read {ADAPTOR_FILE} ({exc})") from None
+    adaptor = Adaptor.from_manifest(manifest)
+    try:
+        adaptor.load_state_dict({k: v.float() for k, v in tensors.items()})
+    except RuntimeError:
+        raise MixaugError(
+            f"corrupt checkpoint {folder}: {ADAPTOR_FILE} does not match the manifest's adaptor shape "
+            f"{manifest.adaptor_shape}"
+        ) from None
+    return adaptor.eval()
+
+
+def export_checkpoint(source: str | Path, dest: str | Path, dtype=torch.float16) -> Path:
+    """Copy manifest + adaptor + LoRA (no training state) into dest, casting weights to dtype."""
+    source = Path(source)
+    manifest = read_manifest(source)
+    adaptor = load_adaptor(source, manifest)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        from safetensors.torch import save_file
+
+        save_file({k: v.to(dtype).contiguous() for k, v in adaptor.state_dict().items()}, tmp / ADAPTOR_FILE,
+                  metadata={"format": "mixaug-adaptor"})
+        if manifest.lora:
+            shutil.copytree(source / LORA_DIR, tmp / LORA_DIR)
+            _cast_safetensors(tmp / LORA_DIR / "adapter_model.safetensors", dtype)
+        (tmp / MANIFEST).write_text(manifest.to_json())
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

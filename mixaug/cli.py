@@ -1,0 +1,316 @@
+"""The `mixaug` command: a thin Typer layer over the Python API (pipeline, train).
+
+stdout carries data only (an output written to '-', or `mix`/`info` results); progress, logs and the
+summary go to stderr. Errors are one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import MixaugError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Augment labelled text datasets by inverted mixup.")
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def cli_errors(fn):
+    """Turn MixaugError (and Ctrl-C) into a one-line message and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MixaugError as exc:
+            _fail(str(exc).replace("[", "\\["))
+        except KeyboardInterrupt:
+            _fail("interrupted; no output written", 130)
+
+    return wrapper
+
+
+@contextmanager
+def progress_bars(enabled: bool):
+    """Yields a (stage, total) -> advance(n) factory backed by rich progress bars on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, transient=False) as bar:
+        def stage(name: str, total: int):
+            task = bar.add_task(name, total=total)
+            return lambda n: bar.advance(task, n)
+
+        yield stage
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and err.is_terminal
+
+
+def _summary_table(stats: dict) -> Table:
+    table = Table(title="mixaug augment", show_header=False, title_justify="left")
+    for key in ("rows_read", "rows_skipped_empty_text", "requested", "new_rows", "shortfall", "pairing",
+                "label_policy", "intrusion_rate", "mean_fidelity", "seconds", "rows_per_s"):
+        table.add_row(key.replace("_", " "), str(stats.get(key)))
+    for reason, count in stats.get("rejected", {}).items():
+        table.add_row(f"rejected: {reason}", str(count))
+    return table
+
+
+IN_FMT = typer.Option(None, "--input-format", help="Format for '-' or an unusual extension: jsonl, json, csv, tsv, parquet.")
+OUT_FMT = typer.Option(None, "--output-format", help="Format for '-' or an unusual extension.")
+CHECKPOINT = typer.Option(None, "--checkpoint", help="Checkpoint folder (default: the one shipped in the package).")
+DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
+
+
+@app.command()
+@cli_errors
+def augment(
+    input: str = typer.Argument(..., help="Dataset file (.jsonl/.json/.csv/.tsv/.parquet, .gz ok) or '-' for stdin."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output file, or '-' for stdout."),
+    input_format: Optional[str] = IN_FMT,
+    output_format: Optional[str] = OUT_FMT,
+    text_column: Optional[str] = typer.Option(None, help="Default: first of text, sentence, content."),
+    label_column: Optional[str] = typer.Option(None, help="Default: 'label' if present (else unlabelled)."),
+    id_column: Optional[str] = typer.Option(None, help="Default: the row number."),
+    num_augmented: Optional[int] = typer.Option(None, "-n", "--num-augmented", help="New rows (default: as many as input rows)."),
+    pairing: Optional[str] = typer.Option(None, help="intra (same label, default), inter (different labels) or random."),
+    alpha: float = typer.Option(0.4, help="λ ~ Beta(alpha, alpha)."),
+    seed: int = typer.Option(0, help="Seeds the plan (pairs, λ) and any sampling."),
+    renormalize: bool = typer.Option(True, "--renormalize/--no-renormalize", help="Project mixtures to unit norm."),
+    num_candidates: int = typer.Option(1, help="Decode K candidates, keep the closest re-encoding."),
+    temperature: float = typer.Option(0.0, help="0 = greedy."),
+    top_p: float = typer.Option(1.0),
+    max_new_tokens: int = typer.Option(48),
+    label_policy: str = typer.Option("hard", help="hard (classifier), parent (λ-dominant parent) or soft."),
+    intrusion: str = typer.Option("keep", help="keep (relabelled) or drop manifold intrusions."),
+    min_fidelity: Optional[float] = typer.Option(None, help="Drop rows whose re-encoding cosine to the target is below this."),
+    max_rounds: int = typer.Option(3, help="Planning rounds (retries that replace rejected rows)."),
+    only_new: bool = typer.Option(False, "--only-new", help="Write only the new rows."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and 5 decoded samples; write nothing."),
+    limit: Optional[int] = typer.Option(None, help="Read only the first N input rows."),
+    stats_json: Optional[Path] = typer.Option(None, "--stats-json", help="Write the summary as JSON here."),
+    checkpoint: Optional[str] = CHECKPOINT,
+    device: str = DEVICE,
+    batch_size: int = typer.Option(32),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or summary."),
+):
+    """Write INPUT's rows plus new rows decoded from mixed embeddings, with provenance columns."""
+    from .config import AugmentConfig
+    from .io import check_writable, detect_format, read_dataset, write_bytes_atomic, write_dataset
+    from .pipeline import augment as run_augment, preview
+
+    if not dry_run and output is None:
+        raise MixaugError("missing -o/--output (use '-' for stdout, or --dry-run)")
+    if output is not None and not dry_run:
+        detect_format(output, output_format)
+        check_writable(output, overwrite)
+    if stats_json is not None:
+        check_writable(stats_json, overwrite)
+    cfg = AugmentConfig(
+        text_column=text_column, label_column=label_column, id_column=id_column, num_augmented=num_augmented,
+        pairing=pairing, alpha=alpha, seed=seed, renormalize=renormalize, num_candidates=num_candidates,
+        temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, label_policy=label_policy,
+        intrusion=intrusion, min_fidelity=min_fidelity, max_rounds=max_rounds, only_new=only_new,
+        checkpoint=checkpoint, device=device, batch_size=batch_size,
+    )
+    cfg.validate()
+    if limit is not None and limit < 1:
+        raise MixaugError("--limit must be >= 1")
+    df = read_dataset(input, input_format, limit)
+    if dry_run:
+        plan = preview(df, cfg)
+        err.print_json(json.dumps(plan, ensure_ascii=False))
+        return
+    with progress_bars(_show_progress(quiet)) as stage:
+        result = run_augment(df, cfg, progress=stage)
+    stats = result.attrs.pop("mixaug_stats")
+    write_dataset(result, output, output_format, overwrite=overwrite)
+    if stats_json is not None:
+        write_bytes_atomic(stats_json, (json.dumps(stats, indent=2) + "\n").encode())
+    if not quiet:
+        err.print(_summary_table(stats))
+    if stats["shortfall"]:
+        err.print(f"[yellow]warning:[/yellow] {stats['shortfall']} of {stats['requested']} new rows missing: "
+                  f"filters rejected candidates and {cfg.max_rounds} planning rounds ran out")
+
+
+@app.command()
+@cli_errors
+def invert(
+    input: str = typer.Argument(..., help="Dataset file or '-'."),
+    output: str = typer.Option(..., "-o", "--output"),
+    input_format: Optional[str] = IN_FMT,
+    output_format: Optional[str] = OUT_FMT,
+    text_column: Optional[str] = typer.Option(None),
+    num_candidates: int = typer.Option(1),
+    limit: Optional[int] = typer.Option(None),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+    checkpoint: Optional[str] = CHECKPOINT,
+    device: str = DEVICE,
+    batch_size: int = typer.Option(32),
+    quiet: bool = typer.Option(False, "-q", "--quiet"),
+):
+    """Round trip: add `reconstruction` and `fidelity` (cosine of re-encoding to the original) columns."""
+    from .io import check_writable, detect_format, read_dataset, write_dataset
+    from .pipeline import invert as run_invert
+
+    detect_format(output, output_format)
+    check_writable(output, overwrite)
+    df = read_dataset(input, input_format, limit)
+    with progress_bars(_show_progress(quiet)) as stage:
+        out = run_invert(df, text_column, checkpoint, device, batch_size, num_candidates, progress=stage)
+    write_dataset(out, output, output_format, overwrite=overwrite)
+    if not quiet:
+        fid = [f for f in out["fidelity"] if f is not None]
+        err.print(f"{len(fid)} rows inverted; mean fidelity {sum(fid) / max(1, len(fid)):.4f}")
+
+
+@app.command("mix")
+@cli_errors
+def mix_cmd(
+    text_a: str = typer.Argument(...),
+    text_b: str = typer.Argument(...),
+    lam: Optional[List[float]] = typer.Option(None, "--lam", help="λ (weight of TEXT_A); repeat for several. Default 0.1…0.9."),
+    renormalize: bool = typer.Option(True, "--renormalize/--no-renormalize"),
+    num_candidates: int = typer.Option(1),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    checkpoint: Optional[str] = CHECKPOINT,
+    device: str = DEVICE,
+):
+    """Print the decoded mixture of two sentences at each λ."""
+    from .pipeline import mix_texts
+
+    lams = lam or [round(0.1 * i, 1) for i in range(1, 10)]
+    for row in mix_texts(text_a, text_b, lams, checkpoint, device, renormalize, num_candidates):
+        if json_out:
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            print(f"{row['lambda']:.2f}\t{row['text']}")
+
+
+@app.command()
+@cli_errors
+def info(checkpoint: Optional[str] = CHECKPOINT, device: str = DEVICE):
+    """Print the checkpoint manifest, resolved model locations, device and versions (JSON)."""
+    import importlib.metadata as md
+
+    from .checkpoint import read_manifest
+    from .models import cache_dir, resolve_device, resolve_encoder, resolve_lm
+    from .pipeline import checkpoint_path
+
+    path = checkpoint_path(checkpoint)
+    manifest = json.loads(read_manifest(path).to_json())
+    versions = {}
+    for pkg in ("mixaug", "torch", "transformers", "sentence-transformers", "peft", "scikit-learn", "pandas"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    out = {
+        "checkpoint": str(path), "manifest": manifest,
+        "encoder_path": str(resolve_encoder(manifest["encoder"])), "lm_path": str(resolve_lm(manifest["lm"])),
+        "cache_dir": str(cache_dir()), "device": resolve_device(device), "versions": versions,
+    }
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+
+
+@app.command()
+@cli_errors
+def train(
+    out: Path = typer.Option(..., "--out", help="Run folder (checkpoint/, state, train_log.jsonl)."),
+    corpus: Optional[List[str]] = typer.Option(None, "--corpus", help="Text file(s), one sentence per line, or datasets."),
+    text_column: Optional[str] = typer.Option(None),
+    split_sentences: bool = typer.Option(False, "--split-sentences"),
+    min_words: int = typer.Option(3),
+    max_words: int = typer.Option(40),
+    max_sentences: Optional[int] = typer.Option(None),
+    lm: Optional[str] = typer.Option(None, help="LM spec: hub id, folder or .gguf (default SmolLM2-135M-Instruct)."),
+    encoder: Optional[str] = typer.Option(None),
+    num_soft_tokens: int = typer.Option(8),
+    hidden_dim: int = typer.Option(1024),
+    lora_r: int = typer.Option(16, help="LoRA rank on q,k,v,o (0 = adaptor only)."),
+    lr: float = typer.Option(2e-3),
+    batch_size: int = typer.Option(16),
+    max_steps: Optional[int] = typer.Option(None),
+    max_minutes: Optional[float] = typer.Option(None),
+    eval_every: int = typer.Option(100),
+    eval_size: int = typer.Option(200),
+    save_every: int = typer.Option(25),
+    noise_std: float = typer.Option(0.0, help="Stage 3: Gaussian noise on input embeddings."),
+    mix_prob: float = typer.Option(0.0, help="Stage 3: share of inputs replaced by mixtures (target: dominant parent)."),
+    seed: int = typer.Option(0),
+    device: str = DEVICE,
+    resume: bool = typer.Option(False, "--resume"),
+    quiet: bool = typer.Option(False, "-q", "--quiet"),
+):
+    """Train (or --resume) an inversion checkpoint on unlabelled sentences (stage 1 alignment)."""
+    from .train import TrainConfig, train as run_train
+
+    if not resume and not corpus:
+        raise MixaugError("pass --corpus FILE (or --resume an existing run)")
+    if max_steps is None and max_minutes is None:
+        raise MixaugError("pass --max-steps or --max-minutes to bound the run")
+    cfg = TrainConfig(
+        out=str(out), corpus=list(corpus or []), text_column=text_column, split_sentences=split_sentences,
+        min_words=min_words, max_words=max_words, max_sentences=max_sentences, lm=lm, encoder=encoder,
+        num_soft_tokens=num_soft_tokens, hidden_dim=hidden_dim, lora_r=lora_r, lr=lr, batch_size=batch_size,
+        max_steps=max_steps, max_minutes=max_minutes, eval_every=eval_every, eval_size=eval_size,
+        save_every=save_every, noise_std=noise_std, mix_prob=mix_prob, seed=seed, device=device, resume=resume,
+    )
+    path = run_train(cfg, progress=not quiet and err.is_terminal, log=lambda m: err.print(m, highlight=False))
+    print(str(path))
+
+
+@app.command()
+@cli_errors
+def export(
+    source: Path = typer.Argument(..., help="A checkpoint folder or a training run folder."),
+    dest: Path = typer.Argument(..., help="Where to write the exported checkpoint."),
+    fp16: bool = typer.Option(True, "--fp16/--fp32", help="Store weights as float16 (half the size)."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+):
+    """Copy a checkpoint (manifest, adaptor, LoRA) without training state, optionally in fp16."""
+    import torch
+
+    from .checkpoint import export_checkpoint
+    from .pipeline import checkpoint_path
+
+    if dest.exists() and not overwrite:
+        raise MixaugError(f"{dest} exists (pass --overwrite)")
+    export_checkpoint(checkpoint_path(source), dest, torch.float16 if fp16 else torch.float32)
+    print(str(dest))
+
+
+def main() -> None:
+    if os.environ.get("MIXAUG_DEBUG"):
+        app()
+        return
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug, not bad input: still one line, with a way to get the traceback
+        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set MIXAUG_DEBUG=1 for a traceback)",
+                  highlight=False, markup=True)
+        sys.exit(1)

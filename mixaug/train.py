@@ -1,0 +1,415 @@
+"""Training the inversion checkpoint (stage 1 alignment, stage 2 in-domain refinement).
+
+The encoder and the LM are frozen; the adaptor (and optional LoRA adapters on the LM) learn
+-log P_LM(x | template(adaptor(encoder(x)))). A run folder holds:
+
+    checkpoint/        the usable checkpoint (manifest.json, adaptor.safetensors, lora/)
+    state.safetensors  trainable weights + optimizer moments, for --resume
+    state.json         step, elapsed time, the config, the held-out texts
+    train_log.jsonl    one line per logged step / evaluation
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import Adaptor, Manifest, read_manifest, save_checkpoint
+from .errors import MixaugError
+from .invert import Inverter, attach_lora
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])")
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Everything here is recorded in the manifest's `training` section."""
+
+    out: str
+    corpus: list[str] = field(default_factory=list)
+    text_column: str | None = None
+    split_sentences: bool = False
+    min_words: int = 3
+    max_words: int = 40
+    max_sentences: int | None = None
+    max_target_tokens: int = 40
+    encoder: str | None = None
+    lm: str | None = None
+    num_soft_tokens: int = 8
+    hidden_dim: int = 1024
+    lora_r: int = 16  # 0 = adaptor only
+    lora_alpha: int = 32
+    lr: float = 2e-3
+    warmup_steps: int = 30
+    batch_size: int = 32
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    eval_every: int = 100
+    eval_size: int = 200
+    save_every: int = 25
+    log_every: int = 10
+    noise_std: float = 0.0  # stage 3: Gaussian noise on the (renormalised) input embedding
+    mix_prob: float = 0.0  # stage 3: fraction of rows replaced by mixtures of two embeddings, target = dominant parent
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = False  # autocast bf16 measured 20x slower than fp32 on this CPU with torch 2.13
+    init_checkpoint: str | None = None  # stage 2: start from this checkpoint's adaptor/LoRA
+    resume: bool = False
+
+
+# -- corpus ------------------------------------------------------------------------------------------
+def read_corpus(paths: Sequence[str], text_column: str | None = None, split_sentences: bool = False,
+                min_words: int = 3, max_words: int = 40) -> list[str]:
+    """Sentences from text files (one per line) or datasets (--text-column), deduplicated, in order."""
+    from .io import read_dataset, resolve_text_column
+
+    seen: set[str] = set()
+    out: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if p.suffix in (".txt",) or p.name.endswith(".txt.gz"):
+            import gzip
+
+            if not p.exists():
+                raise MixaugError(f"corpus file not found: {path}")
+            raw = gzip.decompress(p.read_bytes()) if p.name.endswith(".gz") else p.read_bytes()
+            try:
+                lines = raw.decode("utf-8").splitlines()
+            except UnicodeDecodeError:
+                raise MixaugError(f"corpus file {path} is not UTF-8") from None
+        else:
+            df = read_dataset(p)
+            col = resolve_text_column(df, text_column)
+            lines = [str(t) for t in df[col].tolist() if isinstance(t, str)]
+        for line in lines:
+            pieces = _SENTENCE_END.split(line) if split_sentences else [line]
+            for s in pieces:
+                s = " ".join(s.split())
+                if min_words <= len(s.split()) <= max_words and s not in seen:
+                    seen.add(s)
+                    out.append(s)
+    if not out:
+        raise MixaugError(f"no sentences of {min_words}-{max_words} words in the corpus")
+    return out
+
+
+def cached_embeddings(encoder, texts: Sequence[str], batch_size: int = 64,
+                      on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """Encode once per (encoder, texts); later runs and --resume read the .npy from the cache."""
+    from .models import cache_dir
+
+    h = hashlib.sha256(f"{encoder.name}|{encoder.normalize}\n".encode())
+    for t in texts:
+        h.update(t.encode())
+        h.update(b"\n")
+    path = cache_dir() / "embeddings" / f"{h.hexdigest()[:24]}.npy"
+    if path.exists():
+        emb = np.load(path, allow_pickle=False)
+        if emb.shape == (len(texts), encoder.dim):
+            if on_batch:
+                on_batch(len(texts))
+            return emb
+    emb = encoder.encode(texts, batch_size=batch_size, on_batch=on_batch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, emb)
+    tmp.replace(path)
+    return emb
+
+
+# -- batches -------------------------------------------------------------------------------------
+class _PermCache:
+    """Rows of each step: a seeded permutation per epoch, so a resumed run sees the same stream."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.perms = n, seed, {}
+
+    def batch(self, step: int, batch_size: int) -> list[int]:
+        out = []
+        for pos in range(step * batch_size, (step + 1) * batch_size):
+            epoch, offset = divmod(pos, self.n)
+            if epoch not in self.perms:
+                self.perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.n)}
+            out.append(int(self.perms[epoch][offset]))
+        return out
+
+
+def lm_loss(inverter: Inverter, soft: torch.Tensor, targets: Sequence[str], max_tokens: int) -> torch.Tensor:
+    """Mean token NLL of each target (+ end-of-turn) given its soft prompt inside the template."""
+    tok = inverter.tokenizer
+    ids = [tok(t, add_special_tokens=False)["input_ids"][:max_tokens] + [inverter.eos_id] for t in targets]
+    length = max(len(x) for x in ids)
+    b = len(ids)
+    target = torch.full((b, length), inverter.eos_id, dtype=torch.long)
+    labels = torch.full((b, length), -100, dtype=torch.long)
+    mask = torch.zeros((b, length), dtype=torch.long)
+    for i, x in enumerate(ids):
+        target[i, : len(x)] = torch.tensor(x)
+        labels[i, : len(x)] = torch.tensor(x)
+        mask[i, : len(x)] = 1
+    prompt = inverter.prompt_embeds(soft)
+    embeds = torch.cat([prompt, inverter.embed_tokens(target).to(prompt.dtype)], dim=1)
+    p = prompt.shape[1]
+    attn = torch.cat([torch.ones((b, p), dtype=torch.long), mask], dim=1).to(inverter.device)
+    # Only the positions that predict target tokens need vocabulary logits (saves ~30% of the step).
+    logits = inverter.lm(inputs_embeds=embeds, attention_mask=attn, logits_to_keep=length + 1).logits[:, :-1]
+    return torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), labels.to(inverter.device).reshape(-1), ignore_index=-100
+    )
+
+
+# -- state (safetensors + json, never pickle) -------------------------------------------------------
+def _trainable(adaptor: Adaptor, lm) -> dict[str, torch.nn.Parameter]:
+    params = {f"adaptor.{k}": v for k, v in adaptor.named_parameters()}
+    params.update({f"lm.{k}": v for k, v in lm.named_parameters() if v.requires_grad})
+    return params
+
+
+def _save_state(run: Path, params: dict, optimizer, info: dict) -> None:
+    from safetensors.torch import save_file
+
+    from .io import write_bytes_atomic
+
+    tensors = {f"param/{k}": v.detach().cpu().contiguous() for k, v in params.items()}
+    names = list(params)
+    for idx, st in optimizer.state_dict()["state"].items():
+        for key, val in st.items():
+            tensors[f"optim/{names[idx]}/{key}"] = torch.as_tensor(val).detach().cpu().contiguous()
+    tmp = run / "state.safetensors.tmp"
+    save_file(tensors, tmp)
+    tmp.replace(run / "state.safetensors")
+    write_bytes_atomic(run / "state.json", json.dumps(info, indent=1).encode())
+
+
+def _load_state(run: Path, params: dict, optimizer) -> dict:
+    from safetensors.torch import load_file
+
+    info = json.loads((run / "state.json").read_text())
+    tensors = load_file(run / "state.safetensors")
+    with torch.no_grad():
+        for k, v in params.items():
+            v.copy_(tensors[f"param/{k}"])
+    names = list(params)
+    sd = optimizer.state_dict()
+    state = {}
+    for idx, name in enumerate(names):
+        entry = {key.rsplit("/", 1)[1]: t for key, t in tensors.items() if key.startswith(f"optim/{name}/")}
+        if entry:
+            state[idx] = entry
+    sd["state"] = state
+    optimizer.load_state_dict(sd)
+    return info
+
+
+# -- the loop ------------------------------------------------------------------------------------
+def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool = True,
+          log: Callable[[str], None] | None = None) -> Path:
+    """Run (or resume) a training run; returns the checkpoint folder. Stops at max_steps/max_minutes."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .encode import Encoder, cosine_rows, load_encoder
+    from .metrics import reconstruction_report
+    from .models import DEFAULT_LM, lm_weights_hash, load_lm, resolve_device
+
+    say = log or (lambda m: print(m, file=sys.stderr))
+    run = Path(cfg.out)
+    if run.exists() and (run / "state.json").exists() and not cfg.resume:
+        raise MixaugError(f"{run} already holds a training run: pass --resume to continue it, or another --out")
+    if cfg.resume and not (run / "state.json").exists():
+        raise MixaugError(f"nothing to resume in {run}: no state.json")
+    if cfg.resume:
+        saved = json.loads((run / "state.json").read_text())["config"]
+        keep = {"max_steps", "max_minutes", "resume", "device", "lr", "eval_every", "save_every"}
+        cfg = TrainConfig(**{**saved, **{k: getattr(cfg, k) for k in keep}})
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    init = read_manifest(cfg.init_checkpoint) if cfg.init_checkpoint else None
+
+    if texts is None:
+        texts = read_corpus(cfg.corpus, cfg.text_column, cfg.split_sentences, cfg.min_words, cfg.max_words)
+    texts = list(texts)
+    rng = random.Random(cfg.seed)
+    rng.shuffle(texts)
+    if cfg.max_sentences:
+        texts = texts[: cfg.max_sentences]
+    n_eval = min(cfg.eval_size, max(1, len(texts) // 10))
+    eval_texts, train_texts = texts[:n_eval], texts[n_eval:]
+    if not train_texts:
+        raise MixaugError("corpus too small: nothing left to train on after the held-out split")
+
+    encoder: Encoder = load_encoder(cfg.encoder or (init.encoder if init else None), device)
+    lm, tokenizer, lm_folder = load_lm(cfg.lm or (init.lm if init else None), device)
+    manifest = Manifest(
+        encoder=encoder.name, encoder_dim=encoder.dim, normalize=True,
+        lm=cfg.lm or (init.lm if init else DEFAULT_LM), lm_weights_sha256=lm_weights_hash(lm_folder, lm),
+        lm_hidden_size=lm.get_input_embeddings().weight.shape[1], num_soft_tokens=cfg.num_soft_tokens,
+        hidden_dim=cfg.hidden_dim,
+        lora={"r": cfg.lora_r, "alpha": cfg.lora_alpha, "target_modules": list(LORA_TARGETS)} if cfg.lora_r else None,
+    )
+    if init is not None:
+        for key in ("num_soft_tokens", "hidden_dim", "lora", "prompt_template"):
+            setattr(manifest, key, getattr(init, key))
+    adaptor = Adaptor.from_manifest(manifest).to(device)
+    if manifest.lora:
+        lm = attach_lora(lm, manifest)
+    if init is not None:
+        _load_init(cfg.init_checkpoint, adaptor, lm)
+    inverter = Inverter(manifest, adaptor, lm, tokenizer, device)
+    params = _trainable(adaptor, lm)
+    optimizer = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=_stderr_console(), disable=not progress, transient=True) as bar:
+        task = bar.add_task("encoding corpus", total=len(train_texts) + len(eval_texts))
+        train_emb = cached_embeddings(encoder, train_texts, on_batch=lambda k: bar.advance(task, k))
+        eval_emb = cached_embeddings(encoder, eval_texts, on_batch=lambda k: bar.advance(task, k))
+
+    step, elapsed_before, history = 0, 0.0, []
+    if cfg.resume:
+        info = _load_state(run, params, optimizer)
+        step, elapsed_before, history = info["step"], info["elapsed_s"], info.get("evals", [])
+        say(f"resumed {run} at step {step} ({elapsed_before / 60:.1f} min trained)")
+    run.mkdir(parents=True, exist_ok=True)
+    log_path = run / "train_log.jsonl"
+    perms = _PermCache(len(train_texts), cfg.seed)
+    start = time.time()
+    autocast = torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16,
+                              enabled=cfg.bf16 and device in ("cpu", "cuda"))
+
+    def elapsed() -> float:
+        return elapsed_before + time.time() - start
+
+    def checkpoint(final_metrics: dict | None = None) -> None:
+        manifest.training = {
+            "stage": "adapt" if init is not None else "align", "config": asdict(cfg), "steps": step,
+            "train_sentences": len(train_texts), "heldout_sentences": len(eval_texts),
+            "wall_minutes": round(elapsed() / 60, 2), "hardware": _hardware(device),
+        }
+        if final_metrics:
+            manifest.metrics = final_metrics
+        save_checkpoint(run / "checkpoint", manifest, adaptor, lm if manifest.lora else None)
+        _save_state(run, params, optimizer, {"step": step, "elapsed_s": elapsed(), "config": asdict(cfg),
+                                             "evals": history})
+
+    def evaluate() -> dict:
+        lm.eval()
+        recon = inverter.decode(eval_emb, batch_size=64)
+        cos = cosine_rows(encoder.encode(recon), eval_emb)
+        lm.train()
+        report = {"step": step, **reconstruction_report(eval_texts, recon, cos),
+                  "examples": [[a, b] for a, b in list(zip(eval_texts, recon))[:3]]}
+        history.append({k: v for k, v in report.items() if k != "examples"})
+        return report
+
+    def out_of_budget() -> bool:
+        return (cfg.max_steps is not None and step >= cfg.max_steps) or (
+            cfg.max_minutes is not None and elapsed() >= cfg.max_minutes * 60)
+
+    lm.train()
+    losses: list[float] = []
+    total = cfg.max_steps if cfg.max_steps is not None else None
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("step {task.completed}"),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=_stderr_console(),
+                  disable=not progress) as bar:
+        task = bar.add_task("training", total=total, completed=step, status="")
+        try:
+            while not out_of_budget():
+                idx = perms.batch(step, cfg.batch_size)
+                emb = torch.as_tensor(train_emb[idx], device=device)
+                targets = [train_texts[i] for i in idx]
+                emb, targets = _stage3_inputs(emb, targets, train_emb, train_texts, cfg, step)
+                lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                with autocast:
+                    loss = lm_loss(inverter, adaptor(emb), targets, cfg.max_target_tokens)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
+                optimizer.step()
+                step += 1
+                losses.append(float(loss.detach()))
+                bar.update(task, completed=step, status=f"loss {np.mean(losses[-cfg.log_every:]):.3f}")
+                if step % cfg.log_every == 0:
+                    _append_jsonl(log_path, {"step": step, "loss": round(float(np.mean(losses[-cfg.log_every:])), 4),
+                                             "lr": lr, "elapsed_s": round(elapsed(), 1)})
+                if step % cfg.eval_every == 0:
+                    report = evaluate()
+                    _append_jsonl(log_path, {"eval": report, "elapsed_s": round(elapsed(), 1)})
+                    say(f"step {step}: held-out cosine {report['cosine']:.3f} token-F1 {report['token_f1']:.3f}")
+                if step % cfg.save_every == 0:
+                    checkpoint()
+        except KeyboardInterrupt:
+            say(f"interrupted at step {step}: saving")
+            checkpoint()
+            raise
+    final = evaluate() if step and (not history or history[-1]["step"] != step) else (history[-1] if history else {})
+    if final:
+        _append_jsonl(log_path, {"eval": final, "elapsed_s": round(elapsed(), 1)})
+    checkpoint({k: v for k, v in final.items() if k != "examples"} if final else None)
+    return run / "checkpoint"
+
+
+def _stage3_inputs(emb, targets, train_emb, train_texts, cfg: TrainConfig, step: int):
+    """Stage-3 robustness: perturb inputs so off-manifold (mixed) embeddings still decode fluently."""
+    if cfg.noise_std <= 0 and cfg.mix_prob <= 0:
+        return emb, targets
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    targets = list(targets)
+    if cfg.mix_prob > 0:
+        pick = torch.rand(len(targets), generator=g) < cfg.mix_prob
+        partners = torch.randint(0, len(train_texts), (len(targets),), generator=g)
+        lam = 0.7 + 0.3 * torch.rand(len(targets), generator=g)  # dominant parent keeps >= 70%
+        other = torch.as_tensor(train_emb[partners.numpy()], device=emb.device)
+        mixed = lam[:, None].to(emb.device) * emb + (1 - lam[:, None].to(emb.device)) * other
+        emb = torch.where(pick[:, None].to(emb.device), mixed, emb)
+    if cfg.noise_std > 0:
+        emb = emb + cfg.noise_std * torch.randn(emb.shape, generator=g).to(emb.device)
+    return torch.nn.functional.normalize(emb, dim=-1), targets
+
+
+def _load_init(folder: str, adaptor: Adaptor, lm) -> None:
+    """Stage 2 starts from an existing checkpoint's adaptor (and LoRA) weights."""
+    from safetensors.torch import load_file
+
+    from .checkpoint import LORA_DIR, load_adaptor
+
+    manifest = read_manifest(folder)
+    adaptor.load_state_dict(load_adaptor(folder, manifest).state_dict())
+    if manifest.lora:
+        from peft import set_peft_model_state_dict
+
+        lora = load_file(Path(folder) / LORA_DIR / "adapter_model.safetensors")
+        set_peft_model_state_dict(lm, {k: v.float() for k, v in lora.items()})
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _hardware(device: str) -> str:
+    import platform
+
+    if device == "cuda":
+        return torch.cuda.get_device_name(0)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)

@@ -1,0 +1,56 @@
+"""Assembling the output table: originals first (columns untouched), then new rows with provenance.
+
+Provenance columns are prefixed `mixaug_` so they cannot collide with a user's columns; an input that
+already has such a column is refused rather than silently overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from .errors import MixaugError
+
+PREFIX = "mixaug_"
+PROVENANCE = (
+    "mixaug_source", "mixaug_parent_a", "mixaug_parent_b", "mixaug_parent_a_label", "mixaug_parent_b_label",
+    "mixaug_lambda", "mixaug_fidelity", "mixaug_label_confidence", "mixaug_intrusion",
+)
+
+
+def check_no_collision(df: pd.DataFrame) -> None:
+    clash = [c for c in map(str, df.columns) if c.startswith(PREFIX)]
+    if clash:
+        raise MixaugError(f"input already has provenance column(s) {', '.join(clash)}; rename or drop them")
+
+
+def _py(value):
+    """numpy scalars -> Python scalars, so every writer (JSON, CSV, parquet) sees plain values."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def build_output(
+    originals: pd.DataFrame, new_rows: pd.DataFrame, text_column: str, label_column: str | None, only_new: bool
+) -> pd.DataFrame:
+    """originals (unless only_new) + new rows. `new_rows` holds text/label and the provenance fields."""
+    cols = list(originals.columns)
+    new = pd.DataFrame(index=range(len(new_rows)), columns=cols, dtype=object)
+    new[text_column] = list(new_rows["text"])
+    if label_column is not None:
+        new[label_column] = [_py(v) for v in new_rows["label"]]
+    new["mixaug_source"] = "mixup"
+    for field in PROVENANCE[1:]:
+        new[field] = [_py(v) for v in new_rows[field[len(PREFIX):]]]
+    if "soft_label" in new_rows:
+        new["mixaug_soft_label"] = [json.dumps(d, sort_keys=True) for d in new_rows["soft_label"]]
+    if only_new:
+        return new.reset_index(drop=True)
+    orig = originals.astype(object).copy()
+    orig["mixaug_source"] = "original"
+    for field in new.columns:
+        if field not in orig.columns:
+            orig[field] = None
+    out = pd.concat([orig, new[orig.columns]], ignore_index=True)
+    return out.astype(object).where(out.notna(), None)
