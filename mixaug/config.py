@@ -33,6 +33,9 @@ class AugmentConfig:
     max_rounds: int = 3  # planning rounds: the first plans N rows, later ones replace rejected rows
     only_new: bool = False
     checkpoint: str | None = None  # default: the checkpoint shipped in the package
+    adapt: bool = False  # stage 2: first refine the checkpoint on this dataset's texts (cached by dataset hash)
+    adapt_steps: int = 60
+    adapt_minutes: float | None = None
     device: str = "auto"
     batch_size: int = 32
 

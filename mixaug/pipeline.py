@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -38,6 +38,9 @@ class Stack:
     inverter: Inverter
     checkpoint: Path
     device: str
+    # (target bytes, seed, decode options) -> text: a row decodes the same every time, so repeated
+    # runs in one process (label-policy variants in `eval`, notebooks) reuse earlier decodes.
+    decoded: dict = field(default_factory=dict)
 
 
 def checkpoint_path(checkpoint: str | Path | None) -> Path:
@@ -94,8 +97,14 @@ def _decode_candidates(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg
     for k in range(cfg.num_candidates):
         temp = cfg.temperature if k == 0 else (cfg.temperature or cfg.candidate_temperature)
         opts = DecodeOptions(max_new_tokens=cfg.max_new_tokens, temperature=temp, top_p=cfg.top_p)
-        texts = stack.inverter.decode(targets, seeds=[int(s) * 1009 + k for s in seeds], options=opts,
+        row_seeds = [int(s) * 1009 + k for s in seeds]
+        keys = [(t.tobytes(), rs, astuple(opts)) for t, rs in zip(targets, row_seeds)]
+        todo = [i for i, key in enumerate(keys) if key not in stack.decoded]
+        advance(len(targets) - len(todo))
+        fresh = stack.inverter.decode(targets[todo], seeds=[row_seeds[i] for i in todo], options=opts,
                                       batch_size=cfg.batch_size, on_batch=advance)
+        stack.decoded.update(zip((keys[i] for i in todo), fresh))
+        texts = [stack.decoded[key] for key in keys]
         emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
         cos = cosine_rows(emb, targets)
         better = cos > best_cos
@@ -135,7 +144,13 @@ def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Pro
         raise MixaugError("need at least 2 rows with text to mix")
     wanted = len(df) if cfg.num_augmented is None else cfg.num_augmented
 
-    stack = load_stack(cfg.checkpoint, cfg.device)
+    checkpoint = cfg.checkpoint
+    if cfg.adapt:
+        from .train import adapt
+
+        checkpoint = adapt(texts, checkpoint_path(cfg.checkpoint), cfg.adapt_steps, cfg.adapt_minutes, cfg.seed,
+                           cfg.device, progress=False)
+    stack = load_stack(checkpoint, cfg.device)
     emb = stack.encoder.encode(texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(texts)))
     labeller = Labeller(emb, labels, cfg.seed) if labels is not None else None
     filt = Filter(texts, cfg.min_fidelity, drop_intrusions=cfg.intrusion == "drop" and labels is not None)

@@ -318,6 +318,10 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
         return (cfg.max_steps is not None and step >= cfg.max_steps) or (
             cfg.max_minutes is not None and elapsed() >= cfg.max_minutes * 60)
 
+    if init is not None and step == 0 and not cfg.resume:
+        baseline = evaluate()  # stage 2: the starting checkpoint's fidelity on this data's held-out rows
+        _append_jsonl(log_path, {"eval": baseline, "elapsed_s": round(elapsed(), 1), "before_adapt": True})
+        say(f"before adapting: held-out cosine {baseline['cosine']:.3f} token-F1 {baseline['token_f1']:.3f}")
     lm.train()
     losses: list[float] = []
     total = cfg.max_steps if cfg.max_steps is not None else None
@@ -361,6 +365,37 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
         _append_jsonl(log_path, {"eval": final, "elapsed_s": round(elapsed(), 1)})
     checkpoint({k: v for k, v in final.items() if k != "examples"} if final else None)
     return run / "checkpoint"
+
+
+def adapt(texts: Sequence[str], checkpoint: str | Path, steps: int = 60, minutes: float | None = None,
+          seed: int = 0, device: str = "auto", batch_size: int = 16, lr: float = 5e-4, progress: bool = True,
+          log: Callable[[str], None] | None = None) -> Path:
+    """Stage 2: continue alignment of `checkpoint` on a dataset's own texts for a bounded budget.
+
+    The adapted checkpoint is cached by (checkpoint, texts, budget, seed), so a second run reuses it.
+    `steps` is the deterministic budget; `minutes` only caps it (a capped run may stop earlier)."""
+    from .checkpoint import MANIFEST
+    from .models import cache_dir
+
+    checkpoint = Path(checkpoint)
+    h = hashlib.sha256((checkpoint / MANIFEST).read_bytes())
+    h.update(json.dumps([steps, minutes, seed, batch_size, lr]).encode())
+    for t in texts:
+        h.update(t.encode() + b"\n")
+    run = cache_dir() / "adapted" / h.hexdigest()[:20]
+    if (run / "checkpoint" / MANIFEST).exists() and (run / "done").exists():
+        (log or (lambda m: None))(f"reusing adapted checkpoint {run / 'checkpoint'}")
+        return run / "checkpoint"
+    if run.exists():
+        import shutil
+
+        shutil.rmtree(run)
+    cfg = TrainConfig(out=str(run), init_checkpoint=str(checkpoint), max_steps=steps, max_minutes=minutes, seed=seed,
+                      device=device, batch_size=batch_size, lr=lr, warmup_steps=5, eval_every=10**9,
+                      save_every=max(10, steps // 4), eval_size=100, min_words=1, max_words=10**6)
+    out = train(cfg, texts=list(dict.fromkeys(texts)), progress=progress, log=log)
+    (run / "done").write_text("ok\n")
+    return out
 
 
 def _stage3_inputs(emb, targets, train_emb, train_texts, cfg: TrainConfig, step: int):

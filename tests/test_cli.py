@@ -48,8 +48,12 @@ def test_augment_writes_originals_then_new_rows(tmp_path, sample_file, tiny_chec
 
 
 def test_same_seed_is_byte_identical_across_batch_sizes(tmp_path, sample_file, tiny_checkpoint):
+    from mixaug import pipeline
+
     outs = []
     for bs in (1, 4, 32):
+        for stack in pipeline._STACKS.values():
+            stack.decoded.clear()  # make every batch size really decode, not reuse the in-process cache
         out = tmp_path / f"bs{bs}.jsonl"
         r = run("augment", sample_file, "-o", out, "--checkpoint", tiny_checkpoint, "-n", "8", "--batch-size", bs, *FAST)
         assert r.exit_code == 0, r.output

@@ -70,9 +70,11 @@ def test_gzip_output_is_deterministic(tmp_path):
 
 
 def test_column_resolution():
-    assert resolve_text_column(pd.DataFrame({"sentence": [], "label": []}), None) == "sentence"
+    assert resolve_text_column(pd.DataFrame({"sentence": ["s"], "label": ["l"]}), None) == "sentence"
     with pytest.raises(MixaugError, match="columns found: body, y"):
-        resolve_text_column(pd.DataFrame({"body": [], "y": []}), None)
+        resolve_text_column(pd.DataFrame({"body": ["b"], "y": ["y"]}), None)
+    with pytest.raises(MixaugError, match="empty"):
+        resolve_text_column(pd.DataFrame({"text": []}), None)
     with pytest.raises(MixaugError, match="label column 'y' not found; columns found: text"):
         resolve_label_column(pd.DataFrame({"text": []}), "y")
     assert resolve_label_column(pd.DataFrame({"text": []}), None) is None

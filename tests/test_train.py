@@ -62,3 +62,17 @@ def test_read_corpus(tmp_path):
     assert read_corpus([str(p)], split_sentences=True, min_words=2) == ["One two three four.", "Five six seven eight!"]
     with pytest.raises(MixaugError, match="no sentences"):
         read_corpus([str(p)], min_words=50)
+
+
+def test_adapt_refines_and_is_cached(tmp_path, tiny_checkpoint, monkeypatch):
+    from mixaug.train import adapt
+
+    monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
+    texts = sorted(set(SENTENCES))
+    logs = []
+    first = adapt(texts, tiny_checkpoint, steps=4, batch_size=4, lr=1e-2, progress=False, log=logs.append)
+    manifest = json.loads((first / "manifest.json").read_text())
+    assert manifest["training"]["stage"] == "adapt" and manifest["training"]["steps"] == 4
+    assert any("before adapting" in m for m in logs)
+    again = adapt(texts, tiny_checkpoint, steps=4, batch_size=4, lr=1e-2, progress=False, log=logs.append)
+    assert again == first and "reusing" in logs[-1]

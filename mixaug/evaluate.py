@@ -1,0 +1,417 @@
+"""`mixaug eval`: does the augmentation help, how readable and controllable is it, and how fast?
+
+For each shots setting and seed, a stratified sample of TRAIN is augmented by every method with the same
+number of new rows; a classifier trained on originals (+ new rows) is scored on TEST. mixaug rows come
+from `pipeline.augment` itself. Also measured: inversion fidelity on TEST texts, controllability over λ,
+manifold-intrusion rates and throughput.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import MixaugError
+
+DEFAULT_METHODS = ("none", "eda", "embed-mixup", "paraphrase", "mixaug", "mixaug:parent:intra", "mixaug:soft:intra",
+                   "mixaug:hard:inter")
+
+
+@dataclass
+class EvalConfig:
+    train: str
+    test: str
+    out: str
+    text_column: str | None = None
+    label_column: str | None = None
+    shots: list = field(default_factory=lambda: [10, 20, "all"])
+    seeds: int = 5
+    methods: list = field(default_factory=lambda: list(DEFAULT_METHODS))
+    classifier: str = "logreg"
+    ratio: float = 1.0  # new rows per original row
+    max_new_rows: int = 200  # cap per run, so "all" stays affordable on a CPU
+    max_test: int | None = 1000
+    fidelity_n: int = 100
+    control_pairs: int = 10
+    checkpoint: str | None = None
+    device: str = "auto"
+    batch_size: int = 32
+    seed: int = 0
+
+
+def parse_method(name: str) -> tuple[str, str | None, str | None]:
+    """'mixaug' -> (mixaug, hard, intra); 'mixaug:soft:inter' -> (mixaug, soft, inter); others as is."""
+    if name == "mixaug":
+        return "mixaug", "hard", "intra"
+    if name.startswith("mixaug:"):
+        parts = name.split(":")
+        if len(parts) != 3 or parts[1] not in ("hard", "parent", "soft") or parts[2] not in ("intra", "inter", "random"):
+            raise MixaugError(f"bad method '{name}': use mixaug:<hard|parent|soft>:<intra|inter|random>")
+        return "mixaug", parts[1], parts[2]
+    if name not in ("none", "eda", "embed-mixup", "paraphrase"):
+        raise MixaugError(f"unknown method '{name}': use none, eda, embed-mixup, paraphrase, mixaug[:policy:pairing]")
+    return name, None, None
+
+
+def sample_shots(labels: Sequence, shots, seed: int) -> np.ndarray:
+    """Row indices: `shots` per class (all rows of a smaller class), or every row for 'all'."""
+    idx = np.arange(len(labels))
+    if shots == "all":
+        return idx
+    rng = np.random.default_rng([seed, 11])
+    labels = np.asarray(labels, dtype=object)
+    picked = []
+    for cls in pd.unique(labels):
+        rows = idx[labels == cls]
+        picked.extend(rng.choice(rows, size=min(int(shots), len(rows)), replace=False).tolist())
+    return np.array(sorted(picked))
+
+
+def _fit_score(train_emb, train_y, test_emb, test_y, weights=None, seed=0) -> tuple[float, float]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    clf = LogisticRegression(max_iter=2000, C=10.0, random_state=seed)
+    clf.fit(train_emb, train_y, sample_weight=weights)
+    pred = clf.predict(test_emb)
+    return float(accuracy_score(test_y, pred)), float(f1_score(test_y, pred, average="macro"))
+
+
+def _paired_p(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Two-sided paired t-test p-value (None when undefined: < 2 pairs or identical results)."""
+    from scipy import stats
+
+    d = np.asarray(xs) - np.asarray(ys)
+    if len(d) < 2 or np.allclose(d, d[0]):
+        return None if len(d) < 2 or np.allclose(d, 0) else 0.0
+    return float(stats.ttest_rel(xs, ys).pvalue)
+
+
+def run_eval(cfg: EvalConfig, stage: Callable[[str, int], Callable[[int], None]] | None = None,
+             say: Callable[[str], None] = lambda m: None) -> dict:
+    """Run every section and write report.md, plots, results.json and summary.json into cfg.out."""
+    from .io import read_dataset, resolve_label_column, resolve_text_column
+    from .pipeline import clean_texts, load_stack
+
+    if cfg.classifier != "logreg":
+        raise MixaugError(f"--classifier {cfg.classifier} is not available yet: use logreg")
+    stage = stage or (lambda name, total: (lambda n: None))
+    methods = [(m, *parse_method(m)) for m in cfg.methods]
+    train_df, test_df = read_dataset(cfg.train), read_dataset(cfg.test)
+    text_col = resolve_text_column(train_df, cfg.text_column)
+    label_col = resolve_label_column(train_df, cfg.label_column)
+    if label_col is None:
+        raise MixaugError("eval needs a label column in TRAIN (pass --label-column)")
+    for name, df in (("TEST", test_df),):
+        resolve_text_column(df, text_col)
+        resolve_label_column(df, label_col)
+    train_df, _ = clean_texts(train_df, text_col)
+    test_df, _ = clean_texts(test_df, text_col)
+    if cfg.max_test and len(test_df) > cfg.max_test:
+        test_df = test_df.sample(cfg.max_test, random_state=cfg.seed)
+    train_df, test_df = train_df.reset_index(drop=True), test_df.reset_index(drop=True)
+    train_texts, train_y = train_df[text_col].tolist(), train_df[label_col].tolist()
+    test_texts, test_y = test_df[text_col].tolist(), test_df[label_col].tolist()
+
+    stack = load_stack(cfg.checkpoint, cfg.device)
+    t0 = time.time()
+    train_emb = stack.encoder.encode(train_texts, cfg.batch_size, on_batch=stage("encode train", len(train_texts)))
+    encode_s = time.time() - t0
+    test_emb = stack.encoder.encode(test_texts, cfg.batch_size, on_batch=stage("encode test", len(test_texts)))
+    encoded = dict(zip(train_texts, train_emb))
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in encoded]
+        if missing:
+            encoded.update(zip(missing, stack.encoder.encode(missing, cfg.batch_size)))
+        return np.array([encoded[t] for t in texts]) if texts else np.zeros((0, stack.encoder.dim), np.float32)
+
+    para_lm = None
+    runs: list[dict] = []
+    intrusion_rows: list[dict] = []
+    timing: dict[str, list[float]] = {}
+    settings = [(s, seed) for s in cfg.shots for seed in range(cfg.seeds if s != "all" else min(cfg.seeds, 1) or 1)]
+    advance = stage("accuracy runs", len(settings) * len(methods))
+    for shots, seed in settings:
+        idx = sample_shots(train_y, shots, cfg.seed + seed)
+        sub_texts = [train_texts[i] for i in idx]
+        sub_y = [train_y[i] for i in idx]
+        sub_emb = train_emb[idx]
+        n_new = min(cfg.max_new_rows, max(1, int(round(cfg.ratio * len(idx)))))
+        for name, kind, policy, pairing in methods:
+            started = time.time()
+            weights = None
+            if kind == "none":
+                x, y = sub_emb, sub_y
+                made = 0
+            elif kind == "eda":
+                from .baselines import eda
+
+                texts, labels = eda(sub_texts, sub_y, n_new, cfg.seed + seed)
+                x, y, made = np.vstack([sub_emb, embed(texts)]), sub_y + labels, len(texts)
+            elif kind == "embed-mixup":
+                from .baselines import embed_mixup
+
+                mixed, la, lb, lam = embed_mixup(sub_emb, sub_y, n_new, cfg.seed + seed)
+                x = np.vstack([sub_emb, mixed, mixed])
+                y = sub_y + la + lb
+                weights = np.concatenate([np.ones(len(sub_y)), lam, 1 - lam])
+                made = len(mixed)
+            elif kind == "paraphrase":
+                from .baselines import paraphrase
+                from .models import DEFAULT_LM, load_lm
+
+                if para_lm is None:
+                    para_lm = load_lm(DEFAULT_LM, stack.device)[:2]
+                texts, labels = paraphrase(sub_texts, sub_y, n_new, cfg.seed + seed, *para_lm, batch_size=cfg.batch_size)
+                x, y, made = np.vstack([sub_emb, embed(texts)]), sub_y + labels, len(texts)
+            else:
+                from .pipeline import augment
+
+                if pairing == "intra" and min(pd.Series(sub_y).value_counts()) < 2:
+                    raise MixaugError(f"{name}: a class has fewer than 2 rows at shots={shots}")
+                frame = pd.DataFrame({"text": sub_texts, "label": sub_y})
+                out = augment(frame, text_column="text", label_column="label", num_augmented=n_new, pairing=pairing,
+                              label_policy=policy, seed=cfg.seed + seed, only_new=True, checkpoint=cfg.checkpoint,
+                              device=cfg.device, batch_size=cfg.batch_size)
+                texts, labels = out["text"].tolist(), out["label"].tolist()
+                if policy == "soft":
+                    lam = out["mixaug_lambda"].to_numpy(dtype=float)
+                    new_emb = embed(texts)
+                    x = np.vstack([sub_emb, new_emb, new_emb])
+                    y = sub_y + out["mixaug_parent_a_label"].tolist() + out["mixaug_parent_b_label"].tolist()
+                    weights = np.concatenate([np.ones(len(sub_y)), lam, 1 - lam])
+                else:
+                    x, y = np.vstack([sub_emb, embed(texts)]), sub_y + labels
+                made = len(texts)
+                if policy == "hard":
+                    intrusion_rows += [{"pairing": pairing, "shots": shots, "lambda": float(l), "intrusion": bool(i)}
+                                       for l, i in zip(out["mixaug_lambda"], out["mixaug_intrusion"])]
+            seconds = time.time() - started
+            if made:
+                timing.setdefault(name, []).append(made / max(seconds, 1e-9))
+            acc, f1 = _fit_score(x, y, test_emb, test_y, weights, cfg.seed)
+            runs.append({"method": name, "shots": shots, "seed": seed, "accuracy": acc, "macro_f1": f1,
+                         "new_rows": made, "seconds": round(seconds, 2)})
+            advance(1)
+        say(f"shots={shots} seed={seed}: " + ", ".join(f"{r['method']} {r['accuracy']:.3f}" for r in runs[-len(methods):]))
+
+    summary = _summarise(runs, timing)
+    results = {
+        "config": asdict(cfg), "train_rows": len(train_df), "test_rows": len(test_df),
+        "classes": sorted(map(str, set(train_y))), "runs": runs, "summary": summary,
+        "fidelity": _fidelity(stack, test_texts, cfg, stage),
+        "controllability": _controllability(stack, test_texts, test_y, cfg, stage),
+        "intrusion": _intrusion_table(intrusion_rows),
+        "speed": {"new_rows_per_s": {k: round(float(np.mean(v)), 3) for k, v in timing.items()},
+                  "encode_sentences_per_s": round(len(train_texts) / max(encode_s, 1e-9), 1),
+                  "peak_rss_mb": _peak_rss_mb()},
+        "eda_ops": list(__import__("mixaug.baselines", fromlist=["EDA_OPS"]).EDA_OPS),
+    }
+    write_outputs(results, Path(cfg.out))
+    return results
+
+
+def _summarise(runs: list[dict], timing: dict) -> list[dict]:
+    df = pd.DataFrame(runs)
+    out = []
+    for (method, shots), grp in df.groupby(["method", "shots"], sort=False):
+        base = df[(df.method == "none") & (df.shots == shots)].sort_values("seed")
+        mine = grp.sort_values("seed")
+        p = None if method == "none" else _paired_p(mine.accuracy.tolist(), base.accuracy.tolist())
+        out.append({
+            "method": method, "shots": shots,
+            "accuracy_mean": round(float(grp.accuracy.mean()), 4), "accuracy_std": round(float(grp.accuracy.std(ddof=1)) if len(grp) > 1 else 0.0, 4),
+            "macro_f1_mean": round(float(grp.macro_f1.mean()), 4), "macro_f1_std": round(float(grp.macro_f1.std(ddof=1)) if len(grp) > 1 else 0.0, 4),
+            "p_value_vs_none": None if p is None else round(p, 4),
+            "new_rows_per_s": round(float(np.mean(timing[method])), 3) if method in timing else None,
+        })
+    return out
+
+
+def _fidelity(stack, texts: Sequence[str], cfg: EvalConfig, stage) -> dict:
+    from .encode import cosine_rows
+    from .metrics import reconstruction_report
+    from .pipeline import invert
+
+    sample = list(texts[: cfg.fidelity_n])
+    if not sample:
+        return {}
+    started = time.time()
+    out = invert(pd.DataFrame({"text": sample}), "text", cfg.checkpoint, cfg.device, cfg.batch_size)
+    seconds = time.time() - started
+    recon = out["reconstruction"].tolist()
+    cos = out["fidelity"].to_numpy(dtype=float)
+    report = reconstruction_report(sample, recon, cos)
+    tokens = sum(len(stack.inverter.tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in recon)
+    report["decode_tokens_per_s"] = round(tokens / max(seconds, 1e-9), 1)  # includes encode + re-encode
+    report["batch_size"] = cfg.batch_size
+    report["examples"] = [{"original": a, "reconstruction": b} for a, b in list(zip(sample, recon))[:5]]
+    return report
+
+
+def _controllability(stack, texts: Sequence[str], labels: Sequence, cfg: EvalConfig, stage) -> dict:
+    """For random pairs and λ in 0.1..0.9: cos(decoded, a) - cos(decoded, b), and its Spearman ρ with λ."""
+    from scipy.stats import spearmanr
+
+    from .pipeline import mix_texts
+
+    rng = np.random.default_rng([cfg.seed, 5])
+    lams = [round(0.1 * i, 1) for i in range(1, 10)]
+    rows = []
+    advance = stage("controllability", cfg.control_pairs)
+    for _ in range(cfg.control_pairs):
+        a, b = rng.choice(len(texts), 2, replace=False)
+        for r in mix_texts(texts[a], texts[b], lams, cfg.checkpoint, cfg.device):
+            rows.append({"lambda": r["lambda"], "margin": r["cos_a"] - r["cos_b"], "text": r["text"]})
+        advance(1)
+    if not rows:
+        return {}
+    df = pd.DataFrame(rows)
+    rho = spearmanr(df["lambda"], df["margin"]).statistic
+    curve = df.groupby("lambda")["margin"].agg(["mean", "std"]).reset_index()
+    return {"pairs": cfg.control_pairs, "spearman": round(float(rho), 4),
+            "curve": [{"lambda": float(r["lambda"]), "margin_mean": round(float(r["mean"]), 4),
+                       "margin_std": round(float(r["std"]), 4)} for _, r in curve.iterrows()]}
+
+
+def _intrusion_table(rows: list[dict]) -> list[dict]:
+    if not rows:
+        return []
+    df = pd.DataFrame(rows)
+    df["bucket"] = pd.cut(df["lambda"], [0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0], include_lowest=True).astype(str)
+    out = []
+    for (pairing, bucket), grp in df.groupby(["pairing", "bucket"], sort=True):
+        out.append({"pairing": pairing, "lambda_bucket": bucket, "n": int(len(grp)),
+                    "intrusion_rate": round(float(grp.intrusion.mean()), 4)})
+    for pairing, grp in df.groupby("pairing"):
+        out.append({"pairing": pairing, "lambda_bucket": "all", "n": int(len(grp)),
+                    "intrusion_rate": round(float(grp.intrusion.mean()), 4)})
+    return out
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# -- outputs -------------------------------------------------------------------------------------
+def write_outputs(results: dict, out: Path) -> None:
+    from .io import write_bytes_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out / "results.json", (json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n").encode())
+    write_bytes_atomic(out / "summary.json", (json.dumps(results["summary"], indent=2, default=str) + "\n").encode())
+    plots = _plots(results, out)
+    write_bytes_atomic(out / "report.md", render_report(results, plots).encode())
+
+
+def _plots(results: dict, out: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    made = []
+    summary = pd.DataFrame(results["summary"])
+    if not summary.empty:
+        fig, ax = plt.subplots(figsize=(9, 4))
+        shots = list(dict.fromkeys(summary["shots"].astype(str)))
+        methods = list(dict.fromkeys(summary["method"]))
+        width = 0.8 / max(1, len(methods))
+        for j, m in enumerate(methods):
+            sub = summary[summary.method == m].set_index(summary[summary.method == m]["shots"].astype(str))
+            xs = [i + j * width for i, s in enumerate(shots) if s in sub.index]
+            ax.bar(xs, [sub.loc[s, "accuracy_mean"] for s in shots if s in sub.index], width,
+                   yerr=[sub.loc[s, "accuracy_std"] for s in shots if s in sub.index], label=m, capsize=2)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(shots))], [f"shots={s}" for s in shots])
+        ax.set_ylabel("test accuracy")
+        ax.set_ylim(max(0, summary.accuracy_mean.min() - 0.15), min(1, summary.accuracy_mean.max() + 0.08))
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        fig.savefig(out / "accuracy.png", dpi=110)
+        plt.close(fig)
+        made.append("accuracy.png")
+    intr = pd.DataFrame(results["intrusion"])
+    if not intr.empty:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for pairing, grp in intr[intr.lambda_bucket != "all"].groupby("pairing"):
+            ax.plot(grp.lambda_bucket, grp.intrusion_rate, marker="o", label=pairing)
+        ax.set_xlabel("λ bucket (weight of parent a)")
+        ax.set_ylabel("intrusion rate")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "intrusion.png", dpi=110)
+        plt.close(fig)
+        made.append("intrusion.png")
+    ctrl = results.get("controllability") or {}
+    if ctrl.get("curve"):
+        c = pd.DataFrame(ctrl["curve"])
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.errorbar(c["lambda"], c["margin_mean"], yerr=c["margin_std"], marker="o", capsize=3)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xlabel("λ")
+        ax.set_ylabel("cos(decoded, a) − cos(decoded, b)")
+        ax.set_title(f"Spearman ρ = {ctrl['spearman']}")
+        fig.tight_layout()
+        fig.savefig(out / "controllability.png", dpi=110)
+        plt.close(fig)
+        made.append("controllability.png")
+    return made
+
+
+def _speed_ratio(rates: dict) -> str:
+    if "mixaug" in rates and "paraphrase" in rates and rates["paraphrase"]:
+        return (f"mixaug (default settings) makes {rates['mixaug']} new rows/s vs paraphrase {rates['paraphrase']}: "
+                f"ratio {rates['mixaug'] / rates['paraphrase']:.2f}x, same rows, same run.\n")
+    return ""
+
+
+def _md_table(rows: list[dict], cols: list[str]) -> str:
+    if not rows:
+        return "_(none)_\n"
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_report(results: dict, plots: list[str]) -> str:
+    cfg = results["config"]
+    parts = [
+        "# mixaug eval report\n",
+        f"TRAIN `{cfg['train']}` ({results['train_rows']} rows), TEST `{cfg['test']}` ({results['test_rows']} rows), "
+        f"{len(results['classes'])} classes; seeds {cfg['seeds']}; classifier {cfg['classifier']} on frozen encoder "
+        f"embeddings; new rows per run = min({cfg['max_new_rows']}, {cfg['ratio']} x originals).\n",
+        "## 1-2. Downstream accuracy by method\n",
+        _md_table(results["summary"], ["method", "shots", "accuracy_mean", "accuracy_std", "macro_f1_mean",
+                                       "macro_f1_std", "p_value_vs_none", "new_rows_per_s"]),
+        f"EDA ops that ran: {', '.join(results['eda_ops'])} (no offline synonym source).\n",
+        "## 3. Inversion fidelity and controllability\n",
+        _md_table([{k: v for k, v in results["fidelity"].items() if k != "examples"}], ["n", "cosine", "token_f1", "bleu", "exact"]),
+        _md_table(results["fidelity"].get("examples", []), ["original", "reconstruction"]),
+        f"Controllability (cos to a − cos to b over λ, {results['controllability'].get('pairs', 0)} pairs): "
+        f"Spearman ρ = {results['controllability'].get('spearman')}\n",
+        _md_table(results["controllability"].get("curve", []), ["lambda", "margin_mean", "margin_std"]),
+        "## 4. Manifold intrusion (hard label neither parent's)\n",
+        _md_table(results["intrusion"], ["pairing", "lambda_bucket", "n", "intrusion_rate"]),
+        "## 5. Speed\n",
+        _md_table([{"method": k, "new_rows_per_s": v} for k, v in results["speed"]["new_rows_per_s"].items()],
+                  ["method", "new_rows_per_s"]),
+        f"Encoder: {results['speed']['encode_sentences_per_s']} sentences/s; LM decode (inversion, batch "
+        f"{results['fidelity'].get('batch_size')}): {results['fidelity'].get('decode_tokens_per_s')} tokens/s; "
+        f"peak RSS {results['speed']['peak_rss_mb']} MB.\n",
+        _speed_ratio(results["speed"]["new_rows_per_s"]),
+    ]
+    parts += [f"![{p}]({p})\n" for p in plots]
+    return "\n".join(parts)
