@@ -36,15 +36,11 @@ def eda(texts: Sequence[str], labels: Sequence, n: int, seed: int, alpha: float 
     return out_t, out_l
 
 
-def embed_mixup(emb: np.ndarray, labels: Sequence, n: int, seed: int, alpha: float = 0.4):
-    """Classic sentence-level mixup in embedding space (random pairs, λ ~ Beta(α, α)): returns the mixed
-    embeddings and their soft labels as (label_a, label_b, λ); nothing readable is produced."""
+def embed_mixup(size: int, n: int, seed: int, alpha: float = 0.4):
+    """Classic sentence-level mixup in embedding space: random pairs (a, b) and λ ~ Beta(α, α). The
+    classifier trains on λ·emb(a) + (1−λ)·emb(b) with the soft label; nothing readable is produced."""
     rng = np.random.default_rng([seed, 7])
-    a = rng.integers(0, len(emb), n)
-    b = rng.integers(0, len(emb), n)
-    lam = rng.beta(alpha, alpha, n)
-    mixed = lam[:, None] * emb[a] + (1 - lam[:, None]) * emb[b]
-    return mixed.astype(np.float32), [labels[i] for i in a], [labels[i] for i in b], lam
+    return rng.integers(0, size, n), rng.integers(0, size, n), rng.beta(alpha, alpha, n)
 
 
 PARAPHRASE_PROMPT = "Paraphrase this sentence. Reply with the paraphrase only.\nSentence: {text}"

@@ -170,24 +170,43 @@ def invert(
     num_candidates: int = typer.Option(1),
     limit: Optional[int] = typer.Option(None),
     overwrite: bool = typer.Option(False, "--overwrite"),
+    stats_json: Optional[Path] = typer.Option(None, "--stats-json", help="Write cosine / token-F1 / BLEU as JSON here."),
+    group_column: Optional[str] = typer.Option(None, help="Also report the metrics per value of this column."),
     checkpoint: Optional[str] = CHECKPOINT,
     device: str = DEVICE,
     batch_size: int = typer.Option(32),
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Round trip: add `reconstruction` and `fidelity` (cosine of re-encoding to the original) columns."""
-    from .io import check_writable, detect_format, read_dataset, write_dataset
+    from .io import check_writable, detect_format, read_dataset, resolve_text_column, write_bytes_atomic, write_dataset
+    from .metrics import reconstruction_report
     from .pipeline import invert as run_invert
 
     detect_format(output, output_format)
     check_writable(output, overwrite)
+    if stats_json is not None:
+        check_writable(stats_json, overwrite)
     df = read_dataset(input, input_format, limit)
+    if group_column and group_column not in df.columns:
+        raise MixaugError(f"group column '{group_column}' not found; columns found: {', '.join(map(str, df.columns))}")
     with progress_bars(_show_progress(quiet)) as stage:
         out = run_invert(df, text_column, checkpoint, device, batch_size, num_candidates, progress=stage)
     write_dataset(out, output, output_format, overwrite=overwrite)
+    done = out[out["fidelity"].notna()]
+    text_col = resolve_text_column(df, text_column)
+
+    def report(rows):
+        return reconstruction_report(rows[text_col].tolist(), rows["reconstruction"].tolist(),
+                                     rows["fidelity"].to_numpy(dtype=float))
+
+    stats = {"all": report(done)}
+    if group_column:
+        stats.update({str(k): report(g) for k, g in done.groupby(group_column, sort=True)})
+    if stats_json is not None:
+        write_bytes_atomic(stats_json, (json.dumps(stats, indent=2) + "\n").encode())
     if not quiet:
-        fid = [f for f in out["fidelity"] if f is not None]
-        err.print(f"{len(fid)} rows inverted; mean fidelity {sum(fid) / max(1, len(fid)):.4f}")
+        for name, st in stats.items():
+            err.print(f"{name}: {st['n']} rows, cosine {st['cosine']:.4f}, token-F1 {st['token_f1']:.4f}, BLEU {st['bleu']:.2f}")
 
 
 @app.command("mix")

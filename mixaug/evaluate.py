@@ -74,14 +74,84 @@ def sample_shots(labels: Sequence, shots, seed: int) -> np.ndarray:
     return np.array(sorted(picked))
 
 
-def _fit_score(train_emb, train_y, test_emb, test_y, weights=None, seed=0) -> tuple[float, float]:
-    from sklearn.linear_model import LogisticRegression
+@dataclass
+class Example:
+    """One training row for the downstream classifier: the input is λ·emb(a) + (1−λ)·emb(b) and the
+    target λ·onehot(label_a) + (1−λ)·onehot(label_b). Plain rows have a == b and λ = 1; embed-mixup mixes
+    two texts' embeddings; mixaug:soft keeps its readable sentence but a λ-interpolated target."""
+
+    text_a: str
+    text_b: str
+    lam: float
+    label_a: object
+    label_b: object
+
+
+def _scores(test_y, pred) -> tuple[float, float]:
     from sklearn.metrics import accuracy_score, f1_score
 
-    clf = LogisticRegression(max_iter=2000, C=10.0, random_state=seed)
-    clf.fit(train_emb, train_y, sample_weight=weights)
-    pred = clf.predict(test_emb)
     return float(accuracy_score(test_y, pred)), float(f1_score(test_y, pred, average="macro"))
+
+
+def logreg_score(embed, examples: list[Example], test_emb, test_y, seed=0) -> tuple[float, float]:
+    """Logistic regression on frozen embeddings; a soft target becomes two rows weighted λ and 1−λ."""
+    from sklearn.linear_model import LogisticRegression
+
+    lam = np.array([e.lam for e in examples])[:, None]
+    x = lam * embed([e.text_a for e in examples]) + (1 - lam) * embed([e.text_b for e in examples])
+    rows_x, rows_y, rows_w = [], [], []
+    for xi, e in zip(x, examples):
+        for label, w in ((e.label_a, e.lam), (e.label_b, 1 - e.lam)):
+            if w > 0:
+                rows_x.append(xi)
+                rows_y.append(label)
+                rows_w.append(w)
+    clf = LogisticRegression(max_iter=2000, C=10.0, random_state=seed)
+    clf.fit(np.array(rows_x), rows_y, sample_weight=np.array(rows_w))
+    return _scores(test_y, clf.predict(test_emb))
+
+
+def finetune_score(encoder, examples: list[Example], test_texts, test_y, seed=0, epochs: int = 4,
+                   batch_size: int = 16, lr: float = 3e-5) -> tuple[float, float]:
+    """Fine-tune a copy of the encoder with a linear head (mean-pooled, soft-target cross-entropy)."""
+    import copy
+
+    import torch
+
+    torch.manual_seed(seed)
+    model = copy.deepcopy(encoder.model).train()
+    classes = list(dict.fromkeys([e.label_a for e in examples] + [e.label_b for e in examples]))
+    index = {c: i for i, c in enumerate(classes)}
+    head = torch.nn.Linear(encoder.dim, len(classes))
+    params = list(model.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW([{"params": list(model.parameters()), "lr": lr}, {"params": list(head.parameters()), "lr": 1e-3}])
+    rng = np.random.default_rng(seed)
+
+    def pooled(texts):
+        feats = model.tokenize(list(texts))
+        return model(feats)["sentence_embedding"]
+
+    for _ in range(epochs):
+        order = rng.permutation(len(examples))
+        for start in range(0, len(order), batch_size):
+            batch = [examples[i] for i in order[start : start + batch_size]]
+            lam = torch.tensor([e.lam for e in batch], dtype=torch.float32)[:, None]
+            mixed = lam * pooled([e.text_a for e in batch]) + (1 - lam) * pooled([e.text_b for e in batch])
+            target = torch.zeros(len(batch), len(classes))
+            for i, e in enumerate(batch):
+                target[i, index[e.label_a]] += e.lam
+                target[i, index[e.label_b]] += 1 - e.lam
+            loss = torch.nn.functional.cross_entropy(head(mixed), target)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+    model.eval()
+    preds = []
+    with torch.inference_mode():
+        for start in range(0, len(test_texts), 64):
+            preds += head(pooled(test_texts[start : start + 64])).argmax(-1).tolist()
+    return _scores(test_y, [classes[i] for i in preds])
 
 
 def _paired_p(xs: Sequence[float], ys: Sequence[float]) -> float | None:
@@ -100,8 +170,8 @@ def run_eval(cfg: EvalConfig, stage: Callable[[str, int], Callable[[int], None]]
     from .io import read_dataset, resolve_label_column, resolve_text_column
     from .pipeline import clean_texts, load_stack
 
-    if cfg.classifier != "logreg":
-        raise MixaugError(f"--classifier {cfg.classifier} is not available yet: use logreg")
+    if cfg.classifier not in ("logreg", "finetune"):
+        raise MixaugError(f"--classifier must be logreg or finetune (got {cfg.classifier})")
     stage = stage or (lambda name, total: (lambda n: None))
     methods = [(m, *parse_method(m)) for m in cfg.methods]
     train_df, test_df = read_dataset(cfg.train), read_dataset(cfg.test)
@@ -145,25 +215,20 @@ def run_eval(cfg: EvalConfig, stage: Callable[[str, int], Callable[[int], None]]
         sub_y = [train_y[i] for i in idx]
         sub_emb = train_emb[idx]
         n_new = min(cfg.max_new_rows, max(1, int(round(cfg.ratio * len(idx)))))
+        originals = [Example(t, t, 1.0, y, y) for t, y in zip(sub_texts, sub_y)]
         for name, kind, policy, pairing in methods:
             started = time.time()
-            weights = None
-            if kind == "none":
-                x, y = sub_emb, sub_y
-                made = 0
-            elif kind == "eda":
+            new: list[Example] = []
+            if kind == "eda":
                 from .baselines import eda
 
                 texts, labels = eda(sub_texts, sub_y, n_new, cfg.seed + seed)
-                x, y, made = np.vstack([sub_emb, embed(texts)]), sub_y + labels, len(texts)
+                new = [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
             elif kind == "embed-mixup":
                 from .baselines import embed_mixup
 
-                mixed, la, lb, lam = embed_mixup(sub_emb, sub_y, n_new, cfg.seed + seed)
-                x = np.vstack([sub_emb, mixed, mixed])
-                y = sub_y + la + lb
-                weights = np.concatenate([np.ones(len(sub_y)), lam, 1 - lam])
-                made = len(mixed)
+                a, b, lam = embed_mixup(len(sub_texts), n_new, cfg.seed + seed)
+                new = [Example(sub_texts[i], sub_texts[j], float(l), sub_y[i], sub_y[j]) for i, j, l in zip(a, b, lam)]
             elif kind == "paraphrase":
                 from .baselines import paraphrase
                 from .models import DEFAULT_LM, load_lm
@@ -171,35 +236,31 @@ def run_eval(cfg: EvalConfig, stage: Callable[[str, int], Callable[[int], None]]
                 if para_lm is None:
                     para_lm = load_lm(DEFAULT_LM, stack.device)[:2]
                 texts, labels = paraphrase(sub_texts, sub_y, n_new, cfg.seed + seed, *para_lm, batch_size=cfg.batch_size)
-                x, y, made = np.vstack([sub_emb, embed(texts)]), sub_y + labels, len(texts)
-            else:
+                new = [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
+            elif kind == "mixaug":
                 from .pipeline import augment
 
-                if pairing == "intra" and min(pd.Series(sub_y).value_counts()) < 2:
-                    raise MixaugError(f"{name}: a class has fewer than 2 rows at shots={shots}")
                 frame = pd.DataFrame({"text": sub_texts, "label": sub_y})
                 out = augment(frame, text_column="text", label_column="label", num_augmented=n_new, pairing=pairing,
                               label_policy=policy, seed=cfg.seed + seed, only_new=True, checkpoint=cfg.checkpoint,
                               device=cfg.device, batch_size=cfg.batch_size)
-                texts, labels = out["text"].tolist(), out["label"].tolist()
-                if policy == "soft":
-                    lam = out["mixaug_lambda"].to_numpy(dtype=float)
-                    new_emb = embed(texts)
-                    x = np.vstack([sub_emb, new_emb, new_emb])
-                    y = sub_y + out["mixaug_parent_a_label"].tolist() + out["mixaug_parent_b_label"].tolist()
-                    weights = np.concatenate([np.ones(len(sub_y)), lam, 1 - lam])
+                if policy == "soft":  # a readable sentence with the λ-interpolated label distribution
+                    new = [Example(t, t, float(l), a, b) for t, l, a, b in zip(
+                        out["text"], out["mixaug_lambda"], out["mixaug_parent_a_label"], out["mixaug_parent_b_label"])]
                 else:
-                    x, y = np.vstack([sub_emb, embed(texts)]), sub_y + labels
-                made = len(texts)
+                    new = [Example(t, t, 1.0, y, y) for t, y in zip(out["text"], out["label"])]
                 if policy == "hard":
                     intrusion_rows += [{"pairing": pairing, "shots": shots, "lambda": float(l), "intrusion": bool(i)}
                                        for l, i in zip(out["mixaug_lambda"], out["mixaug_intrusion"])]
             seconds = time.time() - started
-            if made:
-                timing.setdefault(name, []).append(made / max(seconds, 1e-9))
-            acc, f1 = _fit_score(x, y, test_emb, test_y, weights, cfg.seed)
+            if new:
+                timing.setdefault(name, []).append(len(new) / max(seconds, 1e-9))
+            if cfg.classifier == "finetune":
+                acc, f1 = finetune_score(stack.encoder, originals + new, test_texts, test_y, cfg.seed + seed)
+            else:
+                acc, f1 = logreg_score(embed, originals + new, test_emb, test_y, cfg.seed)
             runs.append({"method": name, "shots": shots, "seed": seed, "accuracy": acc, "macro_f1": f1,
-                         "new_rows": made, "seconds": round(seconds, 2)})
+                         "new_rows": len(new), "seconds": round(seconds, 2)})
             advance(1)
         say(f"shots={shots} seed={seed}: " + ", ".join(f"{r['method']} {r['accuracy']:.3f}" for r in runs[-len(methods):]))
 

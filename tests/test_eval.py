@@ -43,3 +43,19 @@ def test_eval_writes_report(tmp_path, sample_rows, tiny_checkpoint):
     report = (out / "report.md").read_text()
     for section in ("Downstream accuracy", "Inversion fidelity", "Manifold intrusion", "Speed"):
         assert section in report
+
+
+def test_eval_finetune_classifier(tmp_path, sample_rows, tiny_checkpoint):
+    df = pd.DataFrame(sample_rows)
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    df.iloc[::2].to_json(train, orient="records", lines=True)
+    df.iloc[1::2].to_json(test, orient="records", lines=True)
+    out = tmp_path / "ft"
+    r = CliRunner().invoke(app, [
+        "eval", "--train", str(train), "--test", str(test), "--out", str(out), "--shots", "3", "--seeds", "1",
+        "--methods", "none,embed-mixup", "--classifier", "finetune", "--fidelity-n", "0", "--control-pairs", "0",
+        "--checkpoint", str(tiny_checkpoint), "-q"])
+    assert r.exit_code == 0, r.output
+    summary = {rec["method"]: rec for rec in json.loads((out / "summary.json").read_text())}
+    assert 0 <= summary["embed-mixup"]["accuracy_mean"] <= 1
+    assert summary["none"]["accuracy_mean"] > 1 / 3  # 3 balanced classes: fine-tuning beats chance
