@@ -7,6 +7,7 @@ a per-row generator: a row's text depends only on its own embedding and seed, ne
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -139,6 +140,7 @@ def attach_lora(lm, manifest: Manifest):
     """Wrap the LM with fresh LoRA adapters as the manifest describes (training side)."""
     from peft import LoraConfig, get_peft_model
 
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     cfg = manifest.lora
     config = LoraConfig(
         r=cfg["r"], lora_alpha=cfg["alpha"], target_modules=list(cfg["target_modules"]), lora_dropout=0.0,
@@ -178,9 +180,11 @@ def _merge_lora(lm, lora_dir: Path, folder: Path):
     if not (lora_dir / "adapter_model.safetensors").exists():
         raise MixaugError(f"corrupt checkpoint {folder}: manifest names LoRA but {lora_dir} has no safetensors")
     try:
-        model = PeftModel.from_pretrained(lm, str(lora_dir), is_trainable=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = PeftModel.from_pretrained(lm, str(lora_dir), is_trainable=False)
+            merged = model.merge_and_unload()
     except Exception as exc:
         raise MixaugError(f"corrupt checkpoint {folder}: cannot load LoRA adapters ({exc})") from None
-    merged = model.merge_and_unload()
     merged.eval()
     return merged

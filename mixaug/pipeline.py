@@ -6,10 +6,13 @@ only wires them. Models are loaded once per (checkpoint, device) and reused acro
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import time
 from contextlib import nullcontext
-from dataclasses import astuple, dataclass, field, replace
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -38,9 +41,61 @@ class Stack:
     inverter: Inverter
     checkpoint: Path
     device: str
-    # (target bytes, seed, decode options) -> text: a row decodes the same every time, so repeated
-    # runs in one process (label-policy variants in `eval`, notebooks) reuse earlier decodes.
-    decoded: dict = field(default_factory=dict)
+    decoded: "DecodeCache"
+
+
+class DecodeCache:
+    """Decoded texts by (mixed target, seed, decode options), appended to a JSONL file per checkpoint and
+    device after every batch. A row always decodes the same, so a re-run (after Ctrl-C, or a label-policy
+    variant in `eval`) reuses what was already decoded instead of losing it."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.texts: dict[str, str] = {}
+        if path is not None and path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    key, text = json.loads(line)
+                except (ValueError, TypeError):
+                    continue  # a line cut short by an interrupted write
+                self.texts[key] = text
+
+    @staticmethod
+    def key(target: np.ndarray, seed: int, options: DecodeOptions) -> str:
+        h = hashlib.sha256(np.ascontiguousarray(target, dtype=np.float32).tobytes())
+        h.update(repr((seed, astuple(options))).encode())
+        return h.hexdigest()[:32]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.texts
+
+    def __getitem__(self, key: str) -> str:
+        return self.texts[key]
+
+    def add(self, keys: Sequence[str], texts: Sequence[str]) -> None:
+        self.texts.update(zip(keys, texts))
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.writelines(json.dumps([k, t], ensure_ascii=False) + "\n" for k, t in zip(keys, texts))
+
+    def clear(self) -> None:
+        self.texts.clear()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def _decode_cache_path(checkpoint: Path, device: str) -> Path | None:
+    """One file per (checkpoint contents, device); None (memory only) when MIXAUG_NO_DECODE_CACHE is set."""
+    from .models import cache_dir
+
+    if os.environ.get("MIXAUG_NO_DECODE_CACHE"):
+        return None
+    h = hashlib.sha256()
+    for name in ("manifest.json", "adaptor.safetensors", "lora/adapter_model.safetensors"):
+        if (checkpoint / name).exists():
+            h.update((checkpoint / name).read_bytes())
+    return cache_dir() / "decodes" / f"{h.hexdigest()[:20]}-{device}.jsonl"
 
 
 def checkpoint_path(checkpoint: str | Path | None) -> Path:
@@ -68,7 +123,7 @@ def load_stack(checkpoint: str | Path | None = None, device: str = "auto") -> St
                 f"encoder {manifest.encoder} gives {encoder.dim}-d embeddings; checkpoint {path} expects "
                 f"{manifest.encoder_dim}"
             )
-        _STACKS[key] = Stack(encoder, load_inverter(path, dev), path, dev)
+        _STACKS[key] = Stack(encoder, load_inverter(path, dev), path, dev, DecodeCache(_decode_cache_path(path, dev)))
     return _STACKS[key]
 
 
@@ -98,12 +153,15 @@ def _decode_candidates(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg
         temp = cfg.temperature if k == 0 else (cfg.temperature or cfg.candidate_temperature)
         opts = DecodeOptions(max_new_tokens=cfg.max_new_tokens, temperature=temp, top_p=cfg.top_p)
         row_seeds = [int(s) * 1009 + k for s in seeds]
-        keys = [(t.tobytes(), rs, astuple(opts)) for t, rs in zip(targets, row_seeds)]
+        keys = [DecodeCache.key(t, rs, opts) for t, rs in zip(targets, row_seeds)]
         todo = [i for i, key in enumerate(keys) if key not in stack.decoded]
         advance(len(targets) - len(todo))
-        fresh = stack.inverter.decode(targets[todo], seeds=[row_seeds[i] for i in todo], options=opts,
-                                      batch_size=cfg.batch_size, on_batch=advance)
-        stack.decoded.update(zip((keys[i] for i in todo), fresh))
+        for start in range(0, len(todo), cfg.batch_size):
+            chunk = todo[start : start + cfg.batch_size]
+            fresh = stack.inverter.decode(targets[chunk], seeds=[row_seeds[i] for i in chunk], options=opts,
+                                          batch_size=cfg.batch_size)
+            stack.decoded.add([keys[i] for i in chunk], fresh)
+            advance(len(chunk))
         texts = [stack.decoded[key] for key in keys]
         emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
         cos = cosine_rows(emb, targets)

@@ -53,7 +53,7 @@ def test_same_seed_is_byte_identical_across_batch_sizes(tmp_path, sample_file, t
     outs = []
     for bs in (1, 4, 32):
         for stack in pipeline._STACKS.values():
-            stack.decoded.clear()  # make every batch size really decode, not reuse the in-process cache
+            stack.decoded.clear()  # make every batch size really decode, not reuse the decode cache
         out = tmp_path / f"bs{bs}.jsonl"
         r = run("augment", sample_file, "-o", out, "--checkpoint", tiny_checkpoint, "-n", "8", "--batch-size", bs, *FAST)
         assert r.exit_code == 0, r.output
@@ -174,3 +174,36 @@ def test_provenance_collision_is_refused(tmp_path, tiny_checkpoint):
     src.write_text("text,label,mixaug_lambda\na b,x,1\nc d,x,2\n")
     assert_one_line_error(run("augment", src, "-o", tmp_path / "o.jsonl", "--checkpoint", tiny_checkpoint, *FAST),
                           "mixaug_lambda")
+
+
+def test_interrupted_run_resumes_from_decode_cache(tmp_path, sample_file, tiny_checkpoint, monkeypatch):
+    from mixaug import pipeline
+    from mixaug.invert import Inverter
+
+    for stack in pipeline._STACKS.values():
+        stack.decoded.clear()
+    real = Inverter.decode
+    calls = []
+
+    def flaky(self, *args, **kwargs):
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # Ctrl-C during the second batch
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Inverter, "decode", flaky)
+    out = tmp_path / "out.jsonl"
+    args = ("augment", sample_file, "-o", out, "--checkpoint", tiny_checkpoint, "-n", "8", "--batch-size", "4", *FAST)
+    r = run(*args)
+    assert r.exit_code == 130 and "interrupted" in r.stderr and not out.exists()
+    pipeline._STACKS.clear()  # a new process: only the on-disk cache survives
+    seen = []
+
+    def counting(self, emb, *args, **kwargs):
+        seen.append(len(emb))
+        return real(self, emb, *args, **kwargs)
+
+    monkeypatch.setattr(Inverter, "decode", counting)
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    assert seen[0] == 4  # round 0 decoded only the 4 rows the interrupted run had not finished
