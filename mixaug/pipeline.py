@@ -192,9 +192,10 @@ def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Pro
     usable, skipped = clean_texts(df, text_col)
     texts = usable[text_col].tolist()
     labels = usable[label_col].tolist() if label_col else None
-    if labels is not None and any(l is None or (isinstance(l, float) and math.isnan(l)) or l == "" for l in labels):
-        bad = next(i for i, l in zip(usable.index, labels) if l is None or l == "" or (isinstance(l, float) and math.isnan(l)))
-        raise MixaugError(f"row {bad} has a text but no label in '{label_col}'; fill or drop unlabelled rows")
+    missing = [i for i, l in zip(usable.index, labels or []) if l is None or l == "" or (isinstance(l, float) and math.isnan(l))]
+    if missing:
+        raise MixaugError(f"row {missing[0]} has a text but no label in '{label_col}' ({len(missing)} such rows); "
+                          "fill or drop unlabelled rows")
     ids = usable[cfg.id_column].tolist() if cfg.id_column else [int(i) for i in usable.index]
     pairing = cfg.pairing or ("intra" if labels is not None else "random")
     check_pairable(labels, pairing)
