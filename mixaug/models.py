@@ -194,6 +194,7 @@ def load_encoder(spec: str | None, device: str = "cpu"):
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     folder = resolve_encoder(spec)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
