@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	mkdir -p build
-	$(MIXAUG) augment examples/intents.jsonl -o build/demo.jsonl --overwrite --stats-json build/demo-stats.json
+	$(MIXAUG) augment examples/intents.jsonl -o build/demo.jsonl --id-column id --overwrite --stats-json build/demo-stats.json
 	@echo "--- a few new rows (build/demo.jsonl) ---"
 	@grep '"mixaug_source":"mixup"' build/demo.jsonl | head -n 5
 

@@ -177,11 +177,12 @@ def _merge_lora(lm, lora_dir: Path, folder: Path):
     """Apply saved LoRA adapters and fold them into the weights (inference is then as fast as the base)."""
     from peft import PeftModel
 
+    from .models import quiet_hf
+
     if not (lora_dir / "adapter_model.safetensors").exists():
         raise MixaugError(f"corrupt checkpoint {folder}: manifest names LoRA but {lora_dir} has no safetensors")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_hf():
             model = PeftModel.from_pretrained(lm, str(lora_dir), is_trainable=False)
             merged = model.merge_and_unload()
     except Exception as exc:

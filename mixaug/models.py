@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import MixaugError
@@ -23,6 +24,20 @@ DEFAULT_LM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _ENCODER_ALIASES = {DEFAULT_ENCODER, "all-MiniLM-L6-v2"}
 _LM_ALIASES = {DEFAULT_LM, "SmolLM2-135M-Instruct"}
 _SOURCE_FILE = "mixaug_source.json"
+
+
+@contextmanager
+def quiet_hf():
+    """Silence transformers' logs, progress bars and warnings while loading: stderr is for our progress."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def cache_dir() -> Path:
@@ -114,15 +129,9 @@ def _convert_gguf(gguf: Path) -> Path:
     target = cache_dir() / "lm" / f"{gguf.stem}-{_file_sha256(gguf)[:16]}"
     if (target / _SOURCE_FILE).exists():
         return target
-    import warnings
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_hf():
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model.hf_quantizer = None
@@ -165,16 +174,10 @@ def lm_weights_hash(folder: Path, model) -> str:
 
 def load_lm(spec: str | None, device: str = "cpu"):
     """Load (model, tokenizer, folder) for an LM spec, frozen and in eval mode."""
-    import warnings
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     folder = resolve_lm(spec)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_hf():
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
             model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
@@ -188,16 +191,10 @@ def load_lm(spec: str | None, device: str = "cpu"):
 
 def load_encoder(spec: str | None, device: str = "cpu"):
     """Load a SentenceTransformer from a resolved local folder."""
-    import warnings
-
     from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     folder = resolve_encoder(spec)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_hf():
         try:
             return SentenceTransformer(str(folder), device=device, local_files_only=True)
         except Exception as exc:
