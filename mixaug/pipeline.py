@@ -173,17 +173,26 @@ def _decode_candidates(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg
     return best_text, best_emb, best_cos
 
 
-def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Progress | None = None,
-            **overrides) -> pd.DataFrame:
-    """Augment a labelled (or unlabelled) DataFrame by inverted mixup.
+@dataclass
+class Prepared:
+    """The validated inputs of a run: which columns, which rows, which labels, how many new rows."""
 
-    Returns the output table (originals first unless only_new, then new rows with `mixaug_*`
-    provenance); the run's statistics are in `result.attrs["mixaug_stats"]`.
-    """
-    cfg = replace(config or AugmentConfig(), **overrides)
-    cfg.validate()
-    progress = progress or _no_progress
-    started = time.time()
+    text_col: str
+    label_col: str | None
+    texts: list
+    labels: list | None
+    ids: list
+    skipped: int
+    pairing: str
+    wanted: int
+
+    @property
+    def plan_labels(self) -> list:
+        return self.labels if self.labels is not None else [None] * len(self.texts)
+
+
+def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
+    """Check a dataset against a config before any model runs; every problem is a one-line MixaugError."""
     check_no_collision(df)
     text_col = resolve_text_column(df, cfg.text_column)
     label_col = resolve_label_column(df, cfg.label_column)
@@ -202,6 +211,23 @@ def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Pro
     if len(texts) < 2:
         raise MixaugError("need at least 2 rows with text to mix")
     wanted = len(df) if cfg.num_augmented is None else cfg.num_augmented
+    return Prepared(text_col, label_col, texts, labels, ids, skipped, pairing, wanted)
+
+
+def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Progress | None = None,
+            **overrides) -> pd.DataFrame:
+    """Augment a labelled (or unlabelled) DataFrame by inverted mixup.
+
+    Returns the output table (originals first unless only_new, then new rows with `mixaug_*`
+    provenance); the run's statistics are in `result.attrs["mixaug_stats"]`.
+    """
+    cfg = replace(config or AugmentConfig(), **overrides)
+    cfg.validate()
+    progress = progress or _no_progress
+    started = time.time()
+    p = prepare(df, cfg)
+    text_col, label_col, texts, labels, ids = p.text_col, p.label_col, p.texts, p.labels, p.ids
+    skipped, pairing, wanted = p.skipped, p.pairing, p.wanted
 
     checkpoint = cfg.checkpoint
     if cfg.adapt:
@@ -213,7 +239,7 @@ def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Pro
     emb = stack.encoder.encode(texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(texts)))
     labeller = Labeller(emb, labels, cfg.seed) if labels is not None else None
     filt = Filter(texts, cfg.min_fidelity, drop_intrusions=cfg.intrusion == "drop" and labels is not None)
-    plan_labels = labels if labels is not None else [None] * len(texts)
+    plan_labels = p.plan_labels
 
     accepted: list[dict] = []
     planned = 0
@@ -275,22 +301,16 @@ def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int 
     """The dry run: the plan's shape and a few decoded samples, nothing written."""
     cfg = replace(config or AugmentConfig(), **overrides)
     cfg.validate()
-    text_col = resolve_text_column(df, cfg.text_column)
-    label_col = resolve_label_column(df, cfg.label_column)
-    usable, skipped = clean_texts(df, text_col)
-    labels = usable[label_col].tolist() if label_col else None
-    pairing = cfg.pairing or ("intra" if labels is not None else "random")
-    wanted = len(df) if cfg.num_augmented is None else cfg.num_augmented
-    plan_labels = labels if labels is not None else [None] * len(usable)
-    plan = plan_pairs(plan_labels, max(wanted, 1), pairing, cfg.alpha, cfg.seed, 0)
-    texts = usable[text_col].tolist()
+    p = prepare(df, cfg)
+    plan = plan_pairs(p.plan_labels, max(p.wanted, 1), p.pairing, cfg.alpha, cfg.seed, 0)
+    texts = p.texts
     head = plan.head(samples)
     stack = load_stack(cfg.checkpoint, cfg.device)
     emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
     targets = mix(emb, head["a"].to_numpy(), head["b"].to_numpy(), head["lam"].to_numpy(), cfg.renormalize)
     decoded, _, fid = _decode_candidates(stack, targets, head["seed"].to_numpy(), cfg, lambda n: None)
     return {
-        "rows_read": len(df), "rows_skipped_empty_text": skipped, "planned": wanted, "pairing": pairing,
+        "rows_read": len(df), "rows_skipped_empty_text": p.skipped, "planned": p.wanted, "pairing": p.pairing,
         "lambda_mean": round(float(plan["lam"].mean()), 4),
         "lambda_quartiles": [round(float(q), 4) for q in plan["lam"].quantile([0.25, 0.5, 0.75])],
         "samples": [
