@@ -41,7 +41,7 @@ checkpoint: corpus
 	$(MIXAUG) export build/run-default mixaug/checkpoints/default --fp16 --overwrite
 
 # Benchmarks: `make bench` (about an hour on 2 CPU cores) or `make bench QUICK=1` (a few minutes).
-BENCH_FULL  := --shots 10,20,all --seeds 5 --max-new-rows 200 --max-test 500 --fidelity-n 100 --control-pairs 10
+BENCH_FULL  := --shots 10,20,all --seeds 5 --max-new-rows 100 --max-test 500 --fidelity-n 100 --control-pairs 10
 BENCH_QUICK := --shots 10 --seeds 2 --max-new-rows 60 --max-test 300 --fidelity-n 30 --control-pairs 4
 BENCH_ARGS  ?= $(if $(QUICK),$(BENCH_QUICK),$(BENCH_FULL))
 bench: install

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -14,6 +15,21 @@ class Encoder:
         self.model = model
         self.name = name
         self.normalize = normalize
+        self.memo: dict[str, np.ndarray] | None = None  # text -> embedding, only inside `memoize()`
+
+    @contextmanager
+    def memoize(self) -> Iterator[None]:
+        """Within the block, each distinct text is encoded once (exact: embeddings are batch-invariant).
+
+        For callers that encode the same texts again and again (eval re-augments subsets of one
+        TRAIN file); the memo is dropped on exit so a long-lived process does not grow.
+        """
+        outer = self.memo
+        self.memo = {} if outer is None else outer
+        try:
+            yield
+        finally:
+            self.memo = outer
 
     @property
     def dim(self) -> int:
@@ -25,7 +41,19 @@ class Encoder:
         batch_size: int = 32,
         on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """Embed texts; `on_batch(n)` is called after each batch (for progress bars).
+        """Embed texts; `on_batch(n)` is called after each batch (for progress bars)."""
+        if self.memo is None:
+            return self._encode(texts, batch_size, on_batch)
+        fresh = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if on_batch and len(texts) > len(fresh):
+            on_batch(len(texts) - len(fresh))
+        self.memo.update(zip(fresh, self._encode(fresh, batch_size, on_batch)))
+        if not len(texts):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self.memo[t] for t in texts])
+
+    def _encode(self, texts: Sequence[str], batch_size: int, on_batch: Callable[[int], None] | None) -> np.ndarray:
+        """Encode without the memo.
 
         Texts are grouped by padded length (a multiple of 16 tokens) and each group is padded to exactly
         that length, so a text's embedding never depends on which other texts share its batch: the

@@ -196,92 +196,89 @@ def run_eval(cfg: EvalConfig, stage: Callable[[str, int], Callable[[int], None]]
     # Speed is part of the report: decode afresh (in memory only), never from an earlier run's cache.
     # Within the run, mixaug:parent/soft reuse the decodes of the same plan under the hard policy.
     stack.decoded = DecodeCache(None)
-    t0 = time.time()
-    train_emb = stack.encoder.encode(train_texts, cfg.batch_size, on_batch=stage("encode train", len(train_texts)))
-    encode_s = time.time() - t0
-    test_emb = stack.encoder.encode(test_texts, cfg.batch_size, on_batch=stage("encode test", len(test_texts)))
-    encoded = dict(zip(train_texts, train_emb))
+    with stack.encoder.memoize():  # TRAIN texts are encoded once, though every run re-augments a subset
+        t0 = time.time()
+        train_emb = stack.encoder.encode(train_texts, cfg.batch_size, on_batch=stage("encode train", len(train_texts)))
+        encode_s = time.time() - t0
+        test_emb = stack.encoder.encode(test_texts, cfg.batch_size, on_batch=stage("encode test", len(test_texts)))
 
-    def embed(texts: Sequence[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in encoded]
-        if missing:
-            encoded.update(zip(missing, stack.encoder.encode(missing, cfg.batch_size)))
-        return np.array([encoded[t] for t in texts]) if texts else np.zeros((0, stack.encoder.dim), np.float32)
+        def embed(texts: Sequence[str]) -> np.ndarray:
+            return stack.encoder.encode(texts, cfg.batch_size)
 
-    para_lm = None
-    runs: list[dict] = []
-    intrusion_rows: list[dict] = []
-    timing: dict[str, list[float]] = {}
-    settings = [(s, seed) for s in cfg.shots for seed in range(cfg.seeds if s != "all" else min(cfg.seeds, 1) or 1)]
-    advance = stage("accuracy runs", len(settings) * len(methods))
-    for shots, seed in settings:
-        idx = sample_shots(train_y, shots, cfg.seed + seed)
-        sub_texts = [train_texts[i] for i in idx]
-        sub_y = [train_y[i] for i in idx]
-        sub_emb = train_emb[idx]
-        n_new = min(cfg.max_new_rows, max(1, int(round(cfg.ratio * len(idx)))))
-        originals = [Example(t, t, 1.0, y, y) for t, y in zip(sub_texts, sub_y)]
-        for name, kind, policy, pairing in methods:
-            started = time.time()
-            new: list[Example] = []
-            if kind == "eda":
-                from .baselines import eda
+        para_lm = None
+        runs: list[dict] = []
+        intrusion_rows: list[dict] = []
+        timing: dict[str, list[float]] = {}
+        settings = [(s, seed) for s in cfg.shots for seed in range(cfg.seeds if s != "all" else min(cfg.seeds, 1) or 1)]
+        advance = stage("accuracy runs", len(settings) * len(methods))
+        for shots, seed in settings:
+            idx = sample_shots(train_y, shots, cfg.seed + seed)
+            sub_texts = [train_texts[i] for i in idx]
+            sub_y = [train_y[i] for i in idx]
+            sub_emb = train_emb[idx]
+            n_new = min(cfg.max_new_rows, max(1, int(round(cfg.ratio * len(idx)))))
+            originals = [Example(t, t, 1.0, y, y) for t, y in zip(sub_texts, sub_y)]
+            for name, kind, policy, pairing in methods:
+                started = time.time()
+                new: list[Example] = []
+                if kind == "eda":
+                    from .baselines import eda
 
-                texts, labels = eda(sub_texts, sub_y, n_new, cfg.seed + seed)
-                new = [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
-            elif kind == "embed-mixup":
-                from .baselines import embed_mixup
+                    texts, labels = eda(sub_texts, sub_y, n_new, cfg.seed + seed)
+                    new = [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
+                elif kind == "embed-mixup":
+                    from .baselines import embed_mixup
 
-                a, b, lam = embed_mixup(len(sub_texts), n_new, cfg.seed + seed)
-                new = [Example(sub_texts[i], sub_texts[j], float(l), sub_y[i], sub_y[j]) for i, j, l in zip(a, b, lam)]
-            elif kind == "paraphrase":
-                from .baselines import paraphrase
-                from .models import DEFAULT_LM, load_lm
+                    a, b, lam = embed_mixup(len(sub_texts), n_new, cfg.seed + seed)
+                    new = [Example(sub_texts[i], sub_texts[j], float(l), sub_y[i], sub_y[j]) for i, j, l in zip(a, b, lam)]
+                elif kind == "paraphrase":
+                    from .baselines import paraphrase
+                    from .models import DEFAULT_LM, load_lm
 
-                if para_lm is None:
-                    para_lm = load_lm(DEFAULT_LM, stack.device)[:2]
-                texts, labels = paraphrase(sub_texts, sub_y, n_new, cfg.seed + seed, *para_lm, batch_size=cfg.batch_size)
-                new = [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
-            elif kind == "mixaug":
-                from .pipeline import augment
+                    if para_lm is None:
+                        para_lm = load_lm(DEFAULT_LM, stack.device)[:2]
+                    texts, labels = paraphrase(sub_texts, sub_y, n_new, cfg.seed + seed, *para_lm, batch_size=cfg.batch_size)
+                    new = [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
+                elif kind == "mixaug":
+                    from .pipeline import augment
 
-                frame = pd.DataFrame({"text": sub_texts, "label": sub_y})
-                out = augment(frame, text_column="text", label_column="label", num_augmented=n_new, pairing=pairing,
-                              label_policy=policy, seed=cfg.seed + seed, only_new=True, checkpoint=cfg.checkpoint,
-                              device=cfg.device, batch_size=cfg.batch_size)
-                if policy == "soft":  # a readable sentence with the λ-interpolated label distribution
-                    new = [Example(t, t, float(l), a, b) for t, l, a, b in zip(
-                        out["text"], out["mixaug_lambda"], out["mixaug_parent_a_label"], out["mixaug_parent_b_label"])]
+                    frame = pd.DataFrame({"text": sub_texts, "label": sub_y})
+                    out = augment(frame, text_column="text", label_column="label", num_augmented=n_new, pairing=pairing,
+                                  label_policy=policy, seed=cfg.seed + seed, only_new=True, checkpoint=cfg.checkpoint,
+                                  device=cfg.device, batch_size=cfg.batch_size)
+                    if policy == "soft":  # a readable sentence with the λ-interpolated label distribution
+                        new = [Example(t, t, float(l), a, b) for t, l, a, b in zip(
+                            out["text"], out["mixaug_lambda"], out["mixaug_parent_a_label"], out["mixaug_parent_b_label"])]
+                    else:
+                        new = [Example(t, t, 1.0, y, y) for t, y in zip(out["text"], out["label"])]
+                    if policy == "hard":
+                        intrusion_rows += [{"pairing": pairing, "shots": shots, "lambda": float(l), "intrusion": bool(i)}
+                                           for l, i in zip(out["mixaug_lambda"], out["mixaug_intrusion"])]
+                seconds = time.time() - started
+                if new:
+                    timing.setdefault(name, []).append(len(new) / max(seconds, 1e-9))
+                if cfg.classifier == "finetune":
+                    acc, f1 = finetune_score(stack.encoder, originals + new, test_texts, test_y, cfg.seed + seed)
                 else:
-                    new = [Example(t, t, 1.0, y, y) for t, y in zip(out["text"], out["label"])]
-                if policy == "hard":
-                    intrusion_rows += [{"pairing": pairing, "shots": shots, "lambda": float(l), "intrusion": bool(i)}
-                                       for l, i in zip(out["mixaug_lambda"], out["mixaug_intrusion"])]
-            seconds = time.time() - started
-            if new:
-                timing.setdefault(name, []).append(len(new) / max(seconds, 1e-9))
-            if cfg.classifier == "finetune":
-                acc, f1 = finetune_score(stack.encoder, originals + new, test_texts, test_y, cfg.seed + seed)
-            else:
-                acc, f1 = logreg_score(embed, originals + new, test_emb, test_y, cfg.seed)
-            runs.append({"method": name, "shots": shots, "seed": seed, "accuracy": acc, "macro_f1": f1,
-                         "new_rows": len(new), "seconds": round(seconds, 2)})
-            advance(1)
-        say(f"shots={shots} seed={seed}: " + ", ".join(f"{r['method']} {r['accuracy']:.3f}" for r in runs[-len(methods):]))
+                    acc, f1 = logreg_score(embed, originals + new, test_emb, test_y, cfg.seed)
+                runs.append({"method": name, "shots": shots, "seed": seed, "accuracy": acc, "macro_f1": f1,
+                             "new_rows": len(new), "seconds": round(seconds, 2)})
+                advance(1)
+            say(f"shots={shots} seed={seed}: " + ", ".join(f"{r['method']} {r['accuracy']:.3f}" for r in runs[-len(methods):]))
 
-    summary = _summarise(runs, timing)
-    results = {
-        "config": asdict(cfg), "train_rows": len(train_df), "test_rows": len(test_df),
-        "classes": sorted(map(str, set(train_y))), "runs": runs, "summary": summary,
-        "fidelity": _fidelity(stack, test_texts, cfg, stage),
-        "controllability": _controllability(stack, test_texts, test_y, cfg, stage),
-        "intrusion": _intrusion_table(intrusion_rows),
-        "speed": {"new_rows_per_s": {k: round(float(np.mean(v)), 3) for k, v in timing.items()},
-                  "encode_sentences_per_s": round(len(train_texts) / max(encode_s, 1e-9), 1),
-                  "peak_rss_mb": _peak_rss_mb()},
-        "eda_ops": list(__import__("mixaug.baselines", fromlist=["EDA_OPS"]).EDA_OPS),
-    }
-    write_outputs(results, Path(cfg.out))
+        summary = _summarise(runs, timing)
+        results = {
+            "config": asdict(cfg), "train_rows": len(train_df), "test_rows": len(test_df),
+            "classes": sorted(map(str, set(train_y))), "runs": runs, "summary": summary,
+            "fidelity": _fidelity(stack, test_texts, cfg, stage),
+            "controllability": _controllability(stack, test_texts, test_y, cfg, stage),
+            "intrusion": _intrusion_table(intrusion_rows),
+            "speed": {"new_rows_per_s": {k: round(float(np.mean(v)), 3) for k, v in timing.items()},
+                      "encode_sentences_per_s": round(len(train_texts) / max(encode_s, 1e-9), 1),
+                      "peak_rss_mb": _peak_rss_mb()},
+            "eda_ops": list(__import__("mixaug.baselines", fromlist=["EDA_OPS"]).EDA_OPS),
+        }
+        write_outputs(results, Path(cfg.out))
     return results
 
 

@@ -306,8 +306,11 @@ def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int 
     texts = p.texts
     head = plan.head(samples)
     stack = load_stack(cfg.checkpoint, cfg.device)
-    emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
-    targets = mix(emb, head["a"].to_numpy(), head["b"].to_numpy(), head["lam"].to_numpy(), cfg.renormalize)
+    parents = sorted(set(head["a"]) | set(head["b"]))  # encode only the sampled pairs' parents
+    row_of = {i: k for k, i in enumerate(parents)}
+    emb = stack.encoder.encode([texts[i] for i in parents], batch_size=cfg.batch_size)
+    targets = mix(emb, head["a"].map(row_of).to_numpy(), head["b"].map(row_of).to_numpy(), head["lam"].to_numpy(),
+                  cfg.renormalize)
     decoded, _, fid = _decode_candidates(stack, targets, head["seed"].to_numpy(), cfg, lambda n: None)
     return {
         "rows_read": len(df), "rows_skipped_empty_text": p.skipped, "planned": p.wanted, "pairing": p.pairing,

@@ -97,6 +97,24 @@ def test_dry_run_writes_nothing(tmp_path, sample_file, tiny_checkpoint):
     assert '"samples"' in r.stderr and r.stdout == ""
 
 
+def test_dry_run_samples_are_the_first_planned_rows(sample_rows, tiny_checkpoint):
+    """The preview encodes only the sampled parents; its decodes must equal the full path's."""
+    from mixaug.config import AugmentConfig
+    from mixaug.invert import DecodeOptions
+    from mixaug.mix import mix, plan_pairs
+    from mixaug.pipeline import load_stack, preview
+
+    df = pd.DataFrame(sample_rows)
+    cfg = AugmentConfig(checkpoint=str(tiny_checkpoint), max_new_tokens=6, num_augmented=9, seed=3)
+    samples = preview(df, cfg, samples=4)["samples"]
+    plan = plan_pairs(df.label.tolist(), 9, "intra", cfg.alpha, cfg.seed, 0).head(4)
+    stack = load_stack(cfg.checkpoint)
+    emb = stack.encoder.encode(df.text.tolist())
+    targets = mix(emb, plan["a"].to_numpy(), plan["b"].to_numpy(), plan["lam"].to_numpy(), True)
+    assert [s["decoded"] for s in samples] == stack.inverter.decode(targets, options=DecodeOptions(max_new_tokens=6))
+    assert [s["a"] for s in samples] == [df.text[i] for i in plan["a"]]
+
+
 def test_invert_and_mix_commands(tmp_path, sample_file, tiny_checkpoint):
     out = tmp_path / "inv.parquet"
     r = run("invert", sample_file, "-o", out, "--checkpoint", tiny_checkpoint, "--limit", "3", "-q")
