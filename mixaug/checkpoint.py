@@ -102,17 +102,32 @@ def save_checkpoint(
     folder: str | Path, manifest: Manifest, adaptor: Adaptor, lora_model=None, dtype=torch.float32
 ) -> Path:
     """Write manifest + adaptor (+ LoRA) into a fresh folder and swap it in atomically."""
-    from safetensors.torch import save_file
-
     with atomic_folder(folder) as tmp:
-        tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in adaptor.state_dict().items()}
-        save_file(tensors, tmp / ADAPTOR_FILE, metadata={"format": "mixaug-adaptor"})
+        _write_adaptor(tmp, adaptor, dtype)
         if lora_model is not None:
             lora_model.save_pretrained(tmp / LORA_DIR, safe_serialization=True)
-            if dtype != torch.float32:
-                _cast_safetensors(tmp / LORA_DIR / "adapter_model.safetensors", dtype)
+            _finish_lora(tmp / LORA_DIR, manifest, dtype)
         (tmp / MANIFEST).write_text(manifest.to_json())
     return Path(folder)
+
+
+def _write_adaptor(folder: Path, adaptor: Adaptor, dtype) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in adaptor.state_dict().items()}
+    save_file(tensors, folder / ADAPTOR_FILE, metadata={"format": "mixaug-adaptor"})
+
+
+def _finish_lora(lora_dir: Path, manifest: Manifest, dtype) -> None:
+    """Cast the adapters to dtype and keep the folder readable and portable: peft writes a blank model
+    card and this machine's path to the base model; the manifest already says which LM it is."""
+    (lora_dir / "README.md").unlink(missing_ok=True)
+    config_path = lora_dir / "adapter_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = manifest.lm
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if dtype != torch.float32:
+        _cast_safetensors(lora_dir / "adapter_model.safetensors", dtype)
 
 
 def _cast_safetensors(path: Path, dtype) -> None:
@@ -158,16 +173,13 @@ def load_adaptor(folder: str | Path, manifest: Manifest) -> Adaptor:
 
 def export_checkpoint(source: str | Path, dest: str | Path, dtype=torch.float16) -> Path:
     """Copy manifest + adaptor + LoRA (no training state) into dest, casting weights to dtype."""
-    from safetensors.torch import save_file
-
     source = Path(source)
     manifest = read_manifest(source)
     adaptor = load_adaptor(source, manifest)
     with atomic_folder(dest) as tmp:
-        save_file({k: v.to(dtype).contiguous() for k, v in adaptor.state_dict().items()}, tmp / ADAPTOR_FILE,
-                  metadata={"format": "mixaug-adaptor"})
+        _write_adaptor(tmp, adaptor, dtype)
         if manifest.lora:
             shutil.copytree(source / LORA_DIR, tmp / LORA_DIR)
-            _cast_safetensors(tmp / LORA_DIR / "adapter_model.safetensors", dtype)
+            _finish_lora(tmp / LORA_DIR, manifest, dtype)
         (tmp / MANIFEST).write_text(manifest.to_json())
     return Path(dest)

@@ -98,6 +98,10 @@ def test_missing_checkpoint(tmp_path):
 
 def test_export_fp16_halves_size_and_keeps_outputs_close(tiny_lora_checkpoint, tmp_path):
     out = export_checkpoint(tiny_lora_checkpoint, tmp_path / "fp16", torch.float16)
+    for folder in (tiny_lora_checkpoint, out):  # readable and portable: no blank model card, no local base path
+        assert not (folder / "lora" / "README.md").exists()
+        lora_config = json.loads((folder / "lora" / "adapter_config.json").read_text())
+        assert lora_config["base_model_name_or_path"] == read_manifest(folder).lm
     assert (out / ADAPTOR_FILE).stat().st_size < 0.6 * (tiny_lora_checkpoint / ADAPTOR_FILE).stat().st_size
     a = load_inverter(tiny_lora_checkpoint).soft_prompts(EMB[:2])
     b = load_inverter(out).soft_prompts(EMB[:2])
