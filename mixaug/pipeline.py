@@ -226,29 +226,27 @@ def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Pro
     progress = progress or _no_progress
     started = time.time()
     p = prepare(df, cfg)
-    text_col, label_col, texts, labels, ids = p.text_col, p.label_col, p.texts, p.labels, p.ids
-    skipped, pairing, wanted = p.skipped, p.pairing, p.wanted
 
     checkpoint = cfg.checkpoint
     if cfg.adapt:
         from .train import adapt
 
-        checkpoint = adapt(texts, checkpoint_path(cfg.checkpoint), cfg.adapt_steps, cfg.adapt_minutes, cfg.seed,
+        checkpoint = adapt(p.texts, checkpoint_path(cfg.checkpoint), cfg.adapt_steps, cfg.adapt_minutes, cfg.seed,
                            cfg.device, progress=False)
     stack = load_stack(checkpoint, cfg.device)
-    emb = stack.encoder.encode(texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(texts)))
-    labeller = Labeller(emb, labels, cfg.seed) if labels is not None else None
-    filt = Filter(texts, cfg.min_fidelity, drop_intrusions=cfg.intrusion == "drop" and labels is not None)
+    emb = stack.encoder.encode(p.texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(p.texts)))
+    labeller = Labeller(emb, p.labels, cfg.seed) if p.labels is not None else None
+    filt = Filter(p.texts, cfg.min_fidelity, drop_intrusions=cfg.intrusion == "drop" and p.labels is not None)
     plan_labels = p.plan_labels
 
     accepted: list[dict] = []
     planned = 0
     for round_ in range(cfg.max_rounds):
-        need = wanted - len(accepted)
+        need = p.wanted - len(accepted)
         if need <= 0:
             break
         n_plan = need if round_ == 0 else math.ceil(need * 1.5) + 2
-        plan = plan_pairs(plan_labels, n_plan, pairing, cfg.alpha, cfg.seed, round_)
+        plan = plan_pairs(plan_labels, n_plan, p.pairing, cfg.alpha, cfg.seed, round_)
         planned += n_plan
         a, b, lam = plan["a"].to_numpy(), plan["b"].to_numpy(), plan["lam"].to_numpy()
         targets = mix(emb, a, b, lam, cfg.renormalize)
@@ -260,14 +258,14 @@ def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Pro
         if labeller is not None:
             lab = assign_labels(cfg.label_policy, labeller.proba(out_emb), labeller.classes, la, lb, lam)
         for i in range(n_plan):
-            if len(accepted) >= wanted:
+            if len(accepted) >= p.wanted:
                 break
             intrusion = bool(lab.intrusion[i]) if labeller is not None else None
             if filt.check(out_text[i], float(fidelity[i]), bool(intrusion)) is not None:
                 continue
             row = {
                 "text": out_text[i], "label": lab.labels[i] if labeller is not None else None,
-                "parent_a": ids[a[i]], "parent_b": ids[b[i]], "parent_a_label": la[i], "parent_b_label": lb[i],
+                "parent_a": p.ids[a[i]], "parent_b": p.ids[b[i]], "parent_a_label": la[i], "parent_b_label": lb[i],
                 "lambda": round(float(lam[i]), 4), "fidelity": round(float(fidelity[i]), 4),
                 "label_confidence": round(float(lab.confidence[i]), 4) if labeller is not None else None,
                 "intrusion": intrusion,
@@ -278,21 +276,21 @@ def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Pro
 
     new_rows = pd.DataFrame(accepted, columns=[
         "text", "label", "parent_a", "parent_b", "parent_a_label", "parent_b_label", "lambda", "fidelity",
-        "label_confidence", "intrusion"] + (["soft_label"] if cfg.label_policy == "soft" and labels is not None else []))
-    result = build_output(df, new_rows, text_col, label_col, cfg.only_new)
+        "label_confidence", "intrusion"] + (["soft_label"] if cfg.label_policy == "soft" and p.labels is not None else []))
+    result = build_output(df, new_rows, p.text_col, p.label_col, cfg.only_new)
     seconds = time.time() - started
     intrusions = [r["intrusion"] for r in accepted if r["intrusion"] is not None]
     rejected_intrusions = filt.rejected.get("intrusion", 0)
     judged = len(intrusions) + rejected_intrusions
     result.attrs["mixaug_stats"] = {
-        "rows_read": len(df), "rows_skipped_empty_text": skipped, "requested": wanted, "new_rows": len(accepted),
-        "shortfall": wanted - len(accepted), "planned": planned, "rejected": dict(sorted(filt.rejected.items())),
+        "rows_read": len(df), "rows_skipped_empty_text": p.skipped, "requested": p.wanted, "new_rows": len(accepted),
+        "shortfall": p.wanted - len(accepted), "planned": planned, "rejected": dict(sorted(filt.rejected.items())),
         "intrusion_rate": round((sum(intrusions) + rejected_intrusions) / judged, 4) if judged else None,
         "mean_fidelity": round(float(np.mean([r["fidelity"] for r in accepted])), 4) if accepted else None,
         "seconds": round(seconds, 2), "rows_per_s": round(len(accepted) / seconds, 3) if seconds > 0 else None,
-        "pairing": pairing, "label_policy": cfg.label_policy if labels is not None else None,
+        "pairing": p.pairing, "label_policy": cfg.label_policy if p.labels is not None else None,
         "alpha": cfg.alpha, "seed": cfg.seed, "checkpoint": str(stack.checkpoint), "device": stack.device,
-        "text_column": text_col, "label_column": label_col,
+        "text_column": p.text_col, "label_column": p.label_col,
     }
     return result
 
