@@ -273,33 +273,36 @@ def train(
     num_soft_tokens: int = typer.Option(8),
     hidden_dim: int = typer.Option(1024),
     lora_r: int = typer.Option(16, help="LoRA rank on q,k,v,o (0 = adaptor only)."),
-    lr: float = typer.Option(2e-3),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate [default: 2e-3; on --resume: the run's own]."),
     batch_size: int = typer.Option(16),
     max_steps: Optional[int] = typer.Option(None),
     max_minutes: Optional[float] = typer.Option(None),
-    eval_every: int = typer.Option(100),
+    eval_every: Optional[int] = typer.Option(None, help="Steps between held-out evaluations [default: 100]."),
     eval_size: int = typer.Option(200),
-    save_every: int = typer.Option(25),
-    noise_std: float = typer.Option(0.0, help="Stage 3: Gaussian noise on input embeddings."),
-    mix_prob: float = typer.Option(0.0, help="Stage 3: share of inputs replaced by mixtures (target: dominant parent)."),
+    save_every: Optional[int] = typer.Option(None, help="Steps between saved checkpoints [default: 25]."),
+    noise_std: Optional[float] = typer.Option(None, help="Stage 3: Gaussian noise on input embeddings [default: 0]."),
+    mix_prob: Optional[float] = typer.Option(None, help="Stage 3: share of inputs replaced by mixtures (target: dominant parent) [default: 0]."),
     seed: int = typer.Option(0),
     device: str = DEVICE,
     resume: bool = typer.Option(False, "--resume"),
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Train (or --resume) an inversion checkpoint on unlabelled sentences (stage 1 alignment)."""
-    from .train import TrainConfig, train as run_train
+    from .train import TrainConfig, saved_config, train as run_train
 
     if not resume and not corpus:
         raise MixaugError("pass --corpus FILE (or --resume an existing run)")
     if max_steps is None and max_minutes is None:
         raise MixaugError("pass --max-steps or --max-minutes to bound the run")
+    # Settings a resumed run may change: left out, they keep the run's own values (not the defaults).
+    base = saved_config(out) if resume else TrainConfig(out=str(out))
+    given = {"lr": lr, "eval_every": eval_every, "save_every": save_every, "noise_std": noise_std, "mix_prob": mix_prob}
     cfg = TrainConfig(
         out=str(out), corpus=list(corpus or []), text_column=text_column, split_sentences=split_sentences,
         min_words=min_words, max_words=max_words, max_sentences=max_sentences, lm=lm, encoder=encoder,
-        num_soft_tokens=num_soft_tokens, hidden_dim=hidden_dim, lora_r=lora_r, lr=lr, batch_size=batch_size,
-        max_steps=max_steps, max_minutes=max_minutes, eval_every=eval_every, eval_size=eval_size,
-        save_every=save_every, noise_std=noise_std, mix_prob=mix_prob, seed=seed, device=device, resume=resume,
+        num_soft_tokens=num_soft_tokens, hidden_dim=hidden_dim, lora_r=lora_r, batch_size=batch_size,
+        max_steps=max_steps, max_minutes=max_minutes, eval_size=eval_size, seed=seed, device=device, resume=resume,
+        **{k: getattr(base, k) if v is None else v for k, v in given.items()},
     )
     path = run_train(cfg, progress=not quiet and err.is_terminal, log=lambda m: err.print(m, highlight=False))
     print(str(path))

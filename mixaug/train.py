@@ -30,6 +30,9 @@ from .errors import MixaugError
 from .invert import Inverter, attach_lora
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+# What a resumed run may change; everything else (corpus, sizes, seed) is the saved run's own.
+# Stage 3 is a later phase of the same run, hence noise_std and mix_prob.
+RESUMABLE = ("max_steps", "max_minutes", "resume", "device", "lr", "eval_every", "save_every", "noise_std", "mix_prob")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])")
 
 
@@ -227,12 +230,8 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
     run = Path(cfg.out)
     if run.exists() and (run / "state.json").exists() and not cfg.resume:
         raise MixaugError(f"{run} already holds a training run: pass --resume to continue it, or another --out")
-    if cfg.resume and not (run / "state.json").exists():
-        raise MixaugError(f"nothing to resume in {run}: no state.json")
     if cfg.resume:
-        saved = json.loads((run / "state.json").read_text())["config"]
-        keep = {"max_steps", "max_minutes", "resume", "device", "lr", "eval_every", "save_every"}
-        cfg = TrainConfig(**{**saved, **{k: getattr(cfg, k) for k in keep}})
+        cfg = TrainConfig(**{**asdict(saved_config(run)), **{k: getattr(cfg, k) for k in RESUMABLE}, "out": cfg.out})
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = resolve_device(cfg.device)
@@ -365,6 +364,14 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
         _append_jsonl(log_path, {"eval": final, "elapsed_s": round(elapsed(), 1)})
     checkpoint({k: v for k, v in final.items() if k != "examples"} if final else None)
     return run / "checkpoint"
+
+
+def saved_config(run: str | Path) -> TrainConfig:
+    """The config a run folder was last trained with (what --resume continues)."""
+    state = Path(run) / "state.json"
+    if not state.exists():
+        raise MixaugError(f"nothing to resume in {run}: no state.json")
+    return TrainConfig(**json.loads(state.read_text())["config"])
 
 
 def adapt(texts: Sequence[str], checkpoint: str | Path, steps: int = 60, minutes: float | None = None,

@@ -76,3 +76,32 @@ def test_adapt_refines_and_is_cached(tmp_path, tiny_checkpoint, monkeypatch):
     assert any("before adapting" in m for m in logs)
     again = adapt(texts, tiny_checkpoint, steps=4, batch_size=4, lr=1e-2, progress=False, log=logs.append)
     assert again == first and "reusing" in logs[-1]
+
+
+def test_cli_resume_keeps_the_runs_settings_unless_given(tmp_path, tiny_lm_dir):
+    """`--resume` without --lr/--noise-std continues with the run's own values, not the CLI defaults."""
+    from typer.testing import CliRunner
+
+    from mixaug.cli import app
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(sorted(set(SENTENCES))) + "\n")
+    run = tmp_path / "run"
+    common = ["--out", str(run), "--save-every", "2", "--eval-every", "1000", "-q"]
+
+    def cli(*args):
+        result = CliRunner().invoke(app, ["train", *common, *map(str, args)])
+        assert result.exit_code == 0, result.output
+        return json.loads((run / "state.json").read_text())
+
+    state = cli("--corpus", corpus, "--lm", tiny_lm_dir, "--num-soft-tokens", "2", "--hidden-dim", "32",
+                "--lora-r", "2", "--batch-size", "4", "--eval-size", "4", "--lr", "5e-3", "--noise-std", "0.05",
+                "--max-steps", "2")
+    assert state["step"] == 2 and state["config"]["lr"] == 5e-3
+    state = cli("--resume", "--max-steps", "4")
+    assert state["step"] == 4
+    assert (state["config"]["lr"], state["config"]["noise_std"], state["config"]["mix_prob"]) == (5e-3, 0.05, 0.0)
+    state = cli("--resume", "--max-steps", "5", "--lr", "1e-3", "--noise-std", "0", "--mix-prob", "0.5")
+    assert (state["step"], state["config"]["lr"], state["config"]["noise_std"], state["config"]["mix_prob"]) == (
+        5, 1e-3, 0.0, 0.5)
+    assert state["config"]["out"] == str(run)
