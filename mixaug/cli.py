@@ -282,6 +282,7 @@ def train(
     save_every: Optional[int] = typer.Option(None, help="Steps between saved checkpoints [default: 25]."),
     noise_std: Optional[float] = typer.Option(None, help="Stage 3: Gaussian noise on input embeddings [default: 0]."),
     mix_prob: Optional[float] = typer.Option(None, help="Stage 3: share of inputs replaced by mixtures (target: dominant parent) [default: 0]."),
+    decay_from: Optional[int] = typer.Option(None, help="From this step the lr falls linearly to 0 at --max-steps [default: constant lr]."),
     seed: int = typer.Option(0),
     device: str = DEVICE,
     resume: bool = typer.Option(False, "--resume"),
@@ -296,7 +297,8 @@ def train(
         raise MixaugError("pass --max-steps or --max-minutes to bound the run")
     # Settings a resumed run may change: left out, they keep the run's own values (not the defaults).
     base = saved_config(out) if resume else TrainConfig(out=str(out))
-    given = {"lr": lr, "eval_every": eval_every, "save_every": save_every, "noise_std": noise_std, "mix_prob": mix_prob}
+    given = {"lr": lr, "eval_every": eval_every, "save_every": save_every, "noise_std": noise_std, "mix_prob": mix_prob,
+             "decay_from": decay_from}
     cfg = TrainConfig(
         out=str(out), corpus=list(corpus or []), text_column=text_column, split_sentences=split_sentences,
         min_words=min_words, max_words=max_words, max_sentences=max_sentences, lm=lm, encoder=encoder,

@@ -32,7 +32,8 @@ from .invert import Inverter, attach_lora
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # What a resumed run may change; everything else (corpus, sizes, seed) is the saved run's own.
 # Stage 3 is a later phase of the same run, hence noise_std and mix_prob.
-RESUMABLE = ("max_steps", "max_minutes", "resume", "device", "lr", "eval_every", "save_every", "noise_std", "mix_prob")
+RESUMABLE = ("max_steps", "max_minutes", "resume", "device", "lr", "eval_every", "save_every", "noise_std", "mix_prob",
+             "decay_from")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])")
 
 
@@ -56,6 +57,7 @@ class TrainConfig:
     lora_alpha: int = 32
     lr: float = 2e-3
     warmup_steps: int = 30
+    decay_from: int | None = None  # from this step lr falls linearly to 0 at max_steps (an annealing phase)
     batch_size: int = 32
     max_steps: int | None = None
     max_minutes: float | None = None
@@ -232,6 +234,8 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
         raise MixaugError(f"{run} already holds a training run: pass --resume to continue it, or another --out")
     if cfg.resume:
         cfg = TrainConfig(**{**asdict(saved_config(run)), **{k: getattr(cfg, k) for k in RESUMABLE}, "out": cfg.out})
+    if cfg.decay_from is not None and cfg.max_steps is None:
+        raise MixaugError("--decay-from needs --max-steps: the step where the learning rate reaches 0")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = resolve_device(cfg.device)
@@ -334,7 +338,7 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
                 emb = torch.as_tensor(train_emb[idx], device=device)
                 targets = [train_texts[i] for i in idx]
                 emb, targets = _stage3_inputs(emb, targets, train_emb, train_texts, cfg, step)
-                lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+                lr = learning_rate(cfg, step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 with autocast:
@@ -364,6 +368,16 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
         _append_jsonl(log_path, {"eval": final, "elapsed_s": round(elapsed(), 1)})
     checkpoint({k: v for k, v in final.items() if k != "examples"} if final else None)
     return run / "checkpoint"
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, constant, then (with decay_from) a linear fall to 0 at max_steps. A function of the
+    step alone, so a resumed run follows the same schedule as an uninterrupted one; a phase that stops at
+    or before decay_from is not affected by it."""
+    lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.decay_from is not None and step >= cfg.decay_from:
+        lr *= (cfg.max_steps - step) / (cfg.max_steps - cfg.decay_from)
+    return lr
 
 
 def saved_config(run: str | Path) -> TrainConfig:

@@ -105,3 +105,20 @@ def test_cli_resume_keeps_the_runs_settings_unless_given(tmp_path, tiny_lm_dir):
     assert (state["step"], state["config"]["lr"], state["config"]["noise_std"], state["config"]["mix_prob"]) == (
         5, 1e-3, 0.0, 0.5)
     assert state["config"]["out"] == str(run)
+
+
+def test_decay_from_anneals_lr_to_zero_and_survives_resume(tmp_path, tiny_lm_dir):
+    texts = sorted(set(SENTENCES))
+    train(_cfg(tmp_path / "a", tiny_lm_dir, max_steps=6, decay_from=2), texts=texts, progress=False, log=lambda m: None)
+    train(_cfg(tmp_path / "b", tiny_lm_dir, max_steps=3), texts=texts, progress=False, log=lambda m: None)
+    train(_cfg(tmp_path / "b", tiny_lm_dir, max_steps=6, decay_from=2, resume=True), texts=texts, progress=False,
+          log=lambda m: None)
+
+    def lrs(run):
+        return [r["lr"] for r in map(json.loads, (run / "train_log.jsonl").read_text().splitlines()) if "lr" in r]
+
+    assert lrs(tmp_path / "a" / "run") == pytest.approx([1e-2, 1e-2, 1e-2, 7.5e-3, 5e-3, 2.5e-3])
+    assert lrs(tmp_path / "b" / "run") == pytest.approx([1e-2, 1e-2, 1e-2, 7.5e-3, 5e-3, 2.5e-3])
+    with pytest.raises(MixaugError, match="--decay-from needs --max-steps"):
+        train(_cfg(tmp_path / "c", tiny_lm_dir, max_minutes=1, decay_from=2), texts=texts, progress=False,
+              log=lambda m: None)
