@@ -385,7 +385,10 @@ def saved_config(run: str | Path) -> TrainConfig:
     state = Path(run) / "state.json"
     if not state.exists():
         raise MixaugError(f"nothing to resume in {run}: no state.json")
-    return TrainConfig(**json.loads(state.read_text())["config"])
+    try:
+        return TrainConfig(**json.loads(state.read_text())["config"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MixaugError(f"cannot resume {run}: state.json is not a mixaug training state ({exc})") from None
 
 
 def adapt(texts: Sequence[str], checkpoint: str | Path, steps: int = 60, minutes: float | None = None,
