@@ -119,12 +119,15 @@ def _write_adaptor(folder: Path, adaptor: Adaptor, dtype) -> None:
 
 
 def _finish_lora(lora_dir: Path, manifest: Manifest, dtype) -> None:
-    """Cast the adapters to dtype and keep the folder readable and portable: peft writes a blank model
-    card and this machine's path to the base model; the manifest already says which LM it is."""
+    """Cast the adapters to dtype and keep the folder readable, portable and reproducible: peft writes a
+    blank model card, this machine's path to the base model (the manifest already says which LM it is) and
+    target_modules in set order, which changes from one process to the next."""
     (lora_dir / "README.md").unlink(missing_ok=True)
     config_path = lora_dir / "adapter_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = manifest.lm
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if dtype != torch.float32:
         _cast_safetensors(lora_dir / "adapter_model.safetensors", dtype)

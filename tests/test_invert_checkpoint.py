@@ -102,6 +102,7 @@ def test_export_fp16_halves_size_and_keeps_outputs_close(tiny_lora_checkpoint, t
         assert not (folder / "lora" / "README.md").exists()
         lora_config = json.loads((folder / "lora" / "adapter_config.json").read_text())
         assert lora_config["base_model_name_or_path"] == read_manifest(folder).lm
+        assert lora_config["target_modules"] == sorted(lora_config["target_modules"])  # not set order
     assert (out / ADAPTOR_FILE).stat().st_size < 0.6 * (tiny_lora_checkpoint / ADAPTOR_FILE).stat().st_size
     a = load_inverter(tiny_lora_checkpoint).soft_prompts(EMB[:2])
     b = load_inverter(out).soft_prompts(EMB[:2])
