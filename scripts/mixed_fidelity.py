@@ -24,7 +24,7 @@ import torch
 
 from mixaug.encode import cosine_rows, load_encoder
 from mixaug.invert import load_inverter
-from mixaug.metrics import token_f1
+from mixaug.metrics import reconstruction_report, token_f1
 from mixaug.mix import mix
 from mixaug.models import load_lm
 
@@ -84,9 +84,9 @@ def main() -> None:
         cos_a, cos_b = cosine_rows(mixed_emb, emb[a]), cosine_rows(mixed_emb, emb[b])
         copies = np.array([max(token_f1(texts[i], t), token_f1(texts[j], t)) >= 0.8 for i, j, t in zip(a, b, mixed)])
         words = np.array([len(t.split()) for t in mixed])
+        round_trip = reconstruction_report(texts, clean, cosine_rows(clean_emb, emb))
         row = {
-            "clean": {"cosine": round(float(cosine_rows(clean_emb, emb).mean()), 4),
-                      "token_f1": round(float(np.mean([token_f1(r, h) for r, h in zip(texts, clean)])), 4),
+            "clean": {**{k: round_trip[k] for k in ("cosine", "token_f1")},
                       "nll": round(float(np.nanmean(mean_nll(lm, tokenizer, clean))), 4)},
             "by_lambda": {},
             "seconds": None,
