@@ -18,16 +18,39 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import MixaugError
+from .errors import MixaugError, MixaugWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Augment labelled text datasets by inverted mixup.")
 err = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"mixaug {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Augment labelled text datasets by inverted mixup."""
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split()).replace("[", "\\[")
+
+
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[red]error:[/red] {_one_line(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """MixaugWarning (and any other warning that reaches the CLI) as one 'warning:' line on stderr."""
+    err.print(f"[yellow]warning:[/yellow] {_one_line(message)}", highlight=False, markup=True, soft_wrap=True)
 
 
 def cli_errors(fn):
@@ -35,12 +58,23 @@ def cli_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import warnings
+
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # libraries' notices are not for the user of a CLI
+                warnings.simplefilter("always", MixaugWarning)
+                warnings.showwarning = _show_warning
+                return fn(*args, **kwargs)
         except MixaugError as exc:
-            _fail(str(exc).replace("[", "\\["))
+            _fail(str(exc))
         except KeyboardInterrupt:
-            _fail("interrupted; no output written", 130)
+            _fail("interrupted; no output written (decodes done so far are cached for a re-run)", 130)
+        except MemoryError:
+            _fail("out of memory; try a smaller --batch-size or fewer rows")
+        except OSError as exc:  # the environment (disk, permissions, a vanished file), not a bug of ours
+            where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+            _fail(f"{exc.strerror or exc}{where}")
 
     return wrapper
 
@@ -109,7 +143,7 @@ def augment(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and 5 decoded samples; write nothing."),
     limit: Optional[int] = typer.Option(None, help="Read only the first N input rows."),
-    stats_json: Optional[Path] = typer.Option(None, "--stats-json", help="Write the summary as JSON here."),
+    stats_json: Optional[str] = typer.Option(None, "--stats-json", help="Write the summary as JSON here ('-': stdout)."),
     checkpoint: Optional[str] = CHECKPOINT,
     adapt: bool = typer.Option(False, "--adapt", help="Stage 2: refine the checkpoint on this dataset first (cached)."),
     adapt_steps: int = typer.Option(60, help="Training steps for --adapt."),
@@ -120,16 +154,7 @@ def augment(
 ):
     """Write INPUT's rows plus new rows decoded from mixed embeddings, with provenance columns."""
     from .config import AugmentConfig
-    from .io import check_writable, detect_format, read_dataset, write_bytes_atomic, write_dataset
-    from .pipeline import augment as run_augment, preview
 
-    if not dry_run and output is None:
-        raise MixaugError("missing -o/--output (use '-' for stdout, or --dry-run)")
-    if output is not None and not dry_run:
-        detect_format(output, output_format)
-        check_writable(output, overwrite)
-    if stats_json is not None:
-        check_writable(stats_json, overwrite)
     cfg = AugmentConfig(
         text_column=text_column, label_column=label_column, id_column=id_column, num_augmented=num_augmented,
         pairing=pairing, alpha=alpha, seed=seed, renormalize=renormalize, num_candidates=num_candidates,
@@ -139,9 +164,15 @@ def augment(
         batch_size=batch_size,
     )
     cfg.validate()
-    if limit is not None and limit < 1:
-        raise MixaugError("--limit must be >= 1")
-    df = read_dataset(input, input_format, limit)
+    if not dry_run and output is None:
+        raise MixaugError("missing -o/--output (use '-' for stdout, or --dry-run)")
+    from .pipeline import augment as run_augment, prepare, preview, validate_checkpoint  # torch: after the checks
+
+    outputs = _Outputs(input, None if dry_run else output, output_format, None if dry_run else stats_json, overwrite)
+    df = _read_input(input, input_format, limit)
+    prepare(df, cfg)
+    outputs.check_can_hold(df)
+    validate_checkpoint(cfg.checkpoint)
     if dry_run:
         plan = preview(df, cfg)
         err.print_json(json.dumps(plan, ensure_ascii=False))
@@ -149,14 +180,57 @@ def augment(
     with progress_bars(_show_progress(quiet)) as stage:
         result = run_augment(df, cfg, progress=stage)
     stats = result.attrs.pop("mixaug_stats")
-    write_dataset(result, output, output_format, overwrite=overwrite)
-    if stats_json is not None:
-        write_bytes_atomic(stats_json, (json.dumps(stats, indent=2) + "\n").encode())
+    outputs.write(result, stats)
     if not quiet:
         err.print(_summary_table(stats))
     if stats["shortfall"]:
-        err.print(f"[yellow]warning:[/yellow] {stats['shortfall']} of {stats['requested']} new rows missing: "
-                  f"filters rejected candidates and {cfg.max_rounds} planning rounds ran out")
+        _show_warning(f"{stats['shortfall']} of {stats['requested']} new rows missing: filters rejected candidates "
+                      f"and {cfg.max_rounds} planning rounds ran out", None, "", 0)
+
+
+class _Outputs:
+    """The files a command writes (dataset + optional stats JSON), checked before any work: formats
+    known, paths distinct from each other and from the input, writable, not directories or special files;
+    then written together, all or none."""
+
+    def __init__(self, input: str, output: str | None, output_format: str | None, stats: str | None,
+                 overwrite: bool):
+        from .io import check_distinct, check_output_path, detect_format
+
+        self.output, self.output_format, self.stats, self.overwrite = output, output_format, stats, overwrite
+        if output is not None:
+            detect_format(output, output_format)
+        check_distinct({"--output": output, "--stats-json": stats})
+        for what, path in (("output", output), ("stats file", stats)):
+            if path is not None:
+                check_output_path(path, overwrite, inputs=[input], what=what)
+
+    def check_can_hold(self, df) -> None:
+        """The output format can hold every value of the input (else one line now, not after decoding),
+        and the disk has room for at least the rows passed through."""
+        from .io import check_output_path, check_representable
+
+        if self.output is None:
+            return
+        size = check_representable(df, self.output, self.output_format)
+        check_output_path(self.output, self.overwrite, min_free_bytes=size)
+
+    def write(self, table, stats: dict | None) -> None:
+        from .io import write_dataset, write_stdout
+
+        blob = (json.dumps(stats, indent=2, ensure_ascii=False, default=str) + "\n").encode() if stats is not None else b""
+        extra = [(self.stats, blob)] if self.stats not in (None, "-") else []
+        write_dataset(table, self.output, self.output_format, overwrite=self.overwrite, extra=extra)
+        if self.stats == "-":
+            write_stdout(blob)
+
+
+def _read_input(input: str, input_format: str | None, limit: int | None):
+    from .io import read_dataset
+
+    if limit is not None and limit < 1:
+        raise MixaugError(f"--limit must be >= 1 (got {limit})")
+    return read_dataset(input, input_format, limit)
 
 
 @app.command()
@@ -170,7 +244,7 @@ def invert(
     num_candidates: int = typer.Option(1),
     limit: Optional[int] = typer.Option(None),
     overwrite: bool = typer.Option(False, "--overwrite"),
-    stats_json: Optional[Path] = typer.Option(None, "--stats-json", help="Write cosine / token-F1 / BLEU as JSON here."),
+    stats_json: Optional[str] = typer.Option(None, "--stats-json", help="Write cosine / token-F1 / BLEU as JSON here ('-': stdout)."),
     group_column: Optional[str] = typer.Option(None, help="Also report the metrics per value of this column."),
     checkpoint: Optional[str] = CHECKPOINT,
     device: str = DEVICE,
@@ -178,22 +252,25 @@ def invert(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Round trip: add `reconstruction` and `fidelity` (cosine of re-encoding to the original) columns."""
-    from .io import check_writable, detect_format, read_dataset, resolve_text_column, write_bytes_atomic, write_dataset
+    from .io import resolve_text_column
     from .metrics import reconstruction_report
-    from .pipeline import invert as run_invert
+    from .pipeline import clean_texts, invert as run_invert, validate_checkpoint
 
-    detect_format(output, output_format)
-    check_writable(output, overwrite)
-    if stats_json is not None:
-        check_writable(stats_json, overwrite)
-    df = read_dataset(input, input_format, limit)
+    _check_decode_options(num_candidates, batch_size)
+    outputs = _Outputs(input, output, output_format, stats_json, overwrite)
+    df = _read_input(input, input_format, limit)
     if group_column and group_column not in df.columns:
         raise MixaugError(f"group column '{group_column}' not found; columns found: {', '.join(map(str, df.columns))}")
+    text_col = resolve_text_column(df, text_column)
+    clean_texts(df, text_col)
+    for col in ("reconstruction", "fidelity"):
+        if col in df.columns:
+            raise MixaugError(f"input already has a '{col}' column; rename or drop it")
+    outputs.check_can_hold(df)
+    validate_checkpoint(checkpoint)
     with progress_bars(_show_progress(quiet)) as stage:
         out = run_invert(df, text_column, checkpoint, device, batch_size, num_candidates, progress=stage)
-    write_dataset(out, output, output_format, overwrite=overwrite)
     done = out[out["fidelity"].notna()]
-    text_col = resolve_text_column(df, text_column)
 
     def report(rows):
         return reconstruction_report(rows[text_col].tolist(), rows["reconstruction"].tolist(),
@@ -201,12 +278,19 @@ def invert(
 
     stats = {"all": report(done)}
     if group_column:
-        stats.update({str(k): report(g) for k, g in done.groupby(group_column, sort=True)})
-    if stats_json is not None:
-        write_bytes_atomic(stats_json, (json.dumps(stats, indent=2) + "\n").encode())
+        keys = done[group_column].map(lambda v: json.dumps(v, default=str) if not isinstance(v, str) else v)
+        stats.update({k: report(g) for k, g in done.groupby(keys, sort=True)})
+    outputs.write(out, stats if stats_json is not None else None)
     if not quiet:
         for name, st in stats.items():
             err.print(f"{name}: {st['n']} rows, cosine {st['cosine']:.4f}, token-F1 {st['token_f1']:.4f}, BLEU {st['bleu']:.2f}")
+
+
+def _check_decode_options(num_candidates: int, batch_size: int) -> None:
+    if not 1 <= num_candidates <= 64:
+        raise MixaugError(f"--num-candidates must be in [1, 64] (got {num_candidates})")
+    if not 1 <= batch_size <= 4096:
+        raise MixaugError(f"--batch-size must be in [1, 4096] (got {batch_size})")
 
 
 @app.command("mix")
@@ -222,9 +306,14 @@ def mix_cmd(
     device: str = DEVICE,
 ):
     """Print the decoded mixture of two sentences at each λ."""
-    from .pipeline import mix_texts
+    from .config import check_number
+    from .pipeline import mix_texts, validate_checkpoint
 
     lams = lam or [round(0.1 * i, 1) for i in range(1, 10)]
+    for value in lams:
+        check_number("--lam", value, 0, 1)
+    _check_decode_options(num_candidates, 1)
+    validate_checkpoint(checkpoint)
     for row in mix_texts(text_a, text_b, lams, checkpoint, device, renormalize, num_candidates):
         if json_out:
             print(json.dumps(row, ensure_ascii=False))
@@ -252,7 +341,8 @@ def info(checkpoint: Optional[str] = CHECKPOINT, device: str = DEVICE):
             versions[pkg] = None
     out = {
         "checkpoint": str(path), "manifest": manifest,
-        "encoder_path": str(resolve_encoder(manifest["encoder"])), "lm_path": str(resolve_lm(manifest["lm"])),
+        "encoder_path": str(resolve_encoder(manifest["encoder"], base=path)),
+        "lm_path": str(resolve_lm(manifest["lm"], base=path)),
         "cache_dir": str(cache_dir()), "device": resolve_device(device), "versions": versions,
     }
     print(json.dumps(out, indent=2, ensure_ascii=False))
@@ -289,8 +379,30 @@ def train(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Train (or --resume) an inversion checkpoint on unlabelled sentences (stage 1 alignment)."""
+    from .config import MAX_SEED, check_number
     from .train import TrainConfig, saved_config, train as run_train
 
+    for name, value, low, high in (("--num-soft-tokens", num_soft_tokens, 1, 512), ("--hidden-dim", hidden_dim, 1, 65536),
+                                   ("--lora-r", lora_r, 0, 1024), ("--batch-size", batch_size, 1, 4096),
+                                   ("--eval-size", eval_size, 1, 1_000_000), ("--seed", seed, 0, MAX_SEED),
+                                   ("--min-words", min_words, 1, 10_000), ("--max-words", max_words, min_words, 10_000)):
+        check_number(name, value, low, high, integer=True)
+    for name, value in (("--max-steps", max_steps), ("--eval-every", eval_every), ("--save-every", save_every),
+                        ("--max-sentences", max_sentences)):
+        if value is not None:
+            check_number(name, value, 1, integer=True)
+    if decay_from is not None:
+        check_number("--decay-from", decay_from, 0, integer=True)
+    if lr is not None:
+        check_number("--lr", lr, 0, 10, low_open=True)
+    if max_minutes is not None:
+        check_number("--max-minutes", max_minutes, 0, low_open=True)
+    if noise_std is not None:
+        check_number("--noise-std", noise_std, 0, 10)
+    if mix_prob is not None:
+        check_number("--mix-prob", mix_prob, 0, 1)
+    if device not in ("auto", "cpu", "cuda", "mps"):
+        raise MixaugError(f"--device must be one of auto, cpu, cuda, mps (got {device})")
     if not resume and not corpus:
         raise MixaugError("pass --corpus FILE (or --resume an existing run)")
     if max_steps is None and max_minutes is None:
@@ -324,13 +436,16 @@ def adapt_cmd(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Stage 2: refine a checkpoint on a dataset's own texts; prints the (cached) adapted checkpoint path."""
+    from .config import AugmentConfig
     from .io import read_dataset, resolve_text_column
-    from .pipeline import checkpoint_path, clean_texts
+    from .pipeline import checkpoint_path, clean_texts, validate_checkpoint
     from .train import adapt
 
+    AugmentConfig(adapt_steps=adapt_steps, adapt_minutes=adapt_minutes, seed=seed, device=device).validate()
     df = read_dataset(input, input_format)
     col = resolve_text_column(df, text_column)
     usable, _ = clean_texts(df, col)
+    validate_checkpoint(checkpoint)
     path = adapt(usable[col].tolist(), checkpoint_path(checkpoint), adapt_steps, adapt_minutes, seed, device,
                  progress=not quiet and err.is_terminal, log=(lambda m: None) if quiet else (lambda m: err.print(m, highlight=False)))
     print(str(path))
@@ -361,8 +476,15 @@ def eval_cmd(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Compare augmentation methods side by side on TRAIN/TEST: accuracy, fidelity, intrusion, speed."""
+    from .config import MAX_SEED, check_number
     from .evaluate import DEFAULT_METHODS, EvalConfig, run_eval
 
+    for name, value, low, high in (("--seeds", seeds, 1, 1000), ("--max-new-rows", max_new_rows, 1, 1_000_000),
+                                   ("--max-test", max_test, 1, 10_000_000), ("--fidelity-n", fidelity_n, 0, 1_000_000),
+                                   ("--control-pairs", control_pairs, 0, 10_000), ("--seed", seed, 0, MAX_SEED),
+                                   ("--batch-size", batch_size, 1, 4096)):
+        check_number(name, value, low, high, integer=True)
+    check_number("--ratio", ratio, 0, 100, low_open=True)
     shot_list = []
     for s in shots.split(","):
         s = s.strip()

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 Pairing = Literal["intra", "inter", "random"]
 LabelPolicy = Literal["hard", "parent", "soft"]
 IntrusionPolicy = Literal["keep", "drop"]
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MAX_SEED = 2**32 - 1  # numpy, torch and scikit-learn all take seeds in [0, 2**32)
+MAX_NEW_ROWS = 10_000_000  # a plan is held in memory; a larger request is almost surely a typo
+MAX_ALPHA = 1e6
+
+
+def check_number(name: str, value, low=None, high=None, low_open: bool = False, integer: bool = False) -> None:
+    """One option's value: a finite number (a whole one if `integer`) in [low, high] (or (low, high])."""
+    from .errors import MixaugError
+
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
+        raise MixaugError(f"{name} must be a finite {'whole ' if integer else ''}number (got {value})")
+    if low is not None and (value <= low if low_open else value < low):
+        raise MixaugError(f"{name} must be {'>' if low_open else '>='} {low} (got {value})")
+    if high is not None and value > high:
+        raise MixaugError(f"{name} must be <= {high} (got {value})")
 
 
 @dataclass
@@ -40,26 +58,37 @@ class AugmentConfig:
     batch_size: int = 32
 
     def validate(self) -> None:
+        """Every option checked before a model loads or a row is read: one line naming the option."""
         from .errors import MixaugError
 
-        if self.alpha <= 0:
-            raise MixaugError(f"--alpha must be > 0 (got {self.alpha})")
-        if self.num_augmented is not None and self.num_augmented < 0:
-            raise MixaugError(f"--num-augmented must be >= 0 (got {self.num_augmented})")
-        if self.num_candidates < 1:
-            raise MixaugError("--num-candidates must be >= 1")
-        if self.batch_size < 1:
-            raise MixaugError("--batch-size must be >= 1")
-        if not 0 < self.top_p <= 1:
-            raise MixaugError("--top-p must be in (0, 1]")
-        if self.temperature < 0:
-            raise MixaugError("--temperature must be >= 0")
-        if self.min_fidelity is not None and not -1 <= self.min_fidelity <= 1:
-            raise MixaugError("--min-fidelity is a cosine: use a value in [-1, 1]")
+        number = check_number
+        number("--alpha", self.alpha, 0, MAX_ALPHA, low_open=True)
+        number("--seed", self.seed, 0, MAX_SEED, integer=True)
+        if self.num_augmented is not None:
+            number("--num-augmented", self.num_augmented, 0, MAX_NEW_ROWS, integer=True)
+        number("--num-candidates", self.num_candidates, 1, 64, integer=True)
+        number("--batch-size", self.batch_size, 1, 4096, integer=True)
+        number("--top-p", self.top_p, 0, 1, low_open=True)
+        number("--temperature", self.temperature, 0, 100)
+        number("candidate_temperature", self.candidate_temperature, 0, 100, low_open=True)
+        number("--max-new-tokens", self.max_new_tokens, 1, 1024, integer=True)
+        number("--max-rounds", self.max_rounds, 1, 100, integer=True)
+        number("--adapt-steps", self.adapt_steps, 1, 1_000_000, integer=True)
+        if self.adapt_minutes is not None:
+            number("--adapt-minutes", self.adapt_minutes, 0, 60 * 24 * 365, low_open=True)
+        if self.min_fidelity is not None:
+            number("--min-fidelity", self.min_fidelity)
+            if not -1 <= self.min_fidelity <= 1:
+                raise MixaugError("--min-fidelity is a cosine: use a value in [-1, 1]")
         for name, value, allowed in (
             ("--pairing", self.pairing, ("intra", "inter", "random", None)),
             ("--label-policy", self.label_policy, ("hard", "parent", "soft")),
             ("--intrusion", self.intrusion, ("keep", "drop")),
+            ("--device", self.device, DEVICES),
         ):
             if value not in allowed:
                 raise MixaugError(f"{name} must be one of {', '.join(a for a in allowed if a)} (got {value})")
+        for name, value in (("--text-column", self.text_column), ("--label-column", self.label_column),
+                            ("--id-column", self.id_column)):
+            if value is not None and (not isinstance(value, str) or value == ""):
+                raise MixaugError(f"{name} must name a column (got {value!r})")

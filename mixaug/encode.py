@@ -102,8 +102,9 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(normalize_rows(a) * normalize_rows(b), axis=1)
 
 
-def load_encoder(spec: str | None, device: str = "cpu", normalize: bool = True) -> Encoder:
-    """Resolve and load the encoder named by a checkpoint manifest."""
+def load_encoder(spec: str | None, device: str = "cpu", normalize: bool = True, base=None) -> Encoder:
+    """Resolve and load the encoder named by a checkpoint manifest (base: that checkpoint's folder, which a
+    relative path in the manifest is read against)."""
     from .models import DEFAULT_ENCODER, load_encoder as _load
 
-    return Encoder(_load(spec, device), spec or DEFAULT_ENCODER, normalize)
+    return Encoder(_load(spec, device, base), spec or DEFAULT_ENCODER, normalize)

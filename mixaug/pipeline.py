@@ -6,13 +6,10 @@ only wires them. Models are loaded once per (checkpoint, device) and reused acro
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import time
 from contextlib import nullcontext
-from dataclasses import astuple, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,11 +18,12 @@ import pandas as pd
 
 from .checkpoint import DEFAULT_CHECKPOINT, read_manifest
 from .config import AugmentConfig
+from .decode_cache import DecodeCache, decode_cache_path as _decode_cache_path
 from .encode import Encoder, cosine_rows
 from .errors import MixaugError
 from .filter import Filter
 from .invert import DecodeOptions, Inverter
-from .io import resolve_label_column, resolve_text_column
+from .io import is_missing, resolve_label_column, resolve_text_column
 from .label import Labeller, assign_labels
 from .mix import check_pairable, mix, plan_pairs
 from .write import build_output, check_no_collision
@@ -44,65 +42,21 @@ class Stack:
     decoded: "DecodeCache"
 
 
-class DecodeCache:
-    """Decoded texts by (mixed target, seed, decode options), appended to a JSONL file per checkpoint and
-    device after every batch. A row always decodes the same, so a re-run (after Ctrl-C, or a label-policy
-    variant in `eval`) reuses what was already decoded instead of losing it."""
-
-    def __init__(self, path: Path | None):
-        self.path = path
-        self.texts: dict[str, str] = {}
-        if path is not None and path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    key, text = json.loads(line)
-                except (ValueError, TypeError):
-                    continue  # a line cut short by an interrupted write
-                self.texts[key] = text
-
-    @staticmethod
-    def key(target: np.ndarray, seed: int, options: DecodeOptions) -> str:
-        h = hashlib.sha256(np.ascontiguousarray(target, dtype=np.float32).tobytes())
-        h.update(repr((seed, astuple(options))).encode())
-        return h.hexdigest()[:32]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.texts
-
-    def __getitem__(self, key: str) -> str:
-        return self.texts[key]
-
-    def add(self, keys: Sequence[str], texts: Sequence[str]) -> None:
-        self.texts.update(zip(keys, texts))
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.writelines(json.dumps([k, t], ensure_ascii=False) + "\n" for k, t in zip(keys, texts))
-
-    def clear(self) -> None:
-        self.texts.clear()
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-
-
-def _decode_cache_path(checkpoint: Path, device: str) -> Path | None:
-    """One file per (checkpoint contents, device); None (memory only) when MIXAUG_NO_DECODE_CACHE is set."""
-    from .models import cache_dir
-
-    if os.environ.get("MIXAUG_NO_DECODE_CACHE"):
-        return None
-    h = hashlib.sha256()
-    for name in ("manifest.json", "adaptor.safetensors", "lora/adapter_model.safetensors"):
-        if (checkpoint / name).exists():
-            h.update((checkpoint / name).read_bytes())
-    return cache_dir() / "decodes" / f"{h.hexdigest()[:20]}-{device}.jsonl"
-
-
 def checkpoint_path(checkpoint: str | Path | None) -> Path:
     """The checkpoint folder: the given one (or its checkpoint/ subfolder for a training run), else the default."""
     path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
     if not (path / "manifest.json").exists() and (path / "checkpoint" / "manifest.json").exists():
         path = path / "checkpoint"
+    return path
+
+
+def validate_checkpoint(checkpoint: str | Path | None = None) -> Path:
+    """Check a checkpoint (manifest, weight headers) without loading a model: a bad one fails in a second,
+    before the input is encoded. Returns its folder."""
+    from .checkpoint import validate_checkpoint as check
+
+    path = checkpoint_path(checkpoint)
+    check(path)
     return path
 
 
@@ -116,8 +70,10 @@ def load_stack(checkpoint: str | Path | None = None, device: str = "auto") -> St
     path = checkpoint_path(checkpoint)
     key = (str(path.resolve()), dev)
     if key not in _STACKS:
-        manifest = read_manifest(path)
-        encoder = load_encoder(manifest.encoder, dev, manifest.normalize)
+        from . import checkpoint as ckpt
+
+        manifest = ckpt.validate_checkpoint(path)  # before the encoder: a hostile checkpoint costs no model load
+        encoder = load_encoder(manifest.encoder, dev, manifest.normalize, base=path)
         if encoder.dim != manifest.encoder_dim:
             raise MixaugError(
                 f"encoder {manifest.encoder} gives {encoder.dim}-d embeddings; checkpoint {path} expects "
@@ -135,12 +91,50 @@ def _no_progress(stage: str, total: int) -> Callable[[int], None]:
 
 
 def clean_texts(df: pd.DataFrame, text_column: str) -> tuple[pd.DataFrame, int]:
-    """Drop rows whose text is empty or missing; error if none remain. Returns (rows kept, count skipped)."""
-    texts = df[text_column]
-    ok = texts.map(lambda t: isinstance(t, str) and bool(t.strip()))
+    """Drop rows whose text is empty or missing; error if none remain or a text is not text (a number, a
+    list: the wrong column, most likely). Returns (rows kept, count skipped)."""
+    values = df[text_column].tolist()
+    for i, t in enumerate(values):
+        if not (isinstance(t, str) or is_missing(t)):
+            raise MixaugError(f"column '{text_column}' holds {_kind(t)} values, not text (row {i + 1}: {_show(t)}); "
+                              "choose the text column with --text-column")
+    ok = pd.Series([isinstance(t, str) and bool(t.strip()) for t in values], index=df.index)
     if not ok.any():
         raise MixaugError(f"no usable text: all {len(df)} rows have an empty or missing '{text_column}'")
     return df[ok], int((~ok).sum())
+
+
+def _kind(value) -> str:
+    return {bool: "boolean", int: "number", float: "number", list: "list", dict: "object"}.get(
+        type(value), type(value).__name__)
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_keys(values: list, column: str, what: str, unique: bool) -> None:
+    """Labels and ids must be scalar, present, and distinct as the file wrote them: 1 and True (or 1 and
+    1.0) are one key to Python, so a column that holds both would silently merge them."""
+    seen: dict = {}
+    for i, v in enumerate(values):
+        if is_missing(v) or (isinstance(v, str) and v == ""):
+            continue
+        if not isinstance(v, (str, int, float, bool)):
+            raise MixaugError(f"{what} column '{column}' holds {_kind(v)} values (row {i + 1}: {_show(v)}); "
+                              f"{what}s must be text, numbers or booleans")
+        if v in seen:
+            j, first = seen[v]
+            if type(first) is not type(v):
+                raise MixaugError(f"{what} column '{column}' holds {first!r} (row {j + 1}) and {v!r} (row {i + 1}), "
+                                  f"which are different values in the file but the same {what} to Python; make "
+                                  f"the column one type")
+            if unique:
+                raise MixaugError(f"{what} column '{column}' has the duplicate value {v!r} (rows {j + 1} and {i + 1}); "
+                                  f"ids must be unique so that provenance names one parent")
+        else:
+            seen[v] = (i, v)
 
 
 def _decode_candidates(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: AugmentConfig,
@@ -201,10 +195,18 @@ def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
     usable, skipped = clean_texts(df, text_col)
     texts = usable[text_col].tolist()
     labels = usable[label_col].tolist() if label_col else None
-    missing = [i for i, l in zip(usable.index, labels or []) if l is None or l == "" or (isinstance(l, float) and math.isnan(l))]
-    if missing:
-        raise MixaugError(f"row {missing[0]} has a text but no label in '{label_col}' ({len(missing)} such rows); "
-                          "fill or drop unlabelled rows")
+    if label_col:
+        _check_keys(df[label_col].tolist(), label_col, "label", unique=False)
+        missing = [i for i, l in zip(usable.index, labels) if is_missing(l) or (isinstance(l, str) and l == "")]
+        if missing:
+            raise MixaugError(f"row {missing[0] + 1} has a text but no label in '{label_col}' ({len(missing)} such "
+                              "rows); fill or drop unlabelled rows")
+    if cfg.id_column:
+        _check_keys(df[cfg.id_column].tolist(), cfg.id_column, "id", unique=True)
+        absent = [i for i, v in zip(usable.index, usable[cfg.id_column].tolist())
+                  if is_missing(v) or (isinstance(v, str) and v == "")]
+        if absent:
+            raise MixaugError(f"row {absent[0] + 1} has a text but no id in '{cfg.id_column}' ({len(absent)} such rows)")
     ids = usable[cfg.id_column].tolist() if cfg.id_column else [int(i) for i in usable.index]
     pairing = cfg.pairing or ("intra" if labels is not None else "random")
     check_pairable(labels, pairing)

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import Adaptor, Manifest, read_manifest, save_checkpoint
+from .checkpoint import Adaptor, Manifest, save_checkpoint, validate_checkpoint
 from .errors import MixaugError
 from .invert import Inverter, attach_lora
 
@@ -226,7 +226,7 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
 
     from .encode import Encoder, cosine_rows, load_encoder
     from .metrics import reconstruction_report
-    from .models import DEFAULT_LM, lm_weights_hash, load_lm, resolve_device
+    from .models import DEFAULT_LM, absolute_spec, lm_weights_hash, load_lm, resolve_device
 
     say = log or (lambda m: print(m, file=sys.stderr))
     run = Path(cfg.out)
@@ -239,7 +239,7 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = resolve_device(cfg.device)
-    init = read_manifest(cfg.init_checkpoint) if cfg.init_checkpoint else None
+    init = validate_checkpoint(cfg.init_checkpoint) if cfg.init_checkpoint else None
 
     if texts is None:
         texts = read_corpus(cfg.corpus, cfg.text_column, cfg.split_sentences, cfg.min_words, cfg.max_words)
@@ -253,11 +253,16 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
     if not train_texts:
         raise MixaugError("corpus too small: nothing left to train on after the held-out split")
 
-    encoder: Encoder = load_encoder(cfg.encoder or (init.encoder if init else None), device)
-    lm, tokenizer, lm_folder = load_lm(cfg.lm or (init.lm if init else None), device)
+    # --encoder/--lm are read against the CWD, an init checkpoint's own against its folder; the new manifest
+    # records local paths as absolute ones, since its relative paths would be read against its own folder.
+    encoder_spec = absolute_spec(cfg.encoder) if cfg.encoder else (
+        absolute_spec(init.encoder, cfg.init_checkpoint) if init else None)
+    lm_spec = absolute_spec(cfg.lm) if cfg.lm else (absolute_spec(init.lm, cfg.init_checkpoint) if init else None)
+    encoder: Encoder = load_encoder(encoder_spec, device)
+    lm, tokenizer, lm_folder = load_lm(lm_spec, device)
     manifest = Manifest(
         encoder=encoder.name, encoder_dim=encoder.dim, normalize=True,
-        lm=cfg.lm or (init.lm if init else DEFAULT_LM), lm_weights_sha256=lm_weights_hash(lm_folder, lm),
+        lm=lm_spec or DEFAULT_LM, lm_weights_sha256=lm_weights_hash(lm_folder, lm),
         lm_hidden_size=lm.get_input_embeddings().weight.shape[1], num_soft_tokens=cfg.num_soft_tokens,
         hidden_dim=cfg.hidden_dim,
         lora={"r": cfg.lora_r, "alpha": cfg.lora_alpha, "target_modules": list(LORA_TARGETS)} if cfg.lora_r else None,
@@ -446,7 +451,7 @@ def _load_init(folder: str, adaptor: Adaptor, lm) -> None:
 
     from .checkpoint import LORA_DIR, load_adaptor
 
-    manifest = read_manifest(folder)
+    manifest = validate_checkpoint(folder)
     adaptor.load_state_dict(load_adaptor(folder, manifest).state_dict())
     if manifest.lora:
         from peft import set_peft_model_state_dict

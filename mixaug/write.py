@@ -34,23 +34,23 @@ def _py(value):
 def build_output(
     originals: pd.DataFrame, new_rows: pd.DataFrame, text_column: str, label_column: str | None, only_new: bool
 ) -> pd.DataFrame:
-    """originals (unless only_new) + new rows. `new_rows` holds text/label and the provenance fields."""
-    cols = list(originals.columns)
-    new = pd.DataFrame(index=range(len(new_rows)), columns=cols, dtype=object)
+    """originals (unless only_new, values untouched) + new rows. `new_rows` holds text/label and the
+    provenance fields; a new row's other columns are None."""
+    n = len(new_rows)
+    new = {c: [None] * n for c in originals.columns}
     new[text_column] = list(new_rows["text"])
     if label_column is not None:
         new[label_column] = [_py(v) for v in new_rows["label"]]
-    new["mixaug_source"] = "mixup"
+    new["mixaug_source"] = ["mixup"] * n
     for field in PROVENANCE[1:]:
         new[field] = [_py(v) for v in new_rows[field[len(PREFIX):]]]
     if "soft_label" in new_rows:
         new["mixaug_soft_label"] = [json.dumps(d, sort_keys=True) for d in new_rows["soft_label"]]
-    if only_new:
-        return new.reset_index(drop=True)
-    orig = originals.astype(object).copy()
-    orig["mixaug_source"] = "original"
-    for field in new.columns:
-        if field not in orig.columns:
-            orig[field] = None
-    out = pd.concat([orig, new[orig.columns]], ignore_index=True)
-    return out.astype(object).where(out.notna(), None)
+    columns = {c: list(v) for c, v in new.items()}
+    if not only_new:
+        m = len(originals)
+        columns = {c: (originals[c].tolist() if c in originals.columns else
+                       ["original"] * m if c == "mixaug_source" else [None] * m) + v for c, v in new.items()}
+    out = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in columns.items()})
+    out.attrs = dict(originals.attrs)  # e.g. the Arrow schema of a Parquet input
+    return out

@@ -150,7 +150,7 @@ BAD_JSONL = '{"text": "a", "label": "x"}\n{"text": oops}\n'
     ("", "empty.jsonl", [], "empty"),
     ("text,label\n,x\n  ,y\n", "blank.csv", [], "no usable text"),
     ("text,label\nhi there,a\nbye now,a\nlonely one,b\n", "single.csv", [], "class 'b' has only 1"),
-    ("text,label\nhi there,a\nbye now,\n", "nolab.csv", [], "row 1 has a text but no label"),
+    ("text,label\nhi there,a\nbye now,\n", "nolab.csv", [], "row 2 has a text but no label"),
 ])
 def test_bad_input(tmp_path, tiny_checkpoint, content, name, extra, message):
     src = tmp_path / name

@@ -13,10 +13,11 @@ DF = pd.DataFrame({"text": ["a b", "c, \"d\"", "e\nf"], "label": ["x", "y", "x"]
 @pytest.mark.parametrize("name", ["d.jsonl", "d.json", "d.csv", "d.tsv", "d.parquet", "d.jsonl.gz", "d.csv.gz", "d.tsv.gz"])
 def test_round_trip_every_format(tmp_path, name):
     path = tmp_path / name
-    write_dataset(DF, path)
+    df = DF.replace({"e\nf": "e f"}) if ".tsv" in name else DF  # TSV has no quoting: no line breaks in values
+    write_dataset(df, path)
     back = read_dataset(path)
-    assert list(back.columns) == list(DF.columns)
-    assert back.astype(str).equals(DF.astype(str))
+    assert list(back.columns) == list(df.columns)
+    assert back.astype(str).equals(df.astype(str))
 
 
 def test_csv_cells_stay_strings(tmp_path):
