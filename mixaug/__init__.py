@@ -7,9 +7,16 @@ a second instead of importing torch and pandas.
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "AugmentConfig": "config", "MixaugError": "errors", "MixaugWarning": "errors", "augment": "pipeline",
-    "invert": "pipeline", "load_stack": "pipeline", "mix_texts": "pipeline", "preview": "pipeline",
-    "read_dataset": "io", "write_dataset": "io",
+    "AugmentConfig": "config",
+    "MixaugError": "errors",
+    "MixaugWarning": "errors",
+    "augment": "pipeline",
+    "invert": "pipeline",
+    "load_stack": "pipeline",
+    "mix_texts": "pipeline",
+    "preview": "pipeline",
+    "read_dataset": "io",
+    "write_dataset": "io",
 }
 __all__ = list(_EXPORTS)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -46,8 +46,16 @@ def embed_mixup(size: int, n: int, seed: int, alpha: float = 0.4):
 PARAPHRASE_PROMPT = "Paraphrase this sentence. Reply with the paraphrase only.\nSentence: {text}"
 
 
-def paraphrase(texts: Sequence[str], labels: Sequence, n: int, seed: int, lm, tokenizer, batch_size: int = 16,
-               max_new_tokens: int = 48) -> tuple[list[str], list]:
+def paraphrase(
+    texts: Sequence[str],
+    labels: Sequence,
+    n: int,
+    seed: int,
+    lm,
+    tokenizer,
+    batch_size: int = 16,
+    max_new_tokens: int = 48,
+) -> tuple[list[str], list]:
     """Prompt the instruction LM to paraphrase randomly chosen rows (greedy); the label is copied."""
     import torch
 
@@ -59,13 +67,24 @@ def paraphrase(texts: Sequence[str], labels: Sequence, n: int, seed: int, lm, to
     out: list[str] = []
     for start in range(0, n, batch_size):
         chunk = picks[start : start + batch_size]
-        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": PARAPHRASE_PROMPT.format(text=texts[i])}],
-                                                 tokenize=False, add_generation_prompt=True) for i in chunk]
+        prompts = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": PARAPHRASE_PROMPT.format(text=texts[i])}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            for i in chunk
+        ]
         enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
         with torch.inference_mode():
-            gen = lm.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                              repetition_penalty=1.1)
-        for row in gen[:, enc["input_ids"].shape[1]:]:
+            gen = lm.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                repetition_penalty=1.1,
+            )
+        for row in gen[:, enc["input_ids"].shape[1] :]:
             text = tokenizer.decode(row, skip_special_tokens=True).strip().splitlines()
             out.append(" ".join(text[0].split()) if text else "")
     return out, [labels[i] for i in picks]

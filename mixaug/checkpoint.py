@@ -1,9 +1,9 @@
 """The inversion checkpoint: a readable folder, never a pickle.
 
-    manifest.json        encoder, LM (+ weights hash), soft tokens, prompt template, adaptor shape,
-                         training facts and metrics
-    adaptor.safetensors  the MLP that maps a sentence embedding to K soft-prompt vectors
-    lora/                optional LoRA adapters on the LM (peft layout, safetensors)
+manifest.json        encoder, LM (+ weights hash), soft tokens, prompt template, adaptor shape,
+                     training facts and metrics
+adaptor.safetensors  the MLP that maps a sentence embedding to K soft-prompt vectors
+lora/                optional LoRA adapters on the LM (peft layout, safetensors)
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class Manifest:
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_json(cls, text: str, where: str) -> "Manifest":
+    def from_json(cls, text: str, where: str) -> Manifest:
         """Parse manifest.json, refusing any field of the wrong type or out of range: these values size
         tensors and loops later, so a hostile one must stop here as a one-line error."""
         try:
@@ -125,8 +125,11 @@ def _line(exc: BaseException) -> str:
 
 
 def _is_spec(value) -> bool:
-    return isinstance(value, str) and bool(value.strip()) and len(value) <= 4096 and not any(
-        c in value for c in "\x00\n\r"
+    return (
+        isinstance(value, str)
+        and bool(value.strip())
+        and len(value) <= 4096
+        and not any(c in value for c in "\x00\n\r")
     )
 
 
@@ -144,8 +147,12 @@ def check_manifest_fields(data: dict, where: str) -> None:
     sha = data.get("lm_weights_sha256", "0" * 64)
     if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
         bad("lm_weights_sha256", "64 lowercase hex digits", sha)
-    for key, top in (("encoder_dim", MAX_DIM), ("lm_hidden_size", MAX_DIM), ("hidden_dim", MAX_DIM),
-                     ("num_soft_tokens", MAX_SOFT_TOKENS)):
+    for key, top in (
+        ("encoder_dim", MAX_DIM),
+        ("lm_hidden_size", MAX_DIM),
+        ("hidden_dim", MAX_DIM),
+        ("num_soft_tokens", MAX_SOFT_TOKENS),
+    ):
         if key in data and not (_is_int(data[key]) and 1 <= data[key] <= top):
             bad(key, f"an integer from 1 to {top}", data[key])
     if "normalize" in data and not isinstance(data["normalize"], bool):
@@ -187,7 +194,7 @@ class Adaptor(nn.Module):
         return self.net(emb).view(emb.shape[0], self.num_soft_tokens, self.output_dim)
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest) -> "Adaptor":
+    def from_manifest(cls, manifest: Manifest) -> Adaptor:
         return cls(manifest.encoder_dim, manifest.hidden_dim, manifest.num_soft_tokens, manifest.lm_hidden_size)
 
 
@@ -311,8 +318,12 @@ def read_safetensors_header(path: Path, folder: Path, label: str) -> dict[str, d
             raise bad(f"tensor {_show(name, 160)} has dtype {_show(dtype)}; expected F16, BF16 or F32")
         if not (isinstance(shape, list) and len(shape) <= 8 and all(_is_int(d) and d >= 0 for d in shape)):
             raise bad(f"tensor {_show(name, 160)} has shape {_show(shape)}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)
-                and 0 <= offsets[0] <= offsets[1] <= data_len):
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(_is_int(o) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= data_len
+        ):
             raise bad(f"tensor {_show(name, 160)} has data_offsets {_show(offsets)} beyond its {data_len} data bytes")
         if offsets[1] - offsets[0] != math.prod(shape) * _DTYPE_BYTES[dtype]:
             size_found = offsets[1] - offsets[0]
@@ -388,6 +399,17 @@ def _check_lora(folder: Path, manifest: Manifest) -> None:
     for key in ("rank_pattern", "layer_replication", "trainable_token_indices"):  # each sizes or copies modules
         if config.get(key):
             bad(key, "empty (mixaug never writes it)")
+    # Variants that change the maths (DoRA, rsLoRA, transposed weights, biases, extra trained modules...):
+    # mixaug trains plain LoRA, so a config asking for anything else is not one of its checkpoints.
+    for key, value in config.items():
+        if (key.startswith("use_") or key in ("fan_in_fan_out", "lora_bias")) and value not in (False, None):
+            bad(key, "false (mixaug checkpoints use plain LoRA)")
+        if key.endswith("_config") and key != "megatron_config" and value not in (None, {}):
+            bad(key, "empty (mixaug checkpoints use plain LoRA)")
+        if key in ("modules_to_save", "target_parameters", "layers_to_transform", "exclude_modules") and value:
+            bad(key, "empty (mixaug checkpoints use plain LoRA)")
+    if config.get("bias", "none") != "none":
+        bad("bias", '"none"')
     alpha_pattern = config.get("alpha_pattern") or {}
     if not (isinstance(alpha_pattern, dict) and all(_is_number(v) for v in alpha_pattern.values())):
         bad("alpha_pattern", "an object of numbers")
@@ -395,9 +417,20 @@ def _check_lora(folder: Path, manifest: Manifest) -> None:
     if not tensors:
         raise MixaugError(f"corrupt checkpoint {folder}: {weights_label} holds no tensors")
     for name, info in tensors.items():
-        parts, shape = set(name.split(".")), info["shape"]
+        pieces, shape = name.split("."), info["shape"]
+        parts = set(pieces)
         axis = 0 if {"lora_A", "lora_embedding_A"} & parts else 1 if {"lora_B", "lora_embedding_B"} & parts else None
-        if axis is not None and (len(shape) < 2 or shape[axis] != r):
+        module = (
+            pieces[pieces.index("lora_A" if axis == 0 else "lora_B") - 1]
+            if axis is not None and ("lora_A" in parts or "lora_B" in parts)
+            else None
+        )
+        if axis is None or module not in modules:  # peft skips weights it cannot place: the LoRA would vanish
+            raise MixaugError(
+                f"corrupt checkpoint {folder}: {weights_label} tensor {_show(name, 160)} is not a lora_A/lora_B "
+                f"weight of a target module ({', '.join(modules)})"
+            )
+        if len(shape) < 2 or shape[axis] != r:
             raise MixaugError(
                 f"corrupt checkpoint {folder}: {weights_label} tensor {_show(name, 160)} has shape {shape}, "
                 f"but {config_label} says r={r}"

@@ -12,7 +12,7 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -20,8 +20,12 @@ from rich.table import Table
 
 from .errors import MixaugError, MixaugWarning
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Augment labelled text datasets by inverted mixup.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Augment labelled text datasets by inverted mixup.",
+)
 err = Console(stderr=True)
 
 
@@ -34,8 +38,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Augment labelled text datasets by inverted mixup."""
 
 
@@ -82,13 +89,28 @@ def cli_errors(fn):
 @contextmanager
 def progress_bars(enabled: bool):
     """Yields a (stage, total) -> advance(n) factory backed by rich progress bars on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     if not enabled:
         yield None
         return
-    with Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=err, transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+
         def stage(name: str, total: int):
             task = bar.add_task(name, total=total)
             return lambda n: bar.advance(task, n)
@@ -102,15 +124,28 @@ def _show_progress(quiet: bool) -> bool:
 
 def _summary_table(stats: dict) -> Table:
     table = Table(title="mixaug augment", show_header=False, title_justify="left")
-    for key in ("rows_read", "rows_skipped_empty_text", "requested", "new_rows", "shortfall", "pairing",
-                "label_policy", "intrusion_rate", "mean_fidelity", "seconds", "rows_per_s"):
+    for key in (
+        "rows_read",
+        "rows_skipped_empty_text",
+        "requested",
+        "new_rows",
+        "shortfall",
+        "pairing",
+        "label_policy",
+        "intrusion_rate",
+        "mean_fidelity",
+        "seconds",
+        "rows_per_s",
+    ):
         table.add_row(key.replace("_", " "), str(stats.get(key)))
     for reason, count in stats.get("rejected", {}).items():
         table.add_row(f"rejected: {reason}", str(count))
     return table
 
 
-IN_FMT = typer.Option(None, "--input-format", help="Format for '-' or an unusual extension: jsonl, json, csv, tsv, parquet.")
+IN_FMT = typer.Option(
+    None, "--input-format", help="Format for '-' or an unusual extension: jsonl, json, csv, tsv, parquet."
+)
 OUT_FMT = typer.Option(None, "--output-format", help="Format for '-' or an unusual extension.")
 CHECKPOINT = typer.Option(None, "--checkpoint", help="Checkpoint folder (default: the one shipped in the package).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
@@ -126,8 +161,12 @@ def augment(
     text_column: Optional[str] = typer.Option(None, help="Default: first of text, sentence, content."),
     label_column: Optional[str] = typer.Option(None, help="Default: 'label' if present (else unlabelled)."),
     id_column: Optional[str] = typer.Option(None, help="Default: the row number."),
-    num_augmented: Optional[int] = typer.Option(None, "-n", "--num-augmented", help="New rows (default: as many as input rows)."),
-    pairing: Optional[str] = typer.Option(None, help="intra (same label, default), inter (different labels) or random."),
+    num_augmented: Optional[int] = typer.Option(
+        None, "-n", "--num-augmented", help="New rows (default: as many as input rows)."
+    ),
+    pairing: Optional[str] = typer.Option(
+        None, help="intra (same label, default), inter (different labels) or random."
+    ),
     alpha: float = typer.Option(0.4, help="λ ~ Beta(alpha, alpha)."),
     seed: int = typer.Option(0, help="Seeds the plan (pairs, λ) and any sampling."),
     renormalize: bool = typer.Option(True, "--renormalize/--no-renormalize", help="Project mixtures to unit norm."),
@@ -137,13 +176,20 @@ def augment(
     max_new_tokens: int = typer.Option(48),
     label_policy: str = typer.Option("hard", help="hard (classifier), parent (λ-dominant parent) or soft."),
     intrusion: str = typer.Option("keep", help="keep (relabelled) or drop manifold intrusions."),
-    min_fidelity: Optional[float] = typer.Option(None, help="Drop rows whose re-encoding cosine to the target is below this."),
+    min_fidelity: Optional[float] = typer.Option(
+        None, help="Drop rows whose re-encoding cosine to the target is below this."
+    ),
     max_rounds: int = typer.Option(3, help="Planning rounds (retries that replace rejected rows)."),
     only_new: bool = typer.Option(False, "--only-new", help="Write only the new rows."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and 5 decoded samples; write nothing."),
     limit: Optional[int] = typer.Option(None, help="Read only the first N input rows."),
-    stats_json: Optional[str] = typer.Option(None, "--stats-json", help="Write the summary as JSON here ('-': stdout)."),
+    stats_json: Optional[str] = typer.Option(
+        None, "--stats-json", help="Write the summary as JSON here ('-': stdout)."
+    ),
+    report: Optional[str] = typer.Option(
+        None, "--report", help="Also write an HTML report of the run here (see `mixaug report`)."
+    ),
     checkpoint: Optional[str] = CHECKPOINT,
     adapt: bool = typer.Option(False, "--adapt", help="Stage 2: refine the checkpoint on this dataset first (cached)."),
     adapt_steps: int = typer.Option(60, help="Training steps for --adapt."),
@@ -156,19 +202,44 @@ def augment(
     from .config import AugmentConfig
 
     cfg = AugmentConfig(
-        text_column=text_column, label_column=label_column, id_column=id_column, num_augmented=num_augmented,
-        pairing=pairing, alpha=alpha, seed=seed, renormalize=renormalize, num_candidates=num_candidates,
-        temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, label_policy=label_policy,
-        intrusion=intrusion, min_fidelity=min_fidelity, max_rounds=max_rounds, only_new=only_new,
-        checkpoint=checkpoint, adapt=adapt, adapt_steps=adapt_steps, adapt_minutes=adapt_minutes, device=device,
+        text_column=text_column,
+        label_column=label_column,
+        id_column=id_column,
+        num_augmented=num_augmented,
+        pairing=pairing,
+        alpha=alpha,
+        seed=seed,
+        renormalize=renormalize,
+        num_candidates=num_candidates,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        label_policy=label_policy,
+        intrusion=intrusion,
+        min_fidelity=min_fidelity,
+        max_rounds=max_rounds,
+        only_new=only_new,
+        checkpoint=checkpoint,
+        adapt=adapt,
+        adapt_steps=adapt_steps,
+        adapt_minutes=adapt_minutes,
+        device=device,
         batch_size=batch_size,
     )
     cfg.validate()
     if not dry_run and output is None:
         raise MixaugError("missing -o/--output (use '-' for stdout, or --dry-run)")
-    from .pipeline import augment as run_augment, prepare, preview, validate_checkpoint  # torch: after the checks
+    from .pipeline import augment as run_augment  # torch: after the checks
+    from .pipeline import prepare, preview, validate_checkpoint
 
-    outputs = _Outputs(input, None if dry_run else output, output_format, None if dry_run else stats_json, overwrite)
+    outputs = _Outputs(
+        input,
+        None if dry_run else output,
+        output_format,
+        None if dry_run else stats_json,
+        overwrite,
+        None if dry_run else report,
+    )
     df = _read_input(input, input_format, limit)
     prepare(df, cfg)
     outputs.check_can_hold(df)
@@ -181,11 +252,23 @@ def augment(
         result = run_augment(df, cfg, progress=stage)
     stats = result.attrs.pop("mixaug_stats")
     outputs.write(result, stats)
+    if report is not None:
+        from .report import render, split
+
+        page = render(
+            split(result, stats=stats), stats, title=f"mixaug report: {Path(str(output)).name}", seed=cfg.seed
+        )
+        outputs.write_report(page)
     if not quiet:
         err.print(_summary_table(stats))
     if stats["shortfall"]:
-        _show_warning(f"{stats['shortfall']} of {stats['requested']} new rows missing: filters rejected candidates "
-                      f"and {cfg.max_rounds} planning rounds ran out", None, "", 0)
+        _show_warning(
+            f"{stats['shortfall']} of {stats['requested']} new rows missing: filters rejected candidates "
+            f"and {cfg.max_rounds} planning rounds ran out",
+            None,
+            "",
+            0,
+        )
 
 
 class _Outputs:
@@ -193,15 +276,23 @@ class _Outputs:
     known, paths distinct from each other and from the input, writable, not directories or special files;
     then written together, all or none."""
 
-    def __init__(self, input: str, output: str | None, output_format: str | None, stats: str | None,
-                 overwrite: bool):
+    def __init__(
+        self,
+        input: str,
+        output: str | None,
+        output_format: str | None,
+        stats: str | None,
+        overwrite: bool,
+        report: str | None = None,
+    ):
         from .io import check_distinct, check_output_path, detect_format
 
         self.output, self.output_format, self.stats, self.overwrite = output, output_format, stats, overwrite
+        self.report = report
         if output is not None:
             detect_format(output, output_format)
-        check_distinct({"--output": output, "--stats-json": stats})
-        for what, path in (("output", output), ("stats file", stats)):
+        check_distinct({"--output": output, "--stats-json": stats, "--report": report})
+        for what, path in (("output", output), ("stats file", stats), ("report", report)):
             if path is not None:
                 check_output_path(path, overwrite, inputs=[input], what=what)
 
@@ -218,11 +309,21 @@ class _Outputs:
     def write(self, table, stats: dict | None) -> None:
         from .io import write_dataset, write_stdout
 
-        blob = (json.dumps(stats, indent=2, ensure_ascii=False, default=str) + "\n").encode() if stats is not None else b""
+        blob = (
+            (json.dumps(stats, indent=2, ensure_ascii=False, default=str) + "\n").encode() if stats is not None else b""
+        )
         extra = [(self.stats, blob)] if self.stats not in (None, "-") else []
         write_dataset(table, self.output, self.output_format, overwrite=self.overwrite, extra=extra)
         if self.stats == "-":
             write_stdout(blob)
+
+    def write_report(self, page: str) -> None:
+        from .io import write_bytes_atomic, write_stdout
+
+        if self.report == "-":
+            write_stdout(page.encode())
+        else:
+            write_bytes_atomic(self.report, page.encode())
 
 
 def _read_input(input: str, input_format: str | None, limit: int | None):
@@ -244,7 +345,9 @@ def invert(
     num_candidates: int = typer.Option(1),
     limit: Optional[int] = typer.Option(None),
     overwrite: bool = typer.Option(False, "--overwrite"),
-    stats_json: Optional[str] = typer.Option(None, "--stats-json", help="Write cosine / token-F1 / BLEU as JSON here ('-': stdout)."),
+    stats_json: Optional[str] = typer.Option(
+        None, "--stats-json", help="Write cosine / token-F1 / BLEU as JSON here ('-': stdout)."
+    ),
     group_column: Optional[str] = typer.Option(None, help="Also report the metrics per value of this column."),
     checkpoint: Optional[str] = CHECKPOINT,
     device: str = DEVICE,
@@ -252,9 +355,12 @@ def invert(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Round trip: add `reconstruction` and `fidelity` (cosine of re-encoding to the original) columns."""
+    import pandas as pd
+
     from .io import resolve_text_column
     from .metrics import reconstruction_report
-    from .pipeline import clean_texts, invert as run_invert, validate_checkpoint
+    from .pipeline import clean_texts, validate_checkpoint
+    from .pipeline import invert as run_invert
 
     _check_decode_options(num_candidates, batch_size)
     outputs = _Outputs(input, output, output_format, stats_json, overwrite)
@@ -263,6 +369,7 @@ def invert(
         raise MixaugError(f"group column '{group_column}' not found; columns found: {', '.join(map(str, df.columns))}")
     text_col = resolve_text_column(df, text_column)
     clean_texts(df, text_col)
+    group_keys = _group_keys(df[group_column].tolist(), group_column) if group_column else None
     for col in ("reconstruction", "fidelity"):
         if col in df.columns:
             raise MixaugError(f"input already has a '{col}' column; rename or drop it")
@@ -273,17 +380,35 @@ def invert(
     done = out[out["fidelity"].notna()]
 
     def report(rows):
-        return reconstruction_report(rows[text_col].tolist(), rows["reconstruction"].tolist(),
-                                     rows["fidelity"].to_numpy(dtype=float))
+        return reconstruction_report(
+            rows[text_col].tolist(), rows["reconstruction"].tolist(), rows["fidelity"].to_numpy(dtype=float)
+        )
 
     stats = {"all": report(done)}
     if group_column:
-        keys = done[group_column].map(lambda v: json.dumps(v, default=str) if not isinstance(v, str) else v)
+        keys = pd.Series(group_keys, index=df.index).loc[done.index]
         stats.update({k: report(g) for k, g in done.groupby(keys, sort=True)})
     outputs.write(out, stats if stats_json is not None else None)
     if not quiet:
         for name, st in stats.items():
-            err.print(f"{name}: {st['n']} rows, cosine {st['cosine']:.4f}, token-F1 {st['token_f1']:.4f}, BLEU {st['bleu']:.2f}")
+            err.print(
+                f"{name}: {st['n']} rows, cosine {st['cosine']:.4f}, token-F1 {st['token_f1']:.4f}, BLEU {st['bleu']:.2f}"
+            )
+
+
+def _group_keys(values: list, column: str) -> list[str]:
+    """Stats keys for --group-column values: text as is, anything else as JSON; two values that would share
+    a key (1 and "1"), or a group named like the overall entry, are refused before any work."""
+    keys, first = [], {}
+    for v in values:
+        key = v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False)
+        if key == "all":
+            raise MixaugError(f"group column '{column}' has a group named 'all', the name of the overall entry")
+        if key in first and type(first[key]) is not type(v):
+            raise MixaugError(f"group column '{column}' holds {first[key]!r} and {v!r}, which would share one group")
+        first.setdefault(key, v)
+        keys.append(key)
+    return keys
 
 
 def _check_decode_options(num_candidates: int, batch_size: int) -> None:
@@ -298,7 +423,9 @@ def _check_decode_options(num_candidates: int, batch_size: int) -> None:
 def mix_cmd(
     text_a: str = typer.Argument(...),
     text_b: str = typer.Argument(...),
-    lam: Optional[List[float]] = typer.Option(None, "--lam", help="λ (weight of TEXT_A); repeat for several. Default 0.1…0.9."),
+    lam: Optional[list[float]] = typer.Option(
+        None, "--lam", help="λ (weight of TEXT_A); repeat for several. Default 0.1…0.9."
+    ),
     renormalize: bool = typer.Option(True, "--renormalize/--no-renormalize"),
     num_candidates: int = typer.Option(1),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per line."),
@@ -310,6 +437,13 @@ def mix_cmd(
     from .pipeline import mix_texts, validate_checkpoint
 
     lams = lam or [round(0.1 * i, 1) for i in range(1, 10)]
+    for name, text in (("TEXT_A", text_a), ("TEXT_B", text_b)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise MixaugError(f"{name} is not valid UTF-8 text (check the terminal's encoding)") from None
+        if not text.strip():
+            raise MixaugError(f"{name} is empty")
     for value in lams:
         check_number("--lam", value, 0, 1)
     _check_decode_options(num_candidates, 1)
@@ -340,10 +474,13 @@ def info(checkpoint: Optional[str] = CHECKPOINT, device: str = DEVICE):
         except md.PackageNotFoundError:
             versions[pkg] = None
     out = {
-        "checkpoint": str(path), "manifest": manifest,
+        "checkpoint": str(path),
+        "manifest": manifest,
         "encoder_path": str(resolve_encoder(manifest["encoder"], base=path)),
         "lm_path": str(resolve_lm(manifest["lm"], base=path)),
-        "cache_dir": str(cache_dir()), "device": resolve_device(device), "versions": versions,
+        "cache_dir": str(cache_dir()),
+        "device": resolve_device(device),
+        "versions": versions,
     }
     print(json.dumps(out, indent=2, ensure_ascii=False))
 
@@ -352,7 +489,9 @@ def info(checkpoint: Optional[str] = CHECKPOINT, device: str = DEVICE):
 @cli_errors
 def train(
     out: Path = typer.Option(..., "--out", help="Run folder (checkpoint/, state, train_log.jsonl)."),
-    corpus: Optional[List[str]] = typer.Option(None, "--corpus", help="Text file(s), one sentence per line, or datasets."),
+    corpus: Optional[list[str]] = typer.Option(
+        None, "--corpus", help="Text file(s), one sentence per line, or datasets."
+    ),
     text_column: Optional[str] = typer.Option(None),
     split_sentences: bool = typer.Option(False, "--split-sentences"),
     min_words: int = typer.Option(3),
@@ -371,8 +510,12 @@ def train(
     eval_size: int = typer.Option(200),
     save_every: Optional[int] = typer.Option(None, help="Steps between saved checkpoints [default: 25]."),
     noise_std: Optional[float] = typer.Option(None, help="Stage 3: Gaussian noise on input embeddings [default: 0]."),
-    mix_prob: Optional[float] = typer.Option(None, help="Stage 3: share of inputs replaced by mixtures (target: dominant parent) [default: 0]."),
-    decay_from: Optional[int] = typer.Option(None, help="From this step the lr falls linearly to 0 at --max-steps [default: constant lr]."),
+    mix_prob: Optional[float] = typer.Option(
+        None, help="Stage 3: share of inputs replaced by mixtures (target: dominant parent) [default: 0]."
+    ),
+    decay_from: Optional[int] = typer.Option(
+        None, help="From this step the lr falls linearly to 0 at --max-steps [default: constant lr]."
+    ),
     seed: int = typer.Option(0),
     device: str = DEVICE,
     resume: bool = typer.Option(False, "--resume"),
@@ -380,15 +523,26 @@ def train(
 ):
     """Train (or --resume) an inversion checkpoint on unlabelled sentences (stage 1 alignment)."""
     from .config import MAX_SEED, check_number
-    from .train import TrainConfig, saved_config, train as run_train
+    from .train import TrainConfig, saved_config
+    from .train import train as run_train
 
-    for name, value, low, high in (("--num-soft-tokens", num_soft_tokens, 1, 512), ("--hidden-dim", hidden_dim, 1, 65536),
-                                   ("--lora-r", lora_r, 0, 1024), ("--batch-size", batch_size, 1, 4096),
-                                   ("--eval-size", eval_size, 1, 1_000_000), ("--seed", seed, 0, MAX_SEED),
-                                   ("--min-words", min_words, 1, 10_000), ("--max-words", max_words, min_words, 10_000)):
+    for name, value, low, high in (
+        ("--num-soft-tokens", num_soft_tokens, 1, 512),
+        ("--hidden-dim", hidden_dim, 1, 65536),
+        ("--lora-r", lora_r, 0, 1024),
+        ("--batch-size", batch_size, 1, 4096),
+        ("--eval-size", eval_size, 1, 1_000_000),
+        ("--seed", seed, 0, MAX_SEED),
+        ("--min-words", min_words, 1, 10_000),
+        ("--max-words", max_words, min_words, 10_000),
+    ):
         check_number(name, value, low, high, integer=True)
-    for name, value in (("--max-steps", max_steps), ("--eval-every", eval_every), ("--save-every", save_every),
-                        ("--max-sentences", max_sentences)):
+    for name, value in (
+        ("--max-steps", max_steps),
+        ("--eval-every", eval_every),
+        ("--save-every", save_every),
+        ("--max-sentences", max_sentences),
+    ):
         if value is not None:
             check_number(name, value, 1, integer=True)
     if decay_from is not None:
@@ -409,13 +563,34 @@ def train(
         raise MixaugError("pass --max-steps or --max-minutes to bound the run")
     # Settings a resumed run may change: left out, they keep the run's own values (not the defaults).
     base = saved_config(out) if resume else TrainConfig(out=str(out))
-    given = {"lr": lr, "eval_every": eval_every, "save_every": save_every, "noise_std": noise_std, "mix_prob": mix_prob,
-             "decay_from": decay_from}
+    given = {
+        "lr": lr,
+        "eval_every": eval_every,
+        "save_every": save_every,
+        "noise_std": noise_std,
+        "mix_prob": mix_prob,
+        "decay_from": decay_from,
+    }
     cfg = TrainConfig(
-        out=str(out), corpus=list(corpus or []), text_column=text_column, split_sentences=split_sentences,
-        min_words=min_words, max_words=max_words, max_sentences=max_sentences, lm=lm, encoder=encoder,
-        num_soft_tokens=num_soft_tokens, hidden_dim=hidden_dim, lora_r=lora_r, batch_size=batch_size,
-        max_steps=max_steps, max_minutes=max_minutes, eval_size=eval_size, seed=seed, device=device, resume=resume,
+        out=str(out),
+        corpus=list(corpus or []),
+        text_column=text_column,
+        split_sentences=split_sentences,
+        min_words=min_words,
+        max_words=max_words,
+        max_sentences=max_sentences,
+        lm=lm,
+        encoder=encoder,
+        num_soft_tokens=num_soft_tokens,
+        hidden_dim=hidden_dim,
+        lora_r=lora_r,
+        batch_size=batch_size,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        eval_size=eval_size,
+        seed=seed,
+        device=device,
+        resume=resume,
         **{k: getattr(base, k) if v is None else v for k, v in given.items()},
     )
     path = run_train(cfg, progress=not quiet and err.is_terminal, log=lambda m: err.print(m, highlight=False))
@@ -446,9 +621,57 @@ def adapt_cmd(
     col = resolve_text_column(df, text_column)
     usable, _ = clean_texts(df, col)
     validate_checkpoint(checkpoint)
-    path = adapt(usable[col].tolist(), checkpoint_path(checkpoint), adapt_steps, adapt_minutes, seed, device,
-                 progress=not quiet and err.is_terminal, log=(lambda m: None) if quiet else (lambda m: err.print(m, highlight=False)))
+    path = adapt(
+        usable[col].tolist(),
+        checkpoint_path(checkpoint),
+        adapt_steps,
+        adapt_minutes,
+        seed,
+        device,
+        progress=not quiet and err.is_terminal,
+        log=(lambda m: None) if quiet else (lambda m: err.print(m, highlight=False)),
+    )
     print(str(path))
+
+
+@app.command("report")
+@cli_errors
+def report_cmd(
+    input: str = typer.Argument(..., help="A file `mixaug augment` wrote (any format), or '-'."),
+    output: Optional[str] = typer.Option(
+        None, "-o", "--output", help="HTML file [default: INPUT's name + .report.html; '-': stdout]."
+    ),
+    input_format: Optional[str] = IN_FMT,
+    stats_json: Optional[str] = typer.Option(
+        None, "--stats-json", help="The run's --stats-json file: adds rejections and settings."
+    ),
+    text_column: Optional[str] = typer.Option(None, help="Default: from the stats file, else text/sentence/content."),
+    label_column: Optional[str] = typer.Option(None, help="Default: from the stats file, else 'label' if present."),
+    id_column: Optional[str] = typer.Option(
+        None, help="What mixaug_parent_a/b name [default: from the stats file, else the row number]."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+    quiet: bool = typer.Option(False, "-q", "--quiet"),
+):
+    """One self-contained HTML page about an augmented file: map, label counts, λ, fidelity, intrusions, samples."""
+    if output is None:
+        if input == "-":
+            raise MixaugError("reading stdin: pass -o/--output for the report")
+        name = Path(input).name
+        for suffix in (".gz", ".jsonl", ".json", ".csv", ".tsv", ".parquet"):
+            name = name[: -len(suffix)] if name.endswith(suffix) else name
+        output = str(Path(input).with_name(name + ".report.html"))
+    from .io import check_output_path, write_bytes_atomic, write_stdout
+    from .report import report
+
+    check_output_path(output, overwrite, inputs=[input] + ([stats_json] if stats_json else []), what="report")
+    page = report(input, input_format, stats_json, text_column, label_column, id_column)
+    if output == "-":
+        write_stdout(page.encode())
+    else:
+        write_bytes_atomic(output, page.encode())
+        if not quiet:
+            err.print(f"wrote {output} ({len(page.encode()) / 1024:.0f} KiB)", highlight=False)
 
 
 @app.command("eval")
@@ -461,8 +684,11 @@ def eval_cmd(
     label_column: Optional[str] = typer.Option(None),
     shots: str = typer.Option("10,20,all", help="Comma-separated: examples per class, or 'all'."),
     seeds: int = typer.Option(5),
-    methods: Optional[str] = typer.Option(None, help="Comma-separated (default: all): none, eda, embed-mixup, "
-                                          "paraphrase, mixaug, mixaug:<hard|parent|soft>:<intra|inter|random>."),
+    methods: Optional[str] = typer.Option(
+        None,
+        help="Comma-separated (default: all): none, eda, embed-mixup, "
+        "paraphrase, mixaug, mixaug:<hard|parent|soft>:<intra|inter|random>.",
+    ),
     classifier: str = typer.Option("logreg", help="logreg on frozen encoder embeddings."),
     ratio: float = typer.Option(1.0, help="New rows per original row."),
     max_new_rows: int = typer.Option(200, help="Cap on new rows per run."),
@@ -479,10 +705,15 @@ def eval_cmd(
     from .config import MAX_SEED, check_number
     from .evaluate import DEFAULT_METHODS, EvalConfig, run_eval
 
-    for name, value, low, high in (("--seeds", seeds, 1, 1000), ("--max-new-rows", max_new_rows, 1, 1_000_000),
-                                   ("--max-test", max_test, 1, 10_000_000), ("--fidelity-n", fidelity_n, 0, 1_000_000),
-                                   ("--control-pairs", control_pairs, 0, 10_000), ("--seed", seed, 0, MAX_SEED),
-                                   ("--batch-size", batch_size, 1, 4096)):
+    for name, value, low, high in (
+        ("--seeds", seeds, 1, 1000),
+        ("--max-new-rows", max_new_rows, 1, 1_000_000),
+        ("--max-test", max_test, 1, 10_000_000),
+        ("--fidelity-n", fidelity_n, 0, 1_000_000),
+        ("--control-pairs", control_pairs, 0, 10_000),
+        ("--seed", seed, 0, MAX_SEED),
+        ("--batch-size", batch_size, 1, 4096),
+    ):
         check_number(name, value, low, high, integer=True)
     check_number("--ratio", ratio, 0, 100, low_open=True)
     shot_list = []
@@ -494,11 +725,26 @@ def eval_cmd(
             shot_list.append(int(s))
         else:
             raise MixaugError(f"--shots takes positive numbers or 'all' (got '{s}')")
-    cfg = EvalConfig(train=train, test=test, out=str(out), text_column=text_column, label_column=label_column,
-                     shots=shot_list, seeds=seeds, methods=[m.strip() for m in methods.split(",")] if methods else list(DEFAULT_METHODS),
-                     classifier=classifier, ratio=ratio, max_new_rows=max_new_rows, max_test=max_test,
-                     fidelity_n=fidelity_n, control_pairs=control_pairs, checkpoint=checkpoint, device=device,
-                     batch_size=batch_size, seed=seed)
+    cfg = EvalConfig(
+        train=train,
+        test=test,
+        out=str(out),
+        text_column=text_column,
+        label_column=label_column,
+        shots=shot_list,
+        seeds=seeds,
+        methods=[m.strip() for m in methods.split(",")] if methods else list(DEFAULT_METHODS),
+        classifier=classifier,
+        ratio=ratio,
+        max_new_rows=max_new_rows,
+        max_test=max_test,
+        fidelity_n=fidelity_n,
+        control_pairs=control_pairs,
+        checkpoint=checkpoint,
+        device=device,
+        batch_size=batch_size,
+        seed=seed,
+    )
     with progress_bars(_show_progress(quiet)) as stage:
         results = run_eval(cfg, stage, say=(lambda m: None) if quiet else (lambda m: err.print(m, highlight=False)))
     if not quiet:
@@ -527,14 +773,37 @@ def export(
 
 
 def main() -> None:
-    if os.environ.get("MIXAUG_DEBUG"):
-        app()
-        return
+    """The console entry point: usage errors as one `error:` line (exit 2), bugs as one `internal error:` line
+    (exit 1; MIXAUG_DEBUG=1 shows the traceback)."""
+    try:  # typer >= 0.20 carries its own copy of click
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover - older typer on top of click
+        from click import exceptions as click_errors
+
     try:
-        app()
+        code = app(prog_name="mixaug", standalone_mode=False)
+    except click_errors.UsageError as exc:
+        message = _one_line(exc.format_message())
+        if message:  # no_args_is_help has printed the help already and has nothing to add
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            err.print(f"[red]error:[/red] {message}{hint}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("[red]error:[/red] interrupted; no output written", highlight=False, soft_wrap=True)
+        sys.exit(130)
+    except click_errors.ClickException as exc:
+        err.print(f"[red]error:[/red] {_one_line(exc.format_message())}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
     except SystemExit:
         raise
     except Exception as exc:  # a bug, not bad input: still one line, with a way to get the traceback
-        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set MIXAUG_DEBUG=1 for a traceback)",
-                  highlight=False, markup=True)
+        if os.environ.get("MIXAUG_DEBUG"):
+            raise
+        err.print(
+            f"[red]internal error:[/red] {type(exc).__name__}: {_one_line(exc)} (set MIXAUG_DEBUG=1 for a traceback)",
+            highlight=False,
+            markup=True,
+            soft_wrap=True,
+        )
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -88,7 +88,10 @@ class AugmentConfig:
         ):
             if value not in allowed:
                 raise MixaugError(f"{name} must be one of {', '.join(a for a in allowed if a)} (got {value})")
-        for name, value in (("--text-column", self.text_column), ("--label-column", self.label_column),
-                            ("--id-column", self.id_column)):
+        for name, value in (
+            ("--text-column", self.text_column),
+            ("--label-column", self.label_column),
+            ("--id-column", self.id_column),
+        ):
             if value is not None and (not isinstance(value, str) or value == ""):
                 raise MixaugError(f"{name} must name a column (got {value!r})")

@@ -11,11 +11,13 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import warnings
 import zlib
+from collections.abc import Sequence
 from dataclasses import astuple
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -60,6 +62,10 @@ def _parse(raw: bytes) -> tuple[str, str] | None:
     _, key, text, check = record
     if not (isinstance(key, str) and isinstance(text, str) and isinstance(check, str)):
         return None
+    try:
+        text.encode("utf-8")  # a lone surrogate is not text any encoder takes, checksum or not
+    except UnicodeEncodeError:
+        return None
     return (key, text) if check == _check(key, text) else None
 
 
@@ -74,6 +80,8 @@ class DecodeCache:
         if path is None:
             return
         try:
+            if path.exists() and not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the run forever
+                raise OSError(errno.EINVAL, "not a regular file")
             with open(path, "rb") as fh:
                 data = fh.read()
         except FileNotFoundError:
@@ -114,8 +122,10 @@ class DecodeCache:
     def _append(self, data: bytes) -> None:
         """Write the whole batch at once, after a newline if the file's last line was cut short, so a
         failed or interrupted write can spoil at most its own line."""
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file")
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data
@@ -159,4 +169,3 @@ def decode_cache_path(checkpoint: Path, device: str) -> Path | None:
             _warn_unusable(f"for {checkpoint}", exc)
             return None
     return cache_dir() / "decodes" / f"{h.hexdigest()[:20]}-{device}-v{VERSION}.jsonl"
-

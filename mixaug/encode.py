@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -78,7 +78,10 @@ class Encoder:
                 stop += 1
             idx = order[start:stop]
             features = tokenizer(
-                [texts[i] for i in idx], padding="max_length", truncation=True, max_length=bucket,
+                [texts[i] for i in idx],
+                padding="max_length",
+                truncation=True,
+                max_length=bucket,
                 return_tensors="pt",
             )
             features = {k: v.to(device) for k, v in features.items()}
@@ -105,6 +108,7 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def load_encoder(spec: str | None, device: str = "cpu", normalize: bool = True, base=None) -> Encoder:
     """Resolve and load the encoder named by a checkpoint manifest (base: that checkpoint's folder, which a
     relative path in the manifest is read against)."""
-    from .models import DEFAULT_ENCODER, load_encoder as _load
+    from .models import DEFAULT_ENCODER
+    from .models import load_encoder as _load
 
     return Encoder(_load(spec, device, base), spec or DEFAULT_ENCODER, normalize)

@@ -9,19 +9,26 @@ manifold-intrusion rates and throughput.
 from __future__ import annotations
 
 import json
-import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .errors import MixaugError
 
-DEFAULT_METHODS = ("none", "eda", "embed-mixup", "paraphrase", "mixaug", "mixaug:parent:intra", "mixaug:soft:intra",
-                   "mixaug:hard:inter")
+DEFAULT_METHODS = (
+    "none",
+    "eda",
+    "embed-mixup",
+    "paraphrase",
+    "mixaug",
+    "mixaug:parent:intra",
+    "mixaug:soft:intra",
+    "mixaug:hard:inter",
+)
 
 
 @dataclass
@@ -52,7 +59,11 @@ def parse_method(name: str) -> tuple[str, str | None, str | None]:
         return "mixaug", "hard", "intra"
     if name.startswith("mixaug:"):
         parts = name.split(":")
-        if len(parts) != 3 or parts[1] not in ("hard", "parent", "soft") or parts[2] not in ("intra", "inter", "random"):
+        if (
+            len(parts) != 3
+            or parts[1] not in ("hard", "parent", "soft")
+            or parts[2] not in ("intra", "inter", "random")
+        ):
             raise MixaugError(f"bad method '{name}': use mixaug:<hard|parent|soft>:<intra|inter|random>")
         return "mixaug", parts[1], parts[2]
     if name not in ("none", "eda", "embed-mixup", "paraphrase"):
@@ -111,8 +122,16 @@ def logreg_score(embed, examples: list[Example], test_emb, test_y, seed=0) -> tu
     return _scores(test_y, clf.predict(test_emb))
 
 
-def finetune_score(encoder, examples: list[Example], test_texts, test_y, seed=0, epochs: int = 4,
-                   batch_size: int = 16, lr: float = 3e-5) -> tuple[float, float]:
+def finetune_score(
+    encoder,
+    examples: list[Example],
+    test_texts,
+    test_y,
+    seed=0,
+    epochs: int = 4,
+    batch_size: int = 16,
+    lr: float = 3e-5,
+) -> tuple[float, float]:
     """Fine-tune a copy of the encoder with a linear head (mean-pooled, soft-target cross-entropy)."""
     import copy
 
@@ -124,7 +143,9 @@ def finetune_score(encoder, examples: list[Example], test_texts, test_y, seed=0,
     index = {c: i for i, c in enumerate(classes)}
     head = torch.nn.Linear(encoder.dim, len(classes))
     params = list(model.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW([{"params": list(model.parameters()), "lr": lr}, {"params": list(head.parameters()), "lr": 1e-3}])
+    opt = torch.optim.AdamW(
+        [{"params": list(model.parameters()), "lr": lr}, {"params": list(head.parameters()), "lr": 1e-3}]
+    )
     rng = np.random.default_rng(seed)
 
     def pooled(texts):
@@ -164,22 +185,25 @@ def _paired_p(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return float(stats.ttest_rel(xs, ys).pvalue)
 
 
-def run_eval(cfg: EvalConfig, stage: Callable[[str, int], Callable[[int], None]] | None = None,
-             say: Callable[[str], None] = lambda m: None) -> dict:
+def run_eval(
+    cfg: EvalConfig,
+    stage: Callable[[str, int], Callable[[int], None]] | None = None,
+    say: Callable[[str], None] = lambda m: None,
+) -> dict:
     """Run every section and write report.md, plots, results.json and summary.json into cfg.out."""
     from .io import read_dataset, resolve_label_column, resolve_text_column
     from .pipeline import clean_texts, load_stack
 
     if cfg.classifier not in ("logreg", "finetune"):
         raise MixaugError(f"--classifier must be logreg or finetune (got {cfg.classifier})")
-    stage = stage or (lambda name, total: (lambda n: None))
+    stage = stage or (lambda name, total: lambda n: None)
     methods = [(m, *parse_method(m)) for m in cfg.methods]
     train_df, test_df = read_dataset(cfg.train), read_dataset(cfg.test)
     text_col = resolve_text_column(train_df, cfg.text_column)
     label_col = resolve_label_column(train_df, cfg.label_column)
     if label_col is None:
         raise MixaugError("eval needs a label column in TRAIN (pass --label-column)")
-    for name, df in (("TEST", test_df),):
+    for df in (test_df,):
         resolve_text_column(df, text_col)
         resolve_label_column(df, label_col)
     train_df, _ = clean_texts(train_df, text_col)
@@ -198,7 +222,8 @@ def run_eval(cfg: EvalConfig, stage: Callable[[str, int], Callable[[int], None]]
     stack.decoded = DecodeCache(None)
     with stack.encoder.memoize():  # TRAIN texts are encoded once, though every run re-augments a subset
         t0 = time.time()
-        train_emb = stack.encoder.encode(train_texts, cfg.batch_size, on_batch=stage("encode train", len(train_texts)))
+        # fills the memo: each run encodes its subset from it (and encode_s is the cost of encoding TRAIN once)
+        stack.encoder.encode(train_texts, cfg.batch_size, on_batch=stage("encode train", len(train_texts)))
         encode_s = time.time() - t0
         test_emb = stack.encoder.encode(test_texts, cfg.batch_size, on_batch=stage("encode test", len(test_texts)))
 
@@ -215,7 +240,6 @@ def run_eval(cfg: EvalConfig, stage: Callable[[str, int], Callable[[int], None]]
             idx = sample_shots(train_y, shots, cfg.seed + seed)
             sub_texts = [train_texts[i] for i in idx]
             sub_y = [train_y[i] for i in idx]
-            sub_emb = train_emb[idx]
             n_new = min(cfg.max_new_rows, max(1, int(round(cfg.ratio * len(idx)))))
             originals = [Example(t, t, 1.0, y, y) for t, y in zip(sub_texts, sub_y)]
             for name, kind, policy, pairing in methods:
@@ -230,30 +254,53 @@ def run_eval(cfg: EvalConfig, stage: Callable[[str, int], Callable[[int], None]]
                     from .baselines import embed_mixup
 
                     a, b, lam = embed_mixup(len(sub_texts), n_new, cfg.seed + seed)
-                    new = [Example(sub_texts[i], sub_texts[j], float(l), sub_y[i], sub_y[j]) for i, j, l in zip(a, b, lam)]
+                    new = [
+                        Example(sub_texts[i], sub_texts[j], float(l), sub_y[i], sub_y[j]) for i, j, l in zip(a, b, lam)
+                    ]
                 elif kind == "paraphrase":
                     from .baselines import paraphrase
                     from .models import DEFAULT_LM, load_lm
 
                     if para_lm is None:
                         para_lm = load_lm(DEFAULT_LM, stack.device)[:2]
-                    texts, labels = paraphrase(sub_texts, sub_y, n_new, cfg.seed + seed, *para_lm, batch_size=cfg.batch_size)
+                    texts, labels = paraphrase(
+                        sub_texts, sub_y, n_new, cfg.seed + seed, *para_lm, batch_size=cfg.batch_size
+                    )
                     new = [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
                 elif kind == "mixaug":
                     from .pipeline import augment
 
                     frame = pd.DataFrame({"text": sub_texts, "label": sub_y})
-                    out = augment(frame, text_column="text", label_column="label", num_augmented=n_new, pairing=pairing,
-                                  label_policy=policy, seed=cfg.seed + seed, only_new=True, checkpoint=cfg.checkpoint,
-                                  device=cfg.device, batch_size=cfg.batch_size)
+                    out = augment(
+                        frame,
+                        text_column="text",
+                        label_column="label",
+                        num_augmented=n_new,
+                        pairing=pairing,
+                        label_policy=policy,
+                        seed=cfg.seed + seed,
+                        only_new=True,
+                        checkpoint=cfg.checkpoint,
+                        device=cfg.device,
+                        batch_size=cfg.batch_size,
+                    )
                     if policy == "soft":  # a readable sentence with the λ-interpolated label distribution
-                        new = [Example(t, t, float(l), a, b) for t, l, a, b in zip(
-                            out["text"], out["mixaug_lambda"], out["mixaug_parent_a_label"], out["mixaug_parent_b_label"])]
+                        new = [
+                            Example(t, t, float(l), a, b)
+                            for t, l, a, b in zip(
+                                out["text"],
+                                out["mixaug_lambda"],
+                                out["mixaug_parent_a_label"],
+                                out["mixaug_parent_b_label"],
+                            )
+                        ]
                     else:
                         new = [Example(t, t, 1.0, y, y) for t, y in zip(out["text"], out["label"])]
                     if policy == "hard":
-                        intrusion_rows += [{"pairing": pairing, "shots": shots, "lambda": float(l), "intrusion": bool(i)}
-                                           for l, i in zip(out["mixaug_lambda"], out["mixaug_intrusion"])]
+                        intrusion_rows += [
+                            {"pairing": pairing, "shots": shots, "lambda": float(l), "intrusion": bool(i)}
+                            for l, i in zip(out["mixaug_lambda"], out["mixaug_intrusion"])
+                        ]
                 seconds = time.time() - started
                 if new:
                     timing.setdefault(name, []).append(len(new) / max(seconds, 1e-9))
@@ -261,21 +308,39 @@ def run_eval(cfg: EvalConfig, stage: Callable[[str, int], Callable[[int], None]]
                     acc, f1 = finetune_score(stack.encoder, originals + new, test_texts, test_y, cfg.seed + seed)
                 else:
                     acc, f1 = logreg_score(embed, originals + new, test_emb, test_y, cfg.seed)
-                runs.append({"method": name, "shots": shots, "seed": seed, "accuracy": acc, "macro_f1": f1,
-                             "new_rows": len(new), "seconds": round(seconds, 2)})
+                runs.append(
+                    {
+                        "method": name,
+                        "shots": shots,
+                        "seed": seed,
+                        "accuracy": acc,
+                        "macro_f1": f1,
+                        "new_rows": len(new),
+                        "seconds": round(seconds, 2),
+                    }
+                )
                 advance(1)
-            say(f"shots={shots} seed={seed}: " + ", ".join(f"{r['method']} {r['accuracy']:.3f}" for r in runs[-len(methods):]))
+            say(
+                f"shots={shots} seed={seed}: "
+                + ", ".join(f"{r['method']} {r['accuracy']:.3f}" for r in runs[-len(methods) :])
+            )
 
         summary = _summarise(runs, timing)
         results = {
-            "config": asdict(cfg), "train_rows": len(train_df), "test_rows": len(test_df),
-            "classes": sorted(map(str, set(train_y))), "runs": runs, "summary": summary,
+            "config": asdict(cfg),
+            "train_rows": len(train_df),
+            "test_rows": len(test_df),
+            "classes": sorted(map(str, set(train_y))),
+            "runs": runs,
+            "summary": summary,
             "fidelity": _fidelity(stack, test_texts, cfg, stage),
             "controllability": _controllability(stack, test_texts, test_y, cfg, stage),
             "intrusion": _intrusion_table(intrusion_rows),
-            "speed": {"new_rows_per_s": {k: round(float(np.mean(v)), 3) for k, v in timing.items()},
-                      "encode_sentences_per_s": round(len(train_texts) / max(encode_s, 1e-9), 1),
-                      "peak_rss_mb": _peak_rss_mb()},
+            "speed": {
+                "new_rows_per_s": {k: round(float(np.mean(v)), 3) for k, v in timing.items()},
+                "encode_sentences_per_s": round(len(train_texts) / max(encode_s, 1e-9), 1),
+                "peak_rss_mb": _peak_rss_mb(),
+            },
             "eda_ops": list(__import__("mixaug.baselines", fromlist=["EDA_OPS"]).EDA_OPS),
         }
         write_outputs(results, Path(cfg.out))
@@ -294,18 +359,22 @@ def _summarise(runs: list[dict], timing: dict) -> list[dict]:
         base = df[(df.method == "none") & (df.shots == shots)].sort_values("seed")
         mine = grp.sort_values("seed")
         p = None if method == "none" else _paired_p(mine.accuracy.tolist(), base.accuracy.tolist())
-        out.append({
-            "method": method, "shots": shots,
-            "accuracy_mean": round(float(grp.accuracy.mean()), 4), "accuracy_std": round(float(grp.accuracy.std(ddof=1)) if len(grp) > 1 else 0.0, 4),
-            "macro_f1_mean": round(float(grp.macro_f1.mean()), 4), "macro_f1_std": round(float(grp.macro_f1.std(ddof=1)) if len(grp) > 1 else 0.0, 4),
-            "p_value_vs_none": None if p is None else round(p, 4),
-            "new_rows_per_s": round(float(np.mean(timing[method])), 3) if method in timing else None,
-        })
+        out.append(
+            {
+                "method": method,
+                "shots": shots,
+                "accuracy_mean": round(float(grp.accuracy.mean()), 4),
+                "accuracy_std": round(float(grp.accuracy.std(ddof=1)) if len(grp) > 1 else 0.0, 4),
+                "macro_f1_mean": round(float(grp.macro_f1.mean()), 4),
+                "macro_f1_std": round(float(grp.macro_f1.std(ddof=1)) if len(grp) > 1 else 0.0, 4),
+                "p_value_vs_none": None if p is None else round(p, 4),
+                "new_rows_per_s": round(float(np.mean(timing[method])), 3) if method in timing else None,
+            }
+        )
     return out
 
 
 def _fidelity(stack, texts: Sequence[str], cfg: EvalConfig, stage) -> dict:
-    from .encode import cosine_rows
     from .metrics import reconstruction_report
     from .pipeline import invert
 
@@ -345,9 +414,18 @@ def _controllability(stack, texts: Sequence[str], labels: Sequence, cfg: EvalCon
     df = pd.DataFrame(rows)
     rho = spearmanr(df["lambda"], df["margin"]).statistic
     curve = df.groupby("lambda")["margin"].agg(["mean", "std"]).reset_index()
-    return {"pairs": cfg.control_pairs, "spearman": round(float(rho), 4),
-            "curve": [{"lambda": float(r["lambda"]), "margin_mean": round(float(r["mean"]), 4),
-                       "margin_std": round(float(r["std"]), 4)} for _, r in curve.iterrows()]}
+    return {
+        "pairs": cfg.control_pairs,
+        "spearman": round(float(rho), 4),
+        "curve": [
+            {
+                "lambda": float(r["lambda"]),
+                "margin_mean": round(float(r["mean"]), 4),
+                "margin_std": round(float(r["std"]), 4),
+            }
+            for _, r in curve.iterrows()
+        ],
+    }
 
 
 def _intrusion_table(rows: list[dict]) -> list[dict]:
@@ -357,11 +435,23 @@ def _intrusion_table(rows: list[dict]) -> list[dict]:
     df["bucket"] = pd.cut(df["lambda"], [0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0], include_lowest=True).astype(str)
     out = []
     for (pairing, bucket), grp in df.groupby(["pairing", "bucket"], sort=True):
-        out.append({"pairing": pairing, "lambda_bucket": bucket, "n": int(len(grp)),
-                    "intrusion_rate": round(float(grp.intrusion.mean()), 4)})
+        out.append(
+            {
+                "pairing": pairing,
+                "lambda_bucket": bucket,
+                "n": int(len(grp)),
+                "intrusion_rate": round(float(grp.intrusion.mean()), 4),
+            }
+        )
     for pairing, grp in df.groupby("pairing"):
-        out.append({"pairing": pairing, "lambda_bucket": "all", "n": int(len(grp)),
-                    "intrusion_rate": round(float(grp.intrusion.mean()), 4)})
+        out.append(
+            {
+                "pairing": pairing,
+                "lambda_bucket": "all",
+                "n": int(len(grp)),
+                "intrusion_rate": round(float(grp.intrusion.mean()), 4),
+            }
+        )
     return out
 
 
@@ -376,7 +466,9 @@ def write_outputs(results: dict, out: Path) -> None:
     from .io import write_bytes_atomic
 
     out.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(out / "results.json", (json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n").encode())
+    write_bytes_atomic(
+        out / "results.json", (json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n").encode()
+    )
     write_bytes_atomic(out / "summary.json", (json.dumps(results["summary"], indent=2, default=str) + "\n").encode())
     plots = _plots(results, out)
     write_bytes_atomic(out / "report.md", render_report(results, plots).encode())
@@ -400,8 +492,14 @@ def _plots(results: dict, out: Path) -> list[str]:
         for j, m in enumerate(methods):
             sub = summary[summary.method == m].set_index(summary[summary.method == m]["shots"].astype(str))
             xs = [i + j * width for i, s in enumerate(shots) if s in sub.index]
-            ax.bar(xs, [sub.loc[s, "accuracy_mean"] for s in shots if s in sub.index], width,
-                   yerr=[sub.loc[s, "accuracy_std"] for s in shots if s in sub.index], label=m, capsize=2)
+            ax.bar(
+                xs,
+                [sub.loc[s, "accuracy_mean"] for s in shots if s in sub.index],
+                width,
+                yerr=[sub.loc[s, "accuracy_std"] for s in shots if s in sub.index],
+                label=m,
+                capsize=2,
+            )
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(shots))], [f"shots={s}" for s in shots])
         ax.set_ylabel("test accuracy")
         ax.set_ylim(max(0, summary.accuracy_mean.min() - 0.15), min(1, summary.accuracy_mean.max() + 0.08))
@@ -440,8 +538,10 @@ def _plots(results: dict, out: Path) -> list[str]:
 
 def _speed_ratio(rates: dict) -> str:
     if "mixaug" in rates and "paraphrase" in rates and rates["paraphrase"]:
-        return (f"mixaug (default settings) makes {rates['mixaug']} new rows/s vs paraphrase {rates['paraphrase']}: "
-                f"ratio {rates['mixaug'] / rates['paraphrase']:.2f}x, same rows, same run.\n")
+        return (
+            f"mixaug (default settings) makes {rates['mixaug']} new rows/s vs paraphrase {rates['paraphrase']}: "
+            f"ratio {rates['mixaug'] / rates['paraphrase']:.2f}x, same rows, same run.\n"
+        )
     return ""
 
 
@@ -462,11 +562,25 @@ def render_report(results: dict, plots: list[str]) -> str:
         f"{len(results['classes'])} classes; seeds {cfg['seeds']}; classifier {cfg['classifier']} on frozen encoder "
         f"embeddings; new rows per run = min({cfg['max_new_rows']}, {cfg['ratio']} x originals).\n",
         "## 1-2. Downstream accuracy by method\n",
-        _md_table(results["summary"], ["method", "shots", "accuracy_mean", "accuracy_std", "macro_f1_mean",
-                                       "macro_f1_std", "p_value_vs_none", "new_rows_per_s"]),
+        _md_table(
+            results["summary"],
+            [
+                "method",
+                "shots",
+                "accuracy_mean",
+                "accuracy_std",
+                "macro_f1_mean",
+                "macro_f1_std",
+                "p_value_vs_none",
+                "new_rows_per_s",
+            ],
+        ),
         f"EDA ops that ran: {', '.join(results['eda_ops'])} (no offline synonym source).\n",
         "## 3. Inversion fidelity and controllability\n",
-        _md_table([{k: v for k, v in results["fidelity"].items() if k != "examples"}], ["n", "cosine", "token_f1", "bleu", "exact"]),
+        _md_table(
+            [{k: v for k, v in results["fidelity"].items() if k != "examples"}],
+            ["n", "cosine", "token_f1", "bleu", "exact"],
+        ),
         _md_table(results["fidelity"].get("examples", []), ["original", "reconstruction"]),
         f"Controllability (cos to a − cos to b over λ, {results['controllability'].get('pairs', 0)} pairs): "
         f"Spearman ρ = {results['controllability'].get('spearman')}\n",
@@ -474,8 +588,10 @@ def render_report(results: dict, plots: list[str]) -> str:
         "## 4. Manifold intrusion (hard label neither parent's)\n",
         _md_table(results["intrusion"], ["pairing", "lambda_bucket", "n", "intrusion_rate"]),
         "## 5. Speed\n",
-        _md_table([{"method": k, "new_rows_per_s": v} for k, v in results["speed"]["new_rows_per_s"].items()],
-                  ["method", "new_rows_per_s"]),
+        _md_table(
+            [{"method": k, "new_rows_per_s": v} for k, v in results["speed"]["new_rows_per_s"].items()],
+            ["method", "new_rows_per_s"],
+        ),
         "mixaug:parent and mixaug:soft label the sentences already decoded for the same plan under the hard "
         "policy (same pairs, same λ), so their rows/s measure labelling only; the decoding cost is in `mixaug`.\n",
         f"Encoder: {results['speed']['encode_sentences_per_s']} sentences/s; LM decode (inversion, batch "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 REASONS = ("empty", "degenerate", "copy_of_input", "duplicate", "low_fidelity", "intrusion")
 

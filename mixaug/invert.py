@@ -8,9 +8,9 @@ a per-row generator: a row's text depends only on its own embedding and seed, ne
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -58,8 +58,10 @@ class Inverter:
         return torch.cat([pre.to(soft.dtype), soft, suf.to(soft.dtype)], dim=1)
 
     def soft_prompts(self, emb: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """One row at a time: a matmul's last bits depend on how many rows it holds, and sampled decoding
+        must not depend on the batch (the adaptor is ~1% of a decode step, so this costs nothing)."""
         emb_t = torch.as_tensor(np.asarray(emb, dtype=np.float32), device=self.device)
-        return self.adaptor(emb_t)
+        return torch.cat([self.adaptor(emb_t[i : i + 1]) for i in range(len(emb_t))])
 
     # -- decoding --------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -113,22 +115,23 @@ class Inverter:
                 if len(toks) >= n - 1:
                     if len(toks) >= n:  # record the n-gram that just completed
                         banned[i].setdefault(tuple(toks[-n:-1]), set()).add(toks[-1])
-                    ban = banned[i].get(tuple(toks[-(n - 1):]))
+                    ban = banned[i].get(tuple(toks[-(n - 1) :]))
                     if ban:
                         logits[i, list(ban)] = float("-inf")
         if opt.temperature <= 0:
             return logits.argmax(dim=-1)
-        probs = torch.softmax(logits / opt.temperature, dim=-1)
-        choice = torch.empty(len(probs), dtype=torch.long)
-        for i in range(len(probs)):
-            p, idx = torch.sort(probs[i], descending=True)
-            cum = torch.cumsum(p, 0)
-            keep = int((cum < opt.top_p).sum()) + 1
-            p = p[:keep] / p[:keep].sum()
-            u = torch.rand(1, generator=gens[i]).item()
-            pos = min(int(torch.searchsorted(torch.cumsum(p, 0), torch.tensor(u))), keep - 1)
-            choice[i] = idx[pos]
-        return choice
+        # Gumbel-max: argmax(logits/T + Gumbel noise from the row's own generator) is an exact draw from
+        # softmax(logits/T). Unlike inverting a cumulative sum (whose boundaries lie 1e-5 apart over a flat
+        # 49k-token distribution), the argmax only flips where two perturbed scores tie, so the last-bit
+        # differences between batch sizes' matmuls do not change which token is drawn.
+        scaled = logits / opt.temperature
+        if opt.top_p < 1:
+            probs, order = torch.sort(torch.softmax(scaled, dim=-1), dim=-1, descending=True)
+            outside = (torch.cumsum(probs, dim=-1) - probs) >= opt.top_p  # the nucleus keeps at least one token
+            scaled = scaled.masked_fill(torch.zeros_like(outside).scatter(-1, order, outside), float("-inf"))
+        noise = torch.stack([torch.rand(scaled.shape[-1], generator=g) for g in gens])
+        gumbel = -torch.log(-torch.log(noise.clamp_min(1e-20)))
+        return (scaled + gumbel).argmax(dim=-1)
 
     def _detok(self, toks: list[int]) -> str:
         if toks and toks[-1] == self.eos_id:
@@ -143,7 +146,10 @@ def attach_lora(lm, manifest: Manifest):
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     cfg = manifest.lora
     config = LoraConfig(
-        r=cfg["r"], lora_alpha=cfg["alpha"], target_modules=list(cfg["target_modules"]), lora_dropout=0.0,
+        r=cfg["r"],
+        lora_alpha=cfg["alpha"],
+        target_modules=list(cfg["target_modules"]),
+        lora_dropout=0.0,
         bias="none",
     )
     return get_peft_model(lm, config)

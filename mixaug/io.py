@@ -26,9 +26,9 @@ import re
 import stat
 import sys
 import tempfile
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -71,6 +71,7 @@ def detect_format(path: str | Path, explicit: str | None = None) -> tuple[str, b
 
 
 # -- reading ------------------------------------------------------------------------------------------
+
 
 def _read_bytes(path: str | Path, gz: bool) -> bytes:
     if str(path) == "-":
@@ -130,11 +131,27 @@ def _no_constants(name: str):
 def _parse_json(text: str):
     """Strict JSON: no duplicate keys, no NaN/Infinity tokens, no number that overflows a double, no string
     with a lone surrogate escape (not Unicode text: no encoder, and no UTF-8 file, could take it)."""
-    obj = json.loads(text, object_pairs_hook=_object_without_duplicates, parse_float=_finite_float,
-                     parse_constant=_no_constants)
+    obj = json.loads(
+        text, object_pairs_hook=_object_without_duplicates, parse_float=_finite_float, parse_constant=_no_constants
+    )
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        _check_depth(obj)
     if _SURROGATE_ESCAPE.search(text):
         _check_unicode(obj)
     return obj
+
+
+MAX_DEPTH = 64  # nesting levels of a JSON value: deeper ones are refused (no writer should have to recurse far)
+
+
+def _check_depth(obj) -> None:
+    stack = [(obj, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (list, dict)):
+            if depth >= MAX_DEPTH:
+                raise _JsonProblem(f"a value is nested more than {MAX_DEPTH} levels deep")
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
@@ -145,8 +162,9 @@ def _check_unicode(obj) -> None:
         try:
             obj.encode("utf-8")
         except UnicodeEncodeError:
-            raise _JsonProblem("a string holds a lone surrogate escape (\\ud800-\\udfff), which is not Unicode "
-                               "text") from None
+            raise _JsonProblem(
+                "a string holds a lone surrogate escape (\\ud800-\\udfff), which is not Unicode text"
+            ) from None
     elif isinstance(obj, list):
         for v in obj:
             _check_unicode(v)
@@ -159,8 +177,10 @@ def _check_unicode(obj) -> None:
 def _frame_from_records(records: list[dict]) -> pd.DataFrame:
     """Columns in first-seen key order; a key a row lacks is MISSING there. Object columns: no coercion."""
     columns = list(dict.fromkeys(k for r in records for k in r))
-    return pd.DataFrame({c: pd.Series([r.get(c, MISSING) for r in records], dtype=object) for c in columns},
-                        index=pd.RangeIndex(len(records)))
+    return pd.DataFrame(
+        {c: pd.Series([r.get(c, MISSING) for r in records], dtype=object) for c in columns},
+        index=pd.RangeIndex(len(records)),
+    )
 
 
 def _read_jsonl(text: str, path: str | Path) -> pd.DataFrame:
@@ -203,7 +223,9 @@ def _check_header(header: list[str], path: str | Path) -> None:
     seen: dict[str, int] = {}
     for i, name in enumerate(header, start=1):
         if name in seen:
-            raise MixaugError(f"{path}: duplicate column name '{name}' (columns {seen[name]} and {i} of the header)")
+            raise MixaugError(
+                f"{path}: duplicate column name {quoted(name)} (columns {seen[name]} and {i} of the header)"
+            )
         seen[name] = i
 
 
@@ -234,8 +256,8 @@ def _read_delimited(text: str, path: str | Path, fmt: str) -> pd.DataFrame:
     rows: list[list[str]] = []
     records = _records_csv(text, path) if fmt == "csv" else _records_tsv(text)
     for lineno, row in records:
-        if row == [] or (row == [""] and (header is None or len(header) > 1)):
-            continue  # a blank line (in a one-column TSV, an empty value)
+        if row == [] or (fmt == "tsv" and row == [""] and (header is None or len(header) > 1)):
+            continue  # a blank line (in a one-column TSV, an empty value; in CSV, "" is an empty value)
         if header is None:
             header = row
             _check_header(header, path)
@@ -249,8 +271,10 @@ def _read_delimited(text: str, path: str | Path, fmt: str) -> pd.DataFrame:
         rows.append(row)
     if header is None:
         return pd.DataFrame()
-    return pd.DataFrame({name: pd.Series([r[i] for r in rows], dtype=object) for i, name in enumerate(header)},
-                        index=pd.RangeIndex(len(rows)))
+    return pd.DataFrame(
+        {name: pd.Series([r[i] for r in rows], dtype=object) for i, name in enumerate(header)},
+        index=pd.RangeIndex(len(rows)),
+    )
 
 
 def _read_parquet(data: bytes, path: str | Path) -> pd.DataFrame:
@@ -264,10 +288,21 @@ def _read_parquet(data: bytes, path: str | Path) -> pd.DataFrame:
     names = table.column_names
     _check_header(names, path)
     try:
-        df = pd.DataFrame({name: pd.Series(table.column(name).to_pylist(), dtype=object) for name in names},
-                          index=pd.RangeIndex(table.num_rows))
+        df = pd.DataFrame(
+            {name: pd.Series(table.column(name).to_pylist(), dtype=object) for name in names},
+            index=pd.RangeIndex(table.num_rows),
+        )
     except Exception as exc:  # a value Python cannot represent (e.g. a date out of range)
         raise MixaugError(f"{path}: cannot read a parquet value ({type(exc).__name__}: {str(exc)[:200]})") from None
+    for name in names:  # Python's time/datetime stop at microseconds where Arrow may hold nanoseconds
+        column = table.column(name)
+        if pa.types.is_temporal(column.type) and not pa.chunked_array(
+            [pa.array(df[name].tolist(), type=column.type)], type=column.type
+        ).equals(column):
+            raise MixaugError(
+                f"{path}: column {quoted(name)} ({column.type}) holds values Python cannot hold exactly (e.g. nanoseconds "
+                "of a time of day); cast it to another type first"
+            )
     df.attrs[ARROW_SCHEMA] = table.schema.remove_metadata()
     return df
 
@@ -293,6 +328,7 @@ def read_dataset(path: str | Path, fmt: str | None = None, limit: int | None = N
 
 # -- values -> each format ----------------------------------------------------------------------------
 
+
 def is_missing(value) -> bool:
     """None, MISSING (pd.NA), NaT or a float NaN: no value. Never raises, whatever the value."""
     if value is None or value is pd.NA or value is pd.NaT:
@@ -300,8 +336,14 @@ def is_missing(value) -> bool:
     return isinstance(value, (float, np.floating)) and math.isnan(value)
 
 
+def quoted(name) -> str:
+    """A column name for a one-line message: 'name', or JSON-escaped where it holds a line break or the like."""
+    name = str(name)
+    return f"'{name}'" if name.isprintable() else json.dumps(name, ensure_ascii=False)
+
+
 def _where(column: str, row: int) -> str:
-    return f"column '{column}', row {row + 1}"
+    return f"column {quoted(column)}, row {row + 1}"
 
 
 def _json_value(value, column: str, row: int, fmt: str):
@@ -314,8 +356,10 @@ def _json_value(value, column: str, row: int, fmt: str):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise CannotHold(f"{_where(column, row)} holds {value!r}, which {fmt.upper()} cannot hold; "
-                             "write .parquet or .csv, or replace it first")
+            raise CannotHold(
+                f"{_where(column, row)} holds {value!r}, which {fmt.upper()} cannot hold; "
+                "write .parquet or .csv, or replace it first"
+            )
         return value
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
@@ -329,8 +373,10 @@ def _json_value(value, column: str, row: int, fmt: str):
         return [_json_value(v, column, row, fmt) for v in value]
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
-            raise CannotHold(f"{_where(column, row)} holds a mapping with non-text keys, which {fmt.upper()} "
-                             "cannot hold; write .parquet")
+            raise CannotHold(
+                f"{_where(column, row)} holds a mapping with non-text keys, which {fmt.upper()} "
+                "cannot hold; write .parquet"
+            )
         return {k: _json_value(v, column, row, fmt) for k, v in value.items()}
     kind = "binary data" if isinstance(value, (bytes, bytearray, memoryview)) else f"a {type(value).__name__}"
     raise CannotHold(f"{_where(column, row)} holds {kind}, which {fmt.upper()} cannot hold; write .parquet")
@@ -383,7 +429,7 @@ def _delimited(df: pd.DataFrame, fmt: str) -> bytes:
         for i, row in enumerate(rows):
             for k, (name, cell) in enumerate(zip(names, row)):
                 if "\t" in cell or "\n" in cell or (k == len(row) - 1 and cell.endswith("\r")):
-                    where = f"column name '{name}'" if i == 0 else _where(name, i - 1)
+                    where = f"column name {quoted(name)}" if i == 0 else _where(name, i - 1)
                     raise CannotHold(f"{where} holds a tab or line break, which TSV cannot hold; write .csv or .jsonl")
         lines = ["\t".join(row) for row in rows]
     else:
@@ -401,10 +447,9 @@ def _column_names(df: pd.DataFrame, fmt: str) -> list[str]:
 
 
 def _same(a, b) -> bool:
-    """Equal values of the same kind (1 and True differ, 1 and 1.0 are the same number; NaN equals NaN)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+    """Equal values of the same kind: 1, 1.0 and True all differ (a file that said 1 must not come back
+    saying 1.0); NaN equals NaN."""
+    if isinstance(a, float) and isinstance(b, float):
         return a == b or (a != a and b != b)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
@@ -426,18 +471,30 @@ def _arrow_table(df: pd.DataFrame):
     known = {f.name: f.type for f in schema} if schema is not None else {}
     arrays = []
     for name, col in zip(names, df.columns):
-        values = [None if v is MISSING or v is pd.NaT else (v.item() if isinstance(v, np.generic) else v)
-                  for v in df[col].tolist()]
+        values = [
+            None if v is MISSING or v is pd.NaT else (v.item() if isinstance(v, np.generic) else v)
+            for v in df[col].tolist()
+        ]
         try:
             arr = pa.array(values, type=known.get(name), from_pandas=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError,
-                ValueError) as exc:
-            raise CannotHold(f"column '{name}' cannot be written as parquet: {str(exc).splitlines()[0][:160]} "
-                             "(Parquet needs one type per column); write .jsonl") from None
+        except (
+            pa.ArrowInvalid,
+            pa.ArrowTypeError,
+            pa.ArrowNotImplementedError,
+            OverflowError,
+            TypeError,
+            ValueError,
+        ) as exc:
+            raise CannotHold(
+                f"column {quoted(name)} cannot be written as parquet: {str(exc).splitlines()[0][:160]} "
+                "(Parquet needs one type per column); write .jsonl"
+            ) from None
         for i, (before, after) in enumerate(zip(values, arr.to_pylist())):
             if not _same(before, after):
-                raise CannotHold(f"{_where(name, i)}: parquet would change {before!r} into {after!r} (Parquet "
-                                 "needs one type per column, and the same keys in every record); write .jsonl")
+                raise CannotHold(
+                    f"{_where(name, i)}: parquet would change {before!r} into {after!r} (Parquet "
+                    "needs one type per column, and the same keys in every record); write .jsonl"
+                )
         arrays.append(arr)
     return pa.Table.from_arrays(arrays, names=names)
 
@@ -449,9 +506,8 @@ def _serialise(df: pd.DataFrame, fmt: str) -> bytes:
         return (_dump_json(_json_records(df, fmt), indent=1) + "\n").encode("utf-8")
     if fmt in ("csv", "tsv"):
         return _delimited(df, fmt)
-    import pyarrow.parquet as pq
-
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     buf = io.BytesIO()
     try:
@@ -467,6 +523,8 @@ def serialise(df: pd.DataFrame, fmt: str, gz: bool = False) -> bytes:
         data = _serialise(df, fmt)
     except UnicodeEncodeError:
         raise CannotHold("a value holds a lone surrogate (not Unicode text), which a UTF-8 file cannot hold") from None
+    except RecursionError:
+        raise CannotHold(f"a value is nested too deeply to write as {fmt.upper()}") from None
     return gzip.compress(data, mtime=0) if gz else data
 
 
@@ -478,6 +536,7 @@ def check_representable(df: pd.DataFrame, path: str | Path, fmt: str | None = No
 
 # -- the write path -----------------------------------------------------------------------------------
 
+
 def _same_file(a: str | Path, b: str | Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -485,12 +544,15 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_output_path(path: str | Path, overwrite: bool, inputs: Iterable[str | Path] = (),
-                      min_free_bytes: int = 0, what: str = "output") -> None:
+def check_output_path(
+    path: str | Path, overwrite: bool, inputs: Iterable[str | Path] = (), min_free_bytes: int = 0, what: str = "output"
+) -> None:
     """Before any work: the path can take a new file (a regular file or nothing there, folder writable,
     space for at least min_free_bytes) and is none of `inputs`. A symlink is written through to its target."""
     if str(path) == "-":
         return
+    if str(path).endswith(("/", os.sep)):
+        raise MixaugError(f"{what} {path} ends with '/', so it names a directory; name a file")
     target = Path(os.path.realpath(path))
     for other in inputs:
         if str(other) != "-" and os.path.lexists(other) and _same_file(path, other):
@@ -500,8 +562,10 @@ def check_output_path(path: str | Path, overwrite: bool, inputs: Iterable[str | 
         if stat.S_ISDIR(mode):
             raise MixaugError(f"{what} {path} is a directory; name a file")
         if not stat.S_ISREG(mode):
-            raise MixaugError(f"{what} {path} is not a regular file (a device, FIFO or socket); mixaug writes "
-                              "regular files only (use '-' for stdout)")
+            raise MixaugError(
+                f"{what} {path} is not a regular file (a device, FIFO or socket); mixaug writes "
+                "regular files only (use '-' for stdout)"
+            )
         if not overwrite:
             raise MixaugError(f"{what} file exists: {path} (pass --overwrite to replace it)")
     folder = target.parent
@@ -520,15 +584,17 @@ def check_output_path(path: str | Path, overwrite: bool, inputs: Iterable[str | 
         except (OSError, AttributeError):
             free = None
         if free is not None and free < min_free_bytes:
-            raise MixaugError(f"not enough space for the {what} {path}: it needs at least {min_free_bytes:,} bytes, "
-                              f"{free:,} are free in {folder}")
+            raise MixaugError(
+                f"not enough space for the {what} {path}: it needs at least {min_free_bytes:,} bytes, "
+                f"{free:,} are free in {folder}"
+            )
 
 
 def check_distinct(paths: dict[str, str | Path | None]) -> None:
     """Two outputs must not name the same file (or both stdout)."""
     named = [(what, p) for what, p in paths.items() if p is not None]
     for i, (wa, pa_) in enumerate(named):
-        for wb, pb in named[i + 1:]:
+        for wb, pb in named[i + 1 :]:
             if str(pa_) == "-" and str(pb) == "-":
                 raise MixaugError(f"{wa} and {wb} cannot both go to stdout ('-')")
             if str(pa_) != "-" and str(pb) != "-" and os.path.realpath(pa_) == os.path.realpath(pb):
@@ -641,8 +707,13 @@ def write_stdout(data: bytes) -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def write_dataset(df: pd.DataFrame, path: str | Path, fmt: str | None = None, overwrite: bool = False,
-                  extra: list[tuple[str | Path, bytes]] = ()) -> None:
+def write_dataset(
+    df: pd.DataFrame,
+    path: str | Path,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    extra: list[tuple[str | Path, bytes]] = (),
+) -> None:
     """Write a DataFrame by extension (or '-' for stdout), atomically; `extra` files (a stats JSON) are
     written with it, all or none."""
     fmt, gz = detect_format(path, fmt)
@@ -657,6 +728,7 @@ def write_dataset(df: pd.DataFrame, path: str | Path, fmt: str | None = None, ov
 
 
 # -- columns ------------------------------------------------------------------------------------------
+
 
 def resolve_text_column(df: pd.DataFrame, requested: str | None) -> str:
     """Pick the text column: the requested one, or the first of text/sentence/content present."""

@@ -6,8 +6,8 @@ after re-encoding; a label that is neither parent's marks a *manifold intrusion*
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

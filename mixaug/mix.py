@@ -7,7 +7,7 @@ so the output cannot depend on batch size or device, and a plan could be execute
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -40,6 +40,28 @@ def quiet_hf():
         yield
 
 
+@contextmanager
+def _no_gguf_bar():
+    """transformers draws its GGUF de-quantizing bar with tqdm directly (not through its logging switch):
+    a one-time conversion should not fill a CI log or a --quiet run's stderr."""
+    import functools
+
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # another transformers layout: nothing to silence here
+        yield
+        return
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
+
+
 def cache_dir() -> Path:
     """Where converted models and embedding caches live: $MIXAUG_CACHE, else the XDG user cache dir."""
     env = os.environ.get("MIXAUG_CACHE")
@@ -109,9 +131,7 @@ def resolve_encoder(spec: str | None, base: str | Path | None = None) -> Path:
         return Path(get_model_path())
     found = _hub_snapshot(spec)
     if found is None:
-        raise MixaugError(
-            f"encoder '{spec}' not found offline{_where(base)}: pass a local folder or pre-download it"
-        )
+        raise MixaugError(f"encoder '{spec}' not found offline{_where(base)}: pass a local folder or pre-download it")
     return found
 
 
@@ -151,7 +171,7 @@ def _convert_gguf(gguf: Path) -> Path:
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with quiet_hf():
+    with quiet_hf(), _no_gguf_bar():
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model.hf_quantizer = None

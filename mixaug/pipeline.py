@@ -7,18 +7,19 @@ only wires them. Models are loaded once per (checkpoint, device) and reused acro
 from __future__ import annotations
 
 import math
+import os
 import time
-from contextlib import nullcontext
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .checkpoint import DEFAULT_CHECKPOINT, read_manifest
+from .checkpoint import DEFAULT_CHECKPOINT
 from .config import AugmentConfig
-from .decode_cache import DecodeCache, decode_cache_path as _decode_cache_path
+from .decode_cache import DecodeCache
+from .decode_cache import decode_cache_path as _decode_cache_path
 from .encode import Encoder, cosine_rows
 from .errors import MixaugError
 from .filter import Filter
@@ -28,7 +29,7 @@ from .label import Labeller, assign_labels
 from .mix import check_pairable, mix, plan_pairs
 from .write import build_output, check_no_collision
 
-_STACKS: dict[tuple[str, str], "Stack"] = {}
+_STACKS: dict[tuple[str, str], Stack] = {}
 
 
 @dataclass
@@ -39,12 +40,13 @@ class Stack:
     inverter: Inverter
     checkpoint: Path
     device: str
-    decoded: "DecodeCache"
+    decoded: DecodeCache
 
 
 def checkpoint_path(checkpoint: str | Path | None) -> Path:
-    """The checkpoint folder: the given one (or its checkpoint/ subfolder for a training run), else the default."""
-    path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    """The checkpoint folder: the given one (or its checkpoint/ subfolder for a training run), else
+    $MIXAUG_CHECKPOINT, else the one shipped in the package."""
+    path = Path(checkpoint or os.environ.get("MIXAUG_CHECKPOINT") or DEFAULT_CHECKPOINT)
     if not (path / "manifest.json").exists() and (path / "checkpoint" / "manifest.json").exists():
         path = path / "checkpoint"
     return path
@@ -96,8 +98,10 @@ def clean_texts(df: pd.DataFrame, text_column: str) -> tuple[pd.DataFrame, int]:
     values = df[text_column].tolist()
     for i, t in enumerate(values):
         if not (isinstance(t, str) or is_missing(t)):
-            raise MixaugError(f"column '{text_column}' holds {_kind(t)} values, not text (row {i + 1}: {_show(t)}); "
-                              "choose the text column with --text-column")
+            raise MixaugError(
+                f"column '{text_column}' holds {_kind(t)} values, not text (row {i + 1}: {_show(t)}); "
+                "choose the text column with --text-column"
+            )
     ok = pd.Series([isinstance(t, str) and bool(t.strip()) for t in values], index=df.index)
     if not ok.any():
         raise MixaugError(f"no usable text: all {len(df)} rows have an empty or missing '{text_column}'")
@@ -106,7 +110,8 @@ def clean_texts(df: pd.DataFrame, text_column: str) -> tuple[pd.DataFrame, int]:
 
 def _kind(value) -> str:
     return {bool: "boolean", int: "number", float: "number", list: "list", dict: "object"}.get(
-        type(value), type(value).__name__)
+        type(value), type(value).__name__
+    )
 
 
 def _show(value) -> str:
@@ -122,23 +127,30 @@ def _check_keys(values: list, column: str, what: str, unique: bool) -> None:
         if is_missing(v) or (isinstance(v, str) and v == ""):
             continue
         if not isinstance(v, (str, int, float, bool)):
-            raise MixaugError(f"{what} column '{column}' holds {_kind(v)} values (row {i + 1}: {_show(v)}); "
-                              f"{what}s must be text, numbers or booleans")
+            raise MixaugError(
+                f"{what} column '{column}' holds {_kind(v)} values (row {i + 1}: {_show(v)}); "
+                f"{what}s must be text, numbers or booleans"
+            )
         if v in seen:
             j, first = seen[v]
             if type(first) is not type(v):
-                raise MixaugError(f"{what} column '{column}' holds {first!r} (row {j + 1}) and {v!r} (row {i + 1}), "
-                                  f"which are different values in the file but the same {what} to Python; make "
-                                  f"the column one type")
+                raise MixaugError(
+                    f"{what} column '{column}' holds {first!r} (row {j + 1}) and {v!r} (row {i + 1}), "
+                    f"which are different values in the file but the same {what} to Python; make "
+                    f"the column one type"
+                )
             if unique:
-                raise MixaugError(f"{what} column '{column}' has the duplicate value {v!r} (rows {j + 1} and {i + 1}); "
-                                  f"ids must be unique so that provenance names one parent")
+                raise MixaugError(
+                    f"{what} column '{column}' has the duplicate value {v!r} (rows {j + 1} and {i + 1}); "
+                    f"ids must be unique so that provenance names one parent"
+                )
         else:
             seen[v] = (i, v)
 
 
-def _decode_candidates(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: AugmentConfig,
-                       advance: Callable[[int], None]) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _decode_candidates(
+    stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: AugmentConfig, advance: Callable[[int], None]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Decode K candidates per target; keep the one whose re-encoding is closest to the target."""
     best_text = [""] * len(targets)
     best_emb = np.zeros_like(targets)
@@ -152,8 +164,9 @@ def _decode_candidates(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg
         advance(len(targets) - len(todo))
         for start in range(0, len(todo), cfg.batch_size):
             chunk = todo[start : start + cfg.batch_size]
-            fresh = stack.inverter.decode(targets[chunk], seeds=[row_seeds[i] for i in chunk], options=opts,
-                                          batch_size=cfg.batch_size)
+            fresh = stack.inverter.decode(
+                targets[chunk], seeds=[row_seeds[i] for i in chunk], options=opts, batch_size=cfg.batch_size
+            )
             stack.decoded.add([keys[i] for i in chunk], fresh)
             advance(len(chunk))
         texts = [stack.decoded[key] for key in keys]
@@ -190,6 +203,8 @@ def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
     check_no_collision(df)
     text_col = resolve_text_column(df, cfg.text_column)
     label_col = resolve_label_column(df, cfg.label_column)
+    if label_col == text_col:
+        raise MixaugError(f"the text and label columns are both '{text_col}'; name different columns")
     if cfg.id_column and cfg.id_column not in df.columns:
         raise MixaugError(f"id column '{cfg.id_column}' not found; columns found: {', '.join(map(str, df.columns))}")
     usable, skipped = clean_texts(df, text_col)
@@ -199,14 +214,21 @@ def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
         _check_keys(df[label_col].tolist(), label_col, "label", unique=False)
         missing = [i for i, l in zip(usable.index, labels) if is_missing(l) or (isinstance(l, str) and l == "")]
         if missing:
-            raise MixaugError(f"row {missing[0] + 1} has a text but no label in '{label_col}' ({len(missing)} such "
-                              "rows); fill or drop unlabelled rows")
+            raise MixaugError(
+                f"row {missing[0] + 1} has a text but no label in '{label_col}' ({len(missing)} such "
+                "rows); fill or drop unlabelled rows"
+            )
     if cfg.id_column:
         _check_keys(df[cfg.id_column].tolist(), cfg.id_column, "id", unique=True)
-        absent = [i for i, v in zip(usable.index, usable[cfg.id_column].tolist())
-                  if is_missing(v) or (isinstance(v, str) and v == "")]
+        absent = [
+            i
+            for i, v in zip(usable.index, usable[cfg.id_column].tolist())
+            if is_missing(v) or (isinstance(v, str) and v == "")
+        ]
         if absent:
-            raise MixaugError(f"row {absent[0] + 1} has a text but no id in '{cfg.id_column}' ({len(absent)} such rows)")
+            raise MixaugError(
+                f"row {absent[0] + 1} has a text but no id in '{cfg.id_column}' ({len(absent)} such rows)"
+            )
     ids = usable[cfg.id_column].tolist() if cfg.id_column else [int(i) for i in usable.index]
     pairing = cfg.pairing or ("intra" if labels is not None else "random")
     check_pairable(labels, pairing)
@@ -216,8 +238,9 @@ def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
     return Prepared(text_col, label_col, texts, labels, ids, skipped, pairing, wanted)
 
 
-def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Progress | None = None,
-            **overrides) -> pd.DataFrame:
+def augment(
+    df: pd.DataFrame, config: AugmentConfig | None = None, progress: Progress | None = None, **overrides
+) -> pd.DataFrame:
     """Augment a labelled (or unlabelled) DataFrame by inverted mixup.
 
     Returns the output table (originals first unless only_new, then new rows with `mixaug_*`
@@ -233,8 +256,15 @@ def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Pro
     if cfg.adapt:
         from .train import adapt
 
-        checkpoint = adapt(p.texts, checkpoint_path(cfg.checkpoint), cfg.adapt_steps, cfg.adapt_minutes, cfg.seed,
-                           cfg.device, progress=False)
+        checkpoint = adapt(
+            p.texts,
+            checkpoint_path(cfg.checkpoint),
+            cfg.adapt_steps,
+            cfg.adapt_minutes,
+            cfg.seed,
+            cfg.device,
+            progress=False,
+        )
     stack = load_stack(checkpoint, cfg.device)
     emb = stack.encoder.encode(p.texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(p.texts)))
     labeller = Labeller(emb, p.labels, cfg.seed) if p.labels is not None else None
@@ -254,7 +284,8 @@ def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Pro
         targets = mix(emb, a, b, lam, cfg.renormalize)
         stage = "decode" if round_ == 0 else f"decode (retry {round_})"
         out_text, out_emb, fidelity = _decode_candidates(
-            stack, targets, plan["seed"].to_numpy(), cfg, progress(stage, n_plan * cfg.num_candidates))
+            stack, targets, plan["seed"].to_numpy(), cfg, progress(stage, n_plan * cfg.num_candidates)
+        )
         la = [plan_labels[i] for i in a]
         lb = [plan_labels[i] for i in b]
         if labeller is not None:
@@ -266,9 +297,14 @@ def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Pro
             if filt.check(out_text[i], float(fidelity[i]), bool(intrusion)) is not None:
                 continue
             row = {
-                "text": out_text[i], "label": lab.labels[i] if labeller is not None else None,
-                "parent_a": p.ids[a[i]], "parent_b": p.ids[b[i]], "parent_a_label": la[i], "parent_b_label": lb[i],
-                "lambda": round(float(lam[i]), 4), "fidelity": round(float(fidelity[i]), 4),
+                "text": out_text[i],
+                "label": lab.labels[i] if labeller is not None else None,
+                "parent_a": p.ids[a[i]],
+                "parent_b": p.ids[b[i]],
+                "parent_a_label": la[i],
+                "parent_b_label": lb[i],
+                "lambda": round(float(lam[i]), 4),
+                "fidelity": round(float(fidelity[i]), 4),
                 "label_confidence": round(float(lab.confidence[i]), 4) if labeller is not None else None,
                 "intrusion": intrusion,
             }
@@ -276,23 +312,48 @@ def augment(df: pd.DataFrame, config: AugmentConfig | None = None, progress: Pro
                 row["soft_label"] = lab.soft[i]
             accepted.append(row)
 
-    new_rows = pd.DataFrame(accepted, columns=[
-        "text", "label", "parent_a", "parent_b", "parent_a_label", "parent_b_label", "lambda", "fidelity",
-        "label_confidence", "intrusion"] + (["soft_label"] if cfg.label_policy == "soft" and p.labels is not None else []))
+    new_rows = pd.DataFrame(
+        accepted,
+        columns=[
+            "text",
+            "label",
+            "parent_a",
+            "parent_b",
+            "parent_a_label",
+            "parent_b_label",
+            "lambda",
+            "fidelity",
+            "label_confidence",
+            "intrusion",
+        ]
+        + (["soft_label"] if cfg.label_policy == "soft" and p.labels is not None else []),
+    )
     result = build_output(df, new_rows, p.text_col, p.label_col, cfg.only_new)
     seconds = time.time() - started
     intrusions = [r["intrusion"] for r in accepted if r["intrusion"] is not None]
     rejected_intrusions = filt.rejected.get("intrusion", 0)
     judged = len(intrusions) + rejected_intrusions
     result.attrs["mixaug_stats"] = {
-        "rows_read": len(df), "rows_skipped_empty_text": p.skipped, "requested": p.wanted, "new_rows": len(accepted),
-        "shortfall": p.wanted - len(accepted), "planned": planned, "rejected": dict(sorted(filt.rejected.items())),
+        "rows_read": len(df),
+        "rows_skipped_empty_text": p.skipped,
+        "requested": p.wanted,
+        "new_rows": len(accepted),
+        "shortfall": p.wanted - len(accepted),
+        "planned": planned,
+        "rejected": dict(sorted(filt.rejected.items())),
         "intrusion_rate": round((sum(intrusions) + rejected_intrusions) / judged, 4) if judged else None,
         "mean_fidelity": round(float(np.mean([r["fidelity"] for r in accepted])), 4) if accepted else None,
-        "seconds": round(seconds, 2), "rows_per_s": round(len(accepted) / seconds, 3) if seconds > 0 else None,
-        "pairing": p.pairing, "label_policy": cfg.label_policy if p.labels is not None else None,
-        "alpha": cfg.alpha, "seed": cfg.seed, "checkpoint": str(stack.checkpoint), "device": stack.device,
-        "text_column": p.text_col, "label_column": p.label_col,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(len(accepted) / seconds, 3) if seconds > 0 else None,
+        "pairing": p.pairing,
+        "label_policy": cfg.label_policy if p.labels is not None else None,
+        "alpha": cfg.alpha,
+        "seed": cfg.seed,
+        "checkpoint": str(stack.checkpoint),
+        "device": stack.device,
+        "text_column": p.text_col,
+        "label_column": p.label_col,
+        "id_column": cfg.id_column,
     }
     return result
 
@@ -309,23 +370,40 @@ def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int 
     parents = sorted(set(head["a"]) | set(head["b"]))  # encode only the sampled pairs' parents
     row_of = {i: k for k, i in enumerate(parents)}
     emb = stack.encoder.encode([texts[i] for i in parents], batch_size=cfg.batch_size)
-    targets = mix(emb, head["a"].map(row_of).to_numpy(), head["b"].map(row_of).to_numpy(), head["lam"].to_numpy(),
-                  cfg.renormalize)
+    targets = mix(
+        emb, head["a"].map(row_of).to_numpy(), head["b"].map(row_of).to_numpy(), head["lam"].to_numpy(), cfg.renormalize
+    )
     decoded, _, fid = _decode_candidates(stack, targets, head["seed"].to_numpy(), cfg, lambda n: None)
     return {
-        "rows_read": len(df), "rows_skipped_empty_text": p.skipped, "planned": p.wanted, "pairing": p.pairing,
+        "rows_read": len(df),
+        "rows_skipped_empty_text": p.skipped,
+        "planned": p.wanted,
+        "pairing": p.pairing,
         "lambda_mean": round(float(plan["lam"].mean()), 4),
         "lambda_quartiles": [round(float(q), 4) for q in plan["lam"].quantile([0.25, 0.5, 0.75])],
         "samples": [
-            {"a": texts[r.a], "b": texts[r.b], "lambda": round(float(r.lam), 4), "decoded": d, "fidelity": round(float(f), 4)}
+            {
+                "a": texts[r.a],
+                "b": texts[r.b],
+                "lambda": round(float(r.lam), 4),
+                "decoded": d,
+                "fidelity": round(float(f), 4),
+            }
             for r, d, f in zip(head.itertuples(), decoded, fid)
         ],
     }
 
 
-def invert(df: pd.DataFrame, text_column: str | None = None, checkpoint: str | None = None, device: str = "auto",
-           batch_size: int = 32, num_candidates: int = 1, seed: int = 0,
-           progress: Progress | None = None) -> pd.DataFrame:
+def invert(
+    df: pd.DataFrame,
+    text_column: str | None = None,
+    checkpoint: str | None = None,
+    device: str = "auto",
+    batch_size: int = 32,
+    num_candidates: int = 1,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
     """Round trip: each row gets `reconstruction` and `fidelity` (cosine of re-encoding to the original)."""
     progress = progress or _no_progress
     text_col = resolve_text_column(df, text_column)
@@ -347,8 +425,16 @@ def invert(df: pd.DataFrame, text_column: str | None = None, checkpoint: str | N
     return out
 
 
-def mix_texts(text_a: str, text_b: str, lams: Sequence[float], checkpoint: str | None = None, device: str = "auto",
-              renormalize: bool = True, num_candidates: int = 1, seed: int = 0) -> list[dict]:
+def mix_texts(
+    text_a: str,
+    text_b: str,
+    lams: Sequence[float],
+    checkpoint: str | None = None,
+    device: str = "auto",
+    renormalize: bool = True,
+    num_candidates: int = 1,
+    seed: int = 0,
+) -> list[dict]:
     """Decode λ·a + (1−λ)·b for each λ; returns [{lambda, text, cos_a, cos_b}]."""
     stack = load_stack(checkpoint, device)
     emb = stack.encoder.encode([text_a, text_b])
@@ -358,5 +444,13 @@ def mix_texts(text_a: str, text_b: str, lams: Sequence[float], checkpoint: str |
     texts, out_emb, fid = _decode_candidates(stack, targets, np.arange(n) + seed, cfg, lambda k: None)
     cos_a = cosine_rows(out_emb, np.repeat(emb[:1], n, 0))
     cos_b = cosine_rows(out_emb, np.repeat(emb[1:], n, 0))
-    return [{"lambda": float(l), "text": t, "fidelity": round(float(f), 4), "cos_a": round(float(x), 4),
-             "cos_b": round(float(y), 4)} for l, t, f, x, y in zip(lams, texts, fid, cos_a, cos_b)]
+    return [
+        {
+            "lambda": float(l),
+            "text": t,
+            "fidelity": round(float(f), 4),
+            "cos_a": round(float(x), 4),
+            "cos_b": round(float(y), 4),
+        }
+        for l, t, f, x, y in zip(lams, texts, fid, cos_a, cos_b)
+    ]

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import re
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -32,8 +31,18 @@ from .invert import Inverter, attach_lora
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # What a resumed run may change; everything else (corpus, sizes, seed) is the saved run's own.
 # Stage 3 is a later phase of the same run, hence noise_std and mix_prob.
-RESUMABLE = ("max_steps", "max_minutes", "resume", "device", "lr", "eval_every", "save_every", "noise_std", "mix_prob",
-             "decay_from")
+RESUMABLE = (
+    "max_steps",
+    "max_minutes",
+    "resume",
+    "device",
+    "lr",
+    "eval_every",
+    "save_every",
+    "noise_std",
+    "mix_prob",
+    "decay_from",
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])")
 
 
@@ -75,8 +84,13 @@ class TrainConfig:
 
 
 # -- corpus ------------------------------------------------------------------------------------------
-def read_corpus(paths: Sequence[str], text_column: str | None = None, split_sentences: bool = False,
-                min_words: int = 3, max_words: int = 40) -> list[str]:
+def read_corpus(
+    paths: Sequence[str],
+    text_column: str | None = None,
+    split_sentences: bool = False,
+    min_words: int = 3,
+    max_words: int = 40,
+) -> list[str]:
     """Sentences from text files (one per line) or datasets (--text-column), deduplicated, in order."""
     from .io import read_dataset, resolve_text_column
 
@@ -110,8 +124,9 @@ def read_corpus(paths: Sequence[str], text_column: str | None = None, split_sent
     return out
 
 
-def cached_embeddings(encoder, texts: Sequence[str], batch_size: int = 64,
-                      on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+def cached_embeddings(
+    encoder, texts: Sequence[str], batch_size: int = 64, on_batch: Callable[[int], None] | None = None
+) -> np.ndarray:
     """Encode once per (encoder, texts); later runs and --resume read the .npy from the cache."""
     from .models import cache_dir
 
@@ -219,8 +234,12 @@ def _load_state(run: Path, params: dict, optimizer) -> dict:
 
 
 # -- the loop ------------------------------------------------------------------------------------
-def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool = True,
-          log: Callable[[str], None] | None = None) -> Path:
+def train(
+    cfg: TrainConfig,
+    texts: Sequence[str] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> Path:
     """Run (or resume) a training run; returns the checkpoint folder. Stops at max_steps/max_minutes."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -255,15 +274,22 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
 
     # --encoder/--lm are read against the CWD, an init checkpoint's own against its folder; the new manifest
     # records local paths as absolute ones, since its relative paths would be read against its own folder.
-    encoder_spec = absolute_spec(cfg.encoder) if cfg.encoder else (
-        absolute_spec(init.encoder, cfg.init_checkpoint) if init else None)
+    encoder_spec = (
+        absolute_spec(cfg.encoder)
+        if cfg.encoder
+        else (absolute_spec(init.encoder, cfg.init_checkpoint) if init else None)
+    )
     lm_spec = absolute_spec(cfg.lm) if cfg.lm else (absolute_spec(init.lm, cfg.init_checkpoint) if init else None)
     encoder: Encoder = load_encoder(encoder_spec, device)
     lm, tokenizer, lm_folder = load_lm(lm_spec, device)
     manifest = Manifest(
-        encoder=encoder.name, encoder_dim=encoder.dim, normalize=True,
-        lm=lm_spec or DEFAULT_LM, lm_weights_sha256=lm_weights_hash(lm_folder, lm),
-        lm_hidden_size=lm.get_input_embeddings().weight.shape[1], num_soft_tokens=cfg.num_soft_tokens,
+        encoder=encoder.name,
+        encoder_dim=encoder.dim,
+        normalize=True,
+        lm=lm_spec or DEFAULT_LM,
+        lm_weights_sha256=lm_weights_hash(lm_folder, lm),
+        lm_hidden_size=lm.get_input_embeddings().weight.shape[1],
+        num_soft_tokens=cfg.num_soft_tokens,
         hidden_dim=cfg.hidden_dim,
         lora={"r": cfg.lora_r, "alpha": cfg.lora_alpha, "target_modules": list(LORA_TARGETS)} if cfg.lora_r else None,
     )
@@ -279,8 +305,15 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
     params = _trainable(adaptor, lm)
     optimizer = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=_stderr_console(), disable=not progress, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=_stderr_console(),
+        disable=not progress,
+        transient=True,
+    ) as bar:
         task = bar.add_task("encoding corpus", total=len(train_texts) + len(eval_texts))
         train_emb = cached_embeddings(encoder, train_texts, on_batch=lambda k: bar.advance(task, k))
         eval_emb = cached_embeddings(encoder, eval_texts, on_batch=lambda k: bar.advance(task, k))
@@ -294,37 +327,49 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
     log_path = run / "train_log.jsonl"
     perms = _PermCache(len(train_texts), cfg.seed)
     start = time.time()
-    autocast = torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16,
-                              enabled=cfg.bf16 and device in ("cpu", "cuda"))
+    autocast = torch.autocast(
+        device_type="cuda" if device == "cuda" else "cpu",
+        dtype=torch.bfloat16,
+        enabled=cfg.bf16 and device in ("cpu", "cuda"),
+    )
 
     def elapsed() -> float:
         return elapsed_before + time.time() - start
 
     def checkpoint(final_metrics: dict | None = None) -> None:
         manifest.training = {
-            "stage": "adapt" if init is not None else "align", "config": asdict(cfg), "steps": step,
-            "train_sentences": len(train_texts), "heldout_sentences": len(eval_texts),
-            "wall_minutes": round(elapsed() / 60, 2), "hardware": _hardware(device),
+            "stage": "adapt" if init is not None else "align",
+            "config": asdict(cfg),
+            "steps": step,
+            "train_sentences": len(train_texts),
+            "heldout_sentences": len(eval_texts),
+            "wall_minutes": round(elapsed() / 60, 2),
+            "hardware": _hardware(device),
         }
         if final_metrics:
             manifest.metrics = final_metrics
         save_checkpoint(run / "checkpoint", manifest, adaptor, lm if manifest.lora else None)
-        _save_state(run, params, optimizer, {"step": step, "elapsed_s": elapsed(), "config": asdict(cfg),
-                                             "evals": history})
+        _save_state(
+            run, params, optimizer, {"step": step, "elapsed_s": elapsed(), "config": asdict(cfg), "evals": history}
+        )
 
     def evaluate() -> dict:
         lm.eval()
         recon = inverter.decode(eval_emb, batch_size=64)
         cos = cosine_rows(encoder.encode(recon), eval_emb)
         lm.train()
-        report = {"step": step, **reconstruction_report(eval_texts, recon, cos),
-                  "examples": [[a, b] for a, b in list(zip(eval_texts, recon))[:3]]}
+        report = {
+            "step": step,
+            **reconstruction_report(eval_texts, recon, cos),
+            "examples": [[a, b] for a, b in list(zip(eval_texts, recon))[:3]],
+        }
         history.append({k: v for k, v in report.items() if k != "examples"})
         return report
 
     def out_of_budget() -> bool:
         return (cfg.max_steps is not None and step >= cfg.max_steps) or (
-            cfg.max_minutes is not None and elapsed() >= cfg.max_minutes * 60)
+            cfg.max_minutes is not None and elapsed() >= cfg.max_minutes * 60
+        )
 
     if init is not None and step == 0 and not cfg.resume:
         baseline = evaluate()  # stage 2: the starting checkpoint's fidelity on this data's held-out rows
@@ -333,9 +378,15 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
     lm.train()
     losses: list[float] = []
     total = cfg.max_steps if cfg.max_steps is not None else None
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("step {task.completed}"),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=_stderr_console(),
-                  disable=not progress) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("step {task.completed}"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=_stderr_console(),
+        disable=not progress,
+    ) as bar:
         task = bar.add_task("training", total=total, completed=step, status="")
         try:
             while not out_of_budget():
@@ -354,10 +405,17 @@ def train(cfg: TrainConfig, texts: Sequence[str] | None = None, progress: bool =
                 optimizer.step()
                 step += 1
                 losses.append(float(loss.detach()))
-                bar.update(task, completed=step, status=f"loss {np.mean(losses[-cfg.log_every:]):.3f}")
+                bar.update(task, completed=step, status=f"loss {np.mean(losses[-cfg.log_every :]):.3f}")
                 if step % cfg.log_every == 0:
-                    _append_jsonl(log_path, {"step": step, "loss": round(float(np.mean(losses[-cfg.log_every:])), 4),
-                                             "lr": lr, "elapsed_s": round(elapsed(), 1)})
+                    _append_jsonl(
+                        log_path,
+                        {
+                            "step": step,
+                            "loss": round(float(np.mean(losses[-cfg.log_every :])), 4),
+                            "lr": lr,
+                            "elapsed_s": round(elapsed(), 1),
+                        },
+                    )
                 if step % cfg.eval_every == 0:
                     report = evaluate()
                     _append_jsonl(log_path, {"eval": report, "elapsed_s": round(elapsed(), 1)})
@@ -396,9 +454,18 @@ def saved_config(run: str | Path) -> TrainConfig:
         raise MixaugError(f"cannot resume {run}: state.json is not a mixaug training state ({exc})") from None
 
 
-def adapt(texts: Sequence[str], checkpoint: str | Path, steps: int = 60, minutes: float | None = None,
-          seed: int = 0, device: str = "auto", batch_size: int = 16, lr: float = 5e-4, progress: bool = True,
-          log: Callable[[str], None] | None = None) -> Path:
+def adapt(
+    texts: Sequence[str],
+    checkpoint: str | Path,
+    steps: int = 60,
+    minutes: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int = 16,
+    lr: float = 5e-4,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> Path:
     """Stage 2: continue alignment of `checkpoint` on a dataset's own texts for a bounded budget.
 
     The adapted checkpoint is cached by (checkpoint, texts, budget, seed), so a second run reuses it.
@@ -419,9 +486,22 @@ def adapt(texts: Sequence[str], checkpoint: str | Path, steps: int = 60, minutes
         import shutil
 
         shutil.rmtree(run)
-    cfg = TrainConfig(out=str(run), init_checkpoint=str(checkpoint), max_steps=steps, max_minutes=minutes, seed=seed,
-                      device=device, batch_size=batch_size, lr=lr, warmup_steps=5, eval_every=10**9,
-                      save_every=max(10, steps // 4), eval_size=100, min_words=1, max_words=10**6)
+    cfg = TrainConfig(
+        out=str(run),
+        init_checkpoint=str(checkpoint),
+        max_steps=steps,
+        max_minutes=minutes,
+        seed=seed,
+        device=device,
+        batch_size=batch_size,
+        lr=lr,
+        warmup_steps=5,
+        eval_every=10**9,
+        save_every=max(10, steps // 4),
+        eval_size=100,
+        min_words=1,
+        max_words=10**6,
+    )
     out = train(cfg, texts=list(dict.fromkeys(texts)), progress=progress, log=log)
     (run / "done").write_text("ok\n")
     return out

@@ -15,8 +15,15 @@ from .errors import MixaugError
 
 PREFIX = "mixaug_"
 PROVENANCE = (
-    "mixaug_source", "mixaug_parent_a", "mixaug_parent_b", "mixaug_parent_a_label", "mixaug_parent_b_label",
-    "mixaug_lambda", "mixaug_fidelity", "mixaug_label_confidence", "mixaug_intrusion",
+    "mixaug_source",
+    "mixaug_parent_a",
+    "mixaug_parent_b",
+    "mixaug_parent_a_label",
+    "mixaug_parent_b_label",
+    "mixaug_lambda",
+    "mixaug_fidelity",
+    "mixaug_label_confidence",
+    "mixaug_intrusion",
 )
 
 
@@ -43,14 +50,23 @@ def build_output(
         new[label_column] = [_py(v) for v in new_rows["label"]]
     new["mixaug_source"] = ["mixup"] * n
     for field in PROVENANCE[1:]:
-        new[field] = [_py(v) for v in new_rows[field[len(PREFIX):]]]
+        new[field] = [_py(v) for v in new_rows[field[len(PREFIX) :]]]
     if "soft_label" in new_rows:
         new["mixaug_soft_label"] = [json.dumps(d, sort_keys=True) for d in new_rows["soft_label"]]
     columns = {c: list(v) for c, v in new.items()}
     if not only_new:
         m = len(originals)
-        columns = {c: (originals[c].tolist() if c in originals.columns else
-                       ["original"] * m if c == "mixaug_source" else [None] * m) + v for c, v in new.items()}
+        columns = {
+            c: (
+                originals[c].tolist()
+                if c in originals.columns
+                else ["original"] * m
+                if c == "mixaug_source"
+                else [None] * m
+            )
+            + v
+            for c, v in new.items()
+        }
     out = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in columns.items()})
     out.attrs = dict(originals.attrs)  # e.g. the Arrow schema of a Parquet input
     return out

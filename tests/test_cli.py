@@ -27,8 +27,21 @@ def assert_one_line_error(result, pattern):
 def test_augment_writes_originals_then_new_rows(tmp_path, sample_file, tiny_checkpoint):
     out = tmp_path / "out.jsonl"
     stats = tmp_path / "stats.json"
-    r = run("augment", sample_file, "-o", out, "--checkpoint", tiny_checkpoint, "-n", "10", "--id-column", "id",
-            "--stats-json", stats, *FAST)
+    r = run(
+        "augment",
+        sample_file,
+        "-o",
+        out,
+        "--checkpoint",
+        tiny_checkpoint,
+        "-n",
+        "10",
+        "--id-column",
+        "id",
+        "--stats-json",
+        stats,
+        *FAST,
+    )
     assert r.exit_code == 0, r.output
     assert r.stdout == ""
     df = pd.read_json(out, lines=True)
@@ -36,8 +49,16 @@ def test_augment_writes_originals_then_new_rows(tmp_path, sample_file, tiny_chec
     assert len(orig) == 18 and list(df.index[:18]) == list(orig.index)
     s = json.loads(stats.read_text())
     assert len(new) == s["new_rows"] and s["new_rows"] + s["shortfall"] == 10
-    for col in ("mixaug_parent_a", "mixaug_parent_b", "mixaug_parent_a_label", "mixaug_parent_b_label", "mixaug_lambda",
-                "mixaug_fidelity", "mixaug_label_confidence", "mixaug_intrusion"):
+    for col in (
+        "mixaug_parent_a",
+        "mixaug_parent_b",
+        "mixaug_parent_a_label",
+        "mixaug_parent_b_label",
+        "mixaug_lambda",
+        "mixaug_fidelity",
+        "mixaug_label_confidence",
+        "mixaug_intrusion",
+    ):
         assert new[col].notna().all(), col
     assert set(new.mixaug_parent_a) <= set(orig.id)
     assert (new.mixaug_parent_a_label == new.mixaug_parent_b_label).all()  # intra pairing
@@ -55,7 +76,9 @@ def test_same_seed_is_byte_identical_across_batch_sizes(tmp_path, sample_file, t
         for stack in pipeline._STACKS.values():
             stack.decoded.clear()  # make every batch size really decode, not reuse the decode cache
         out = tmp_path / f"bs{bs}.jsonl"
-        r = run("augment", sample_file, "-o", out, "--checkpoint", tiny_checkpoint, "-n", "8", "--batch-size", bs, *FAST)
+        r = run(
+            "augment", sample_file, "-o", out, "--checkpoint", tiny_checkpoint, "-n", "8", "--batch-size", bs, *FAST
+        )
         assert r.exit_code == 0, r.output
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] == outs[2]
@@ -66,8 +89,27 @@ def test_same_seed_is_byte_identical_across_batch_sizes(tmp_path, sample_file, t
 
 def test_stdin_stdout_csv_only_new_and_soft_policy(sample_rows, tiny_checkpoint):
     csv_in = pd.DataFrame(sample_rows).to_csv(index=False)
-    r = run("augment", "-", "-o", "-", "--input-format", "csv", "--output-format", "csv", "--only-new",
-            "--label-policy", "soft", "--pairing", "inter", "-n", "4", "--checkpoint", tiny_checkpoint, *FAST, input=csv_in)
+    r = run(
+        "augment",
+        "-",
+        "-o",
+        "-",
+        "--input-format",
+        "csv",
+        "--output-format",
+        "csv",
+        "--only-new",
+        "--label-policy",
+        "soft",
+        "--pairing",
+        "inter",
+        "-n",
+        "4",
+        "--checkpoint",
+        tiny_checkpoint,
+        *FAST,
+        input=csv_in,
+    )
     assert r.exit_code == 0, r.stderr
     import io
 
@@ -80,7 +122,9 @@ def test_stdin_stdout_csv_only_new_and_soft_policy(sample_rows, tiny_checkpoint)
 
 def test_unlabelled_dataset_uses_random_pairing(tmp_path, tiny_checkpoint):
     src = tmp_path / "u.csv"
-    pd.DataFrame({"content": ["one fine day", "two red cars", "three old trees", "four new shoes"]}).to_csv(src, index=False)
+    pd.DataFrame({"content": ["one fine day", "two red cars", "three old trees", "four new shoes"]}).to_csv(
+        src, index=False
+    )
     out = tmp_path / "u.jsonl"
     stats = tmp_path / "s.json"
     r = run("augment", src, "-o", out, "--checkpoint", tiny_checkpoint, "-n", "3", "--stats-json", stats, *FAST)
@@ -122,7 +166,18 @@ def test_invert_and_mix_commands(tmp_path, sample_file, tiny_checkpoint):
     df = pd.read_parquet(out)
     assert list(df.columns[-2:]) == ["reconstruction", "fidelity"] and len(df) == 3
     assert df.fidelity.between(-1, 1).all()
-    r = run("mix", "The cat sat.", "Rain is coming.", "--lam", "0.3", "--lam", "0.7", "--json", "--checkpoint", tiny_checkpoint)
+    r = run(
+        "mix",
+        "The cat sat.",
+        "Rain is coming.",
+        "--lam",
+        "0.3",
+        "--lam",
+        "0.7",
+        "--json",
+        "--checkpoint",
+        tiny_checkpoint,
+    )
     assert r.exit_code == 0, r.output
     rows = [json.loads(l) for l in r.stdout.splitlines()]
     assert [row["lambda"] for row in rows] == [0.3, 0.7]
@@ -140,18 +195,21 @@ def test_info_prints_manifest(tiny_checkpoint):
 BAD_JSONL = '{"text": "a", "label": "x"}\n{"text": oops}\n'
 
 
-@pytest.mark.parametrize("content,name,extra,message", [
-    (None, "missing.jsonl", [], "input file not found"),
-    ("a,b\n", "data.xlsx", [], "unknown file extension '.xlsx'"),
-    (BAD_JSONL, "bad.jsonl", [], "malformed JSON on line 2"),
-    (b"text,label\ncaf\xe9,x\n", "latin1.csv", [], "not valid UTF-8"),
-    ("body,y\nhello,x\n", "cols.csv", [], "columns found: body, y"),
-    ("text,y\nhello,x\nbye,x\n", "nolabel.csv", ["--label-column", "label"], "label column 'label' not found"),
-    ("", "empty.jsonl", [], "empty"),
-    ("text,label\n,x\n  ,y\n", "blank.csv", [], "no usable text"),
-    ("text,label\nhi there,a\nbye now,a\nlonely one,b\n", "single.csv", [], "class 'b' has only 1"),
-    ("text,label\nhi there,a\nbye now,\n", "nolab.csv", [], "row 2 has a text but no label"),
-])
+@pytest.mark.parametrize(
+    "content,name,extra,message",
+    [
+        (None, "missing.jsonl", [], "input file not found"),
+        ("a,b\n", "data.xlsx", [], "unknown file extension '.xlsx'"),
+        (BAD_JSONL, "bad.jsonl", [], "malformed JSON on line 2"),
+        (b"text,label\ncaf\xe9,x\n", "latin1.csv", [], "not valid UTF-8"),
+        ("body,y\nhello,x\n", "cols.csv", [], "columns found: body, y"),
+        ("text,y\nhello,x\nbye,x\n", "nolabel.csv", ["--label-column", "label"], "label column 'label' not found"),
+        ("", "empty.jsonl", [], "empty"),
+        ("text,label\n,x\n  ,y\n", "blank.csv", [], "no usable text"),
+        ("text,label\nhi there,a\nbye now,a\nlonely one,b\n", "single.csv", [], "class 'b' has only 1"),
+        ("text,label\nhi there,a\nbye now,\n", "nolab.csv", [], "row 2 has a text but no label"),
+    ],
+)
 def test_bad_input(tmp_path, tiny_checkpoint, content, name, extra, message):
     src = tmp_path / name
     if content is not None:
@@ -164,11 +222,31 @@ def test_bad_input(tmp_path, tiny_checkpoint, content, name, extra, message):
 
 def test_nan_texts_are_skipped_and_counted(tmp_path, tiny_checkpoint):
     src = tmp_path / "nan.jsonl"
-    src.write_text("".join(json.dumps(r) + "\n" for r in [
-        {"text": "hello there friend", "label": "a"}, {"text": None, "label": "a"}, {"text": "good bye my friend", "label": "a"},
-        {"text": "", "label": "a"}]))
+    src.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"text": "hello there friend", "label": "a"},
+                {"text": None, "label": "a"},
+                {"text": "good bye my friend", "label": "a"},
+                {"text": "", "label": "a"},
+            ]
+        )
+    )
     stats = tmp_path / "s.json"
-    r = run("augment", src, "-o", tmp_path / "o.jsonl", "--checkpoint", tiny_checkpoint, "-n", "2", "--stats-json", stats, *FAST)
+    r = run(
+        "augment",
+        src,
+        "-o",
+        tmp_path / "o.jsonl",
+        "--checkpoint",
+        tiny_checkpoint,
+        "-n",
+        "2",
+        "--stats-json",
+        stats,
+        *FAST,
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(stats.read_text())["rows_skipped_empty_text"] == 2
 
@@ -180,7 +258,9 @@ def test_bad_checkpoint_and_existing_output(tmp_path, sample_file, tiny_checkpoi
     out = tmp_path / "out.jsonl"
     assert_one_line_error(run("augment", sample_file, "-o", out, "--checkpoint", bad, *FAST), "corrupt checkpoint")
     assert not out.exists()
-    assert_one_line_error(run("augment", sample_file, "-o", out, "--checkpoint", tmp_path / "none", *FAST), "checkpoint not found")
+    assert_one_line_error(
+        run("augment", sample_file, "-o", out, "--checkpoint", tmp_path / "none", *FAST), "checkpoint not found"
+    )
     out.write_text("precious\n")
     assert_one_line_error(run("augment", sample_file, "-o", out, "--checkpoint", tiny_checkpoint, *FAST), "--overwrite")
     assert out.read_text() == "precious\n"
@@ -191,8 +271,9 @@ def test_bad_checkpoint_and_existing_output(tmp_path, sample_file, tiny_checkpoi
 def test_provenance_collision_is_refused(tmp_path, tiny_checkpoint):
     src = tmp_path / "c.csv"
     src.write_text("text,label,mixaug_lambda\na b,x,1\nc d,x,2\n")
-    assert_one_line_error(run("augment", src, "-o", tmp_path / "o.jsonl", "--checkpoint", tiny_checkpoint, *FAST),
-                          "mixaug_lambda")
+    assert_one_line_error(
+        run("augment", src, "-o", tmp_path / "o.jsonl", "--checkpoint", tiny_checkpoint, *FAST), "mixaug_lambda"
+    )
 
 
 def test_interrupted_run_resumes_from_decode_cache(tmp_path, sample_file, tiny_checkpoint, monkeypatch):

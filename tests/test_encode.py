@@ -5,8 +5,14 @@ import pytest
 
 from mixaug.encode import load_encoder
 
-TEXTS = ["how far is the moon?", "a short one", "the film drags in its second hour, but the cast is good",
-         "how far is the moon?", "ok", "What does NASA stand for ?"]
+TEXTS = [
+    "how far is the moon?",
+    "a short one",
+    "the film drags in its second hour, but the cast is good",
+    "how far is the moon?",
+    "ok",
+    "What does NASA stand for ?",
+]
 
 
 @pytest.fixture(scope="module")

@@ -24,14 +24,43 @@ def test_eval_writes_report(tmp_path, sample_rows, tiny_checkpoint):
     df.iloc[::2].to_json(train, orient="records", lines=True)
     df.iloc[1::2].to_csv(test, index=False)
     out = tmp_path / "report"
-    r = CliRunner().invoke(app, [
-        "eval", "--train", str(train), "--test", str(test), "--out", str(out), "--shots", "2,all", "--seeds", "2",
-        "--methods", "none,eda,embed-mixup,mixaug,mixaug:soft:intra", "--fidelity-n", "3", "--control-pairs", "2",
-        "--checkpoint", str(tiny_checkpoint), "-q"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--train",
+            str(train),
+            "--test",
+            str(test),
+            "--out",
+            str(out),
+            "--shots",
+            "2,all",
+            "--seeds",
+            "2",
+            "--methods",
+            "none,eda,embed-mixup,mixaug,mixaug:soft:intra",
+            "--fidelity-n",
+            "3",
+            "--control-pairs",
+            "2",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "summary.json").read_text())
-    keys = {"method", "shots", "accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std", "p_value_vs_none",
-            "new_rows_per_s"}
+    keys = {
+        "method",
+        "shots",
+        "accuracy_mean",
+        "accuracy_std",
+        "macro_f1_mean",
+        "macro_f1_std",
+        "p_value_vs_none",
+        "new_rows_per_s",
+    }
     assert all(set(rec) == keys for rec in summary)
     assert {(rec["method"], rec["shots"]) for rec in summary} >= {("none", 2), ("mixaug", "all"), ("eda", 2)}
     results = json.loads((out / "results.json").read_text())
@@ -51,10 +80,33 @@ def test_eval_finetune_classifier(tmp_path, sample_rows, tiny_checkpoint):
     df.iloc[::2].to_json(train, orient="records", lines=True)
     df.iloc[1::2].to_json(test, orient="records", lines=True)
     out = tmp_path / "ft"
-    r = CliRunner().invoke(app, [
-        "eval", "--train", str(train), "--test", str(test), "--out", str(out), "--shots", "3", "--seeds", "1",
-        "--methods", "none,embed-mixup", "--classifier", "finetune", "--fidelity-n", "0", "--control-pairs", "0",
-        "--checkpoint", str(tiny_checkpoint), "-q"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--train",
+            str(train),
+            "--test",
+            str(test),
+            "--out",
+            str(out),
+            "--shots",
+            "3",
+            "--seeds",
+            "1",
+            "--methods",
+            "none,embed-mixup",
+            "--classifier",
+            "finetune",
+            "--fidelity-n",
+            "0",
+            "--control-pairs",
+            "0",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     summary = {rec["method"]: rec for rec in json.loads((out / "summary.json").read_text())}
     assert 0 <= summary["embed-mixup"]["accuracy_mean"] <= 1

@@ -50,8 +50,9 @@ def jsonl(path, rows):
     return path
 
 
-ROWS = [{"text": f"sentence number {w} about {t}", "label": t} for t in ("cats", "dogs") for w in
-        ("one", "two", "three")]
+ROWS = [
+    {"text": f"sentence number {w} about {t}", "label": t} for t in ("cats", "dogs") for w in ("one", "two", "three")
+]
 
 
 def augment(src, out, ckpt, *extra):
@@ -72,8 +73,10 @@ def test_csv_trailing_comma_is_an_error_naming_the_line(tmp_path, no_models):
     assert not (tmp_path / "o.jsonl").exists()
 
 
-@pytest.mark.parametrize("header,message", [("text,label,label", "duplicate column name 'label'"),
-                                            ("text,,label", "column 2 of the header has no name")])
+@pytest.mark.parametrize(
+    "header,message",
+    [("text,label,label", "duplicate column name 'label'"), ("text,,label", "column 2 of the header has no name")],
+)
 def test_csv_header_names_must_be_unique_and_present(tmp_path, no_models, header, message):
     src = tmp_path / "h.csv"
     src.write_text(header + "\na b,x,y\nc d,x,y\n")
@@ -102,12 +105,15 @@ def test_parquet_nullable_ints_and_timestamps_pass_through(tmp_path, tiny_checkp
     import pyarrow.parquet as pq
 
     n = len(ROWS)
-    table = pa.table({
-        "text": [r["text"] for r in ROWS], "label": [r["label"] for r in ROWS],
-        "n": pa.array([2**62 + 1] + [None] * (n - 1), type=pa.int64()),
-        "small": pa.array(list(range(n)), type=pa.int16()),
-        "at": pa.array([pd.Timestamp("2024-05-06 07:08:09.123456789")] * n, type=pa.timestamp("ns")),
-    })
+    table = pa.table(
+        {
+            "text": [r["text"] for r in ROWS],
+            "label": [r["label"] for r in ROWS],
+            "n": pa.array([2**62 + 1] + [None] * (n - 1), type=pa.int64()),
+            "small": pa.array(list(range(n)), type=pa.int16()),
+            "at": pa.array([pd.Timestamp("2024-05-06 07:08:09.123456789")] * n, type=pa.timestamp("ns")),
+        }
+    )
     src = tmp_path / "in.parquet"
     pq.write_table(table, src)
     out = tmp_path / "out.parquet"
@@ -124,7 +130,7 @@ def test_parquet_nullable_ints_and_timestamps_pass_through(tmp_path, tiny_checkp
 
 def test_tsv_text_starting_with_a_quote_keeps_it(tmp_path, tiny_checkpoint):
     src = tmp_path / "q.tsv"
-    texts = ['"Quoted" at the start of this one', 'a "middle" quote here', 'plain text row', '"unbalanced start']
+    texts = ['"Quoted" at the start of this one', 'a "middle" quote here', "plain text row", '"unbalanced start']
     src.write_text("text\tlabel\n" + "".join(f"{t}\tx\n" for t in texts))
     out = tmp_path / "o.tsv"
     assert augment(src, out, tiny_checkpoint).exit_code == 0
@@ -192,8 +198,21 @@ def test_line_separators_in_jsonl_are_text(tmp_path, tiny_checkpoint):
     assert augment(src, out, tiny_checkpoint).exit_code == 0
     assert originals(out)["text"].tolist() == [r["text"] for r in rows]
     assert "\u2028" not in out.read_text(encoding="utf-8")  # written escaped: no tool splits a line there
-    assert run("augment", out, "-o", tmp_path / "again.jsonl", "--checkpoint", tiny_checkpoint, "--only-new",
-               "--text-column", "text", *FAST).exit_code != 0  # its own output is readable (refused: provenance)
+    assert (
+        run(
+            "augment",
+            out,
+            "-o",
+            tmp_path / "again.jsonl",
+            "--checkpoint",
+            tiny_checkpoint,
+            "--only-new",
+            "--text-column",
+            "text",
+            *FAST,
+        ).exit_code
+        != 0
+    )  # its own output is readable (refused: provenance)
 
 
 def test_lone_surrogate_escapes_are_refused_on_read(tmp_path, no_models):
@@ -214,25 +233,37 @@ def test_output_folder_checked_before_models(tmp_path, no_models, monkeypatch):
     one_line_error(augment(src, tmp_path / "o.jsonl", "unused"), "Read-only file system")
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("--seed", "-1", "--seed must be >= 0"), ("--seed", str(2**32), "--seed must be <="),
-    ("--temperature", "nan", "--temperature must be a finite"), ("--alpha", "nan", "--alpha must be a finite"),
-    ("--alpha", "inf", "--alpha must be a finite"), ("--max-new-tokens", "0", "--max-new-tokens must be >= 1"),
-    ("--max-rounds", "0", "--max-rounds must be >= 1"), ("--top-p", "nan", "--top-p"),
-    ("--min-fidelity", "nan", "--min-fidelity"), ("--device", "tpu", "--device must be one of"),
-    ("-n", "-3", "--num-augmented must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--seed", "-1", "--seed must be >= 0"),
+        ("--seed", str(2**32), "--seed must be <="),
+        ("--temperature", "nan", "--temperature must be a finite"),
+        ("--alpha", "nan", "--alpha must be a finite"),
+        ("--alpha", "inf", "--alpha must be a finite"),
+        ("--max-new-tokens", "0", "--max-new-tokens must be >= 1"),
+        ("--max-rounds", "0", "--max-rounds must be >= 1"),
+        ("--top-p", "nan", "--top-p"),
+        ("--min-fidelity", "nan", "--min-fidelity"),
+        ("--device", "tpu", "--device must be one of"),
+        ("-n", "-3", "--num-augmented must be >= 0"),
+    ],
+)
 def test_options_are_checked_before_any_work(tmp_path, no_models, option, value, message):
     src = jsonl(tmp_path / "in.jsonl", ROWS)
-    one_line_error(run("augment", src, "-o", tmp_path / "o.jsonl", option, value, "--checkpoint", "unused", "-q"),
-                   message)
+    one_line_error(
+        run("augment", src, "-o", tmp_path / "o.jsonl", option, value, "--checkpoint", "unused", "-q"), message
+    )
 
 
-@pytest.mark.parametrize("labels,message", [
-    ([["a"], ["a"], ["b"], ["b"], ["a"], ["b"]], "holds list values"),
-    ([{"k": 1}] * 6, "holds object values"),
-    ([1, True, 1, 1, 0, 0], "the same label to Python"),
-])
+@pytest.mark.parametrize(
+    "labels,message",
+    [
+        ([["a"], ["a"], ["b"], ["b"], ["a"], ["b"]], "holds list values"),
+        ([{"k": 1}] * 6, "holds object values"),
+        ([1, True, 1, 1, 0, 0], "the same label to Python"),
+    ],
+)
 def test_labels_must_be_scalar_and_distinct(tmp_path, no_models, labels, message):
     src = jsonl(tmp_path / "in.jsonl", [dict(r, label=l) for r, l in zip(ROWS, labels)])
     one_line_error(augment(src, tmp_path / "o.jsonl", "unused"), message)
@@ -245,15 +276,20 @@ def test_a_text_column_of_numbers_is_named_as_such(tmp_path, no_models):
 
 def test_ids_must_be_unique(tmp_path, no_models):
     src = jsonl(tmp_path / "in.jsonl", [dict(r, id=i % 3) for i, r in enumerate(ROWS)])
-    one_line_error(augment(src, tmp_path / "o.jsonl", "unused", "--id-column", "id"), "duplicate value 0 (rows 1 and 4)")
+    one_line_error(
+        augment(src, tmp_path / "o.jsonl", "unused", "--id-column", "id"), "duplicate value 0 (rows 1 and 4)"
+    )
 
 
-@pytest.mark.parametrize("suffix,extra,message", [
-    (".parquet", {"mixed": [1, "a", 2, "b", 3, "c"]}, "column 'mixed' cannot be written as parquet"),
-    (".jsonl", {"blob": [b"\x00\x01"] * 6}, "holds binary data, which JSONL cannot hold"),
-    (".csv", {"blob": [b"\x00\x01"] * 6}, "holds binary data, which CSV cannot hold"),
-    (".jsonl", {"x": [float("nan")] * 6}, "holds nan, which JSONL cannot hold"),
-])
+@pytest.mark.parametrize(
+    "suffix,extra,message",
+    [
+        (".parquet", {"mixed": [1, "a", 2, "b", 3, "c"]}, "column 'mixed' cannot be written as parquet"),
+        (".jsonl", {"blob": [b"\x00\x01"] * 6}, "holds binary data, which JSONL cannot hold"),
+        (".csv", {"blob": [b"\x00\x01"] * 6}, "holds binary data, which CSV cannot hold"),
+        (".jsonl", {"x": [float("nan")] * 6}, "holds nan, which JSONL cannot hold"),
+    ],
+)
 def test_format_conversions_refused_before_models(tmp_path, no_models, suffix, extra, message):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -381,3 +417,110 @@ def test_a_corrupt_cache_line_never_fails_a_run(tmp_path, tiny_checkpoint, monke
     r = augment(src, tmp_path / "b.jsonl", tiny_checkpoint)
     assert r.exit_code == 0 and "cache" not in r.stderr, r.output
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+# -- found by a hostile audit of the first fix ----------------------------------------------------------
+def test_ints_and_floats_in_one_column_are_refused_for_parquet(tmp_path, no_models):
+    src = jsonl(tmp_path / "in.jsonl", [dict(r, x=[1, 2.5, 3][i % 3]) for i, r in enumerate(ROWS)])
+    one_line_error(augment(src, tmp_path / "o.parquet", "unused"), "parquet would change 1 into 1.0")
+
+
+def test_parquet_time_with_nanoseconds_is_refused_not_truncated(tmp_path, no_models):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "t.parquet"
+    n = len(ROWS)
+    pq.write_table(
+        pa.table(
+            {
+                "text": [r["text"] for r in ROWS],
+                "label": [r["label"] for r in ROWS],
+                "t": pa.array([1] * n, pa.time64("ns")),
+            }
+        ),
+        src,
+    )
+    one_line_error(augment(src, tmp_path / "o.parquet", "unused"), "column 't' (time64[ns]) holds values Python")
+
+
+def test_a_csv_row_of_one_empty_field_is_an_error(tmp_path, no_models):
+    src = tmp_path / "c.csv"
+    src.write_text('text,label\nhello world,a\n""\ngood morning,a\n')
+    one_line_error(augment(src, tmp_path / "o.jsonl", "unused"), "line 3 has 1 fields but the header has 2")
+
+
+def test_label_column_may_not_be_the_text_column(tmp_path, no_models):
+    src = jsonl(tmp_path / "in.jsonl", ROWS)
+    one_line_error(augment(src, tmp_path / "o.jsonl", "unused", "--label-column", "text"), "both 'text'")
+
+
+def test_deeply_nested_values_are_refused_on_read(tmp_path, no_models):
+    deep = "[" * 600 + "1" + "]" * 600
+    src = tmp_path / "d.jsonl"
+    src.write_text('{"text": "hello world", "label": "a", "d": ' + deep + '}\n{"text": "good day", "label": "a"}\n')
+    one_line_error(augment(src, tmp_path / "o.jsonl", "unused"), "line 1: a value is nested more than 64 levels")
+
+
+def test_output_path_with_a_trailing_slash(tmp_path, no_models):
+    src = jsonl(tmp_path / "in.jsonl", ROWS)
+    one_line_error(augment(src, str(tmp_path / "o.jsonl") + "/", "unused"), "names a directory")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_usage_errors_and_bugs_are_one_line_from_the_real_command(tmp_path):
+    exe = [sys.executable, "-c", "from mixaug.cli import main; main()"]
+    for args, pattern in (
+        (["augment", "x.jsonl", "--bogus"], "No such option: --bogus"),
+        (["augment", "x.jsonl", "-n", "abc"], "Invalid value for '-n'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+        (["mix", "onlyone"], "Missing argument 'text_b'"),
+    ):
+        r = subprocess.run(exe + args, capture_output=True, text=True, cwd=tmp_path)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+        assert pattern in lines[0], lines[0]
+
+
+def test_mix_refuses_bytes_that_are_not_utf8(tiny_checkpoint):
+    one_line_error(run("mix", "caf\udce9", "b", "--checkpoint", tiny_checkpoint, "--lam", "0.5"), "not valid UTF-8")
+
+
+@pytest.mark.parametrize("edit", ["rename", "use_dora", "fan_in_fan_out"])
+def test_lora_weights_that_peft_would_skip_or_reinterpret(tmp_path, tiny_lora_checkpoint, edit):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    ck = tmp_path / "ck"
+    shutil.copytree(tiny_lora_checkpoint, ck)
+    if edit == "rename":
+        path = ck / "lora" / "adapter_model.safetensors"
+        save_file({k.replace("q_proj", "zz_proj"): v for k, v in load_file(path).items()}, path)
+    else:
+        path = ck / "lora" / "adapter_config.json"
+        cfg = json.loads(path.read_text())
+        cfg[edit] = True
+        path.write_text(json.dumps(cfg))
+    r = run("mix", "a b", "c d", "--checkpoint", ck, "--lam", "0.5")
+    one_line_error(r, "corrupt checkpoint")
+
+
+def test_a_fifo_or_a_forged_line_in_the_decode_cache(tmp_path, tiny_checkpoint, monkeypatch):
+    from mixaug import pipeline
+    from mixaug.decode_cache import decode_cache_path
+
+    monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(pipeline, "_STACKS", {})
+    cache = decode_cache_path(tiny_checkpoint, "cpu")
+    cache.parent.mkdir(parents=True)
+    os.mkfifo(cache)  # reading it would block forever
+    src = jsonl(tmp_path / "in.jsonl", ROWS)
+    r = augment(src, tmp_path / "a.jsonl", tiny_checkpoint, "--device", "cpu")
+    assert r.exit_code == 0 and "warning: decode cache" in r.stderr, r.output
+
+
+def test_group_values_that_would_share_a_stats_key(tmp_path, no_models):
+    src = jsonl(tmp_path / "g.jsonl", [dict(r, g=[1, "1"][i % 2]) for i, r in enumerate(ROWS)])
+    r = run("invert", src, "-o", tmp_path / "o.jsonl", "--group-column", "g", "--checkpoint", "unused", "-q")
+    one_line_error(r, "would share one group")

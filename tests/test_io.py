@@ -7,10 +7,12 @@ import pytest
 from mixaug.errors import MixaugError
 from mixaug.io import detect_format, read_dataset, resolve_label_column, resolve_text_column, write_dataset
 
-DF = pd.DataFrame({"text": ["a b", "c, \"d\"", "e\nf"], "label": ["x", "y", "x"], "id": ["007", "2", "3"]})
+DF = pd.DataFrame({"text": ["a b", 'c, "d"', "e\nf"], "label": ["x", "y", "x"], "id": ["007", "2", "3"]})
 
 
-@pytest.mark.parametrize("name", ["d.jsonl", "d.json", "d.csv", "d.tsv", "d.parquet", "d.jsonl.gz", "d.csv.gz", "d.tsv.gz"])
+@pytest.mark.parametrize(
+    "name", ["d.jsonl", "d.json", "d.csv", "d.tsv", "d.parquet", "d.jsonl.gz", "d.csv.gz", "d.tsv.gz"]
+)
 def test_round_trip_every_format(tmp_path, name):
     path = tmp_path / name
     df = DF.replace({"e\nf": "e f"}) if ".tsv" in name else DF  # TSV has no quoting: no line breaks in values

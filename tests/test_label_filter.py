@@ -39,7 +39,14 @@ def test_filter_reasons():
     assert f.check("a dog ran.", 0.9, False) == "duplicate"
     assert f.check("A bird flew.", 0.2, False) == "low_fidelity"
     assert f.check("A fish swam.", 0.9, True) == "intrusion"
-    assert f.rejected == {"empty": 1, "degenerate": 1, "copy_of_input": 1, "duplicate": 1, "low_fidelity": 1, "intrusion": 1}
+    assert f.rejected == {
+        "empty": 1,
+        "degenerate": 1,
+        "copy_of_input": 1,
+        "duplicate": 1,
+        "low_fidelity": 1,
+        "intrusion": 1,
+    }
 
 
 def test_degenerate_detector():

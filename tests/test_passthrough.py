@@ -17,17 +17,44 @@ from mixaug.errors import MixaugError
 from mixaug.io import MISSING, _same, read_dataset, write_dataset
 
 EXAMPLES = int(os.environ.get("MIXAUG_HYPOTHESIS_EXAMPLES", "60"))  # raise it for a deeper run
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                            HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 # Text with the characters that broke readers before: line separators, quotes, NUL, BOM, CR, tabs.
-TRICKY = st.sampled_from(["\u2028", "\u2029", "\u0085", '"', "'", "\x00", "\ufeff", "\r", "\r\n", "\n", "\t", ",", " ",
-                          "\\", "é", "😀", "NA", "null", "007", "1e5", "true"])
+TRICKY = st.sampled_from(
+    [
+        "\u2028",
+        "\u2029",
+        "\u0085",
+        '"',
+        "'",
+        "\x00",
+        "\ufeff",
+        "\r",
+        "\r\n",
+        "\n",
+        "\t",
+        ",",
+        " ",
+        "\\",
+        "é",
+        "😀",
+        "NA",
+        "null",
+        "007",
+        "1e5",
+        "true",
+    ]
+)
 TEXT = st.lists(st.one_of(TRICKY, st.text(max_size=4)), max_size=5).map("".join)
 INT = st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([2**53 + 1, -(2**63), 2**63 - 1, 0]))
 FLOAT = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([1.5e-12, 0.1, 1e300, -0.0]))
 SCALAR = st.one_of(TEXT, INT, FLOAT, st.booleans(), st.none())
-NESTED = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                      st.dictionaries(TEXT, inner, max_size=3)), max_leaves=6)
+NESTED = st.recursive(
+    SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)), max_leaves=6
+)
 NAME = st.text(min_size=1, max_size=6).filter(lambda s: not s.startswith("mixaug_"))
 
 
@@ -90,8 +117,9 @@ def test_tsv_round_trips_or_refuses_in_one_line(df):
         path = _via_file(df, "tsv")
     except MixaugError as exc:
         assert "\n" not in str(exc) and "TSV cannot hold" in str(exc)
-        assert any(c in str(v) for col in df for v in df[col] for c in "\t\n\r") or \
-            any(c in str(n) for n in df.columns for c in "\t\n\r")
+        assert any(c in str(v) for col in df for v in df[col] for c in "\t\n\r") or any(
+            c in str(n) for n in df.columns for c in "\t\n\r"
+        )
         return
     assert_same_frame(read_dataset(path), df)
 
@@ -166,15 +194,22 @@ SEEDS = {
     "tsv": 'text\tlabel\n"quoted" text\tx\nplain\ty\n',
     "jsonl": '{"text": "a\u2028b", "label": "x", "n": 12345678901234567890}\n{"text": "c", "label": "y", "f": 1.5e-12}\n',
 }
-MUTATIONS = st.lists(st.tuples(st.integers(0, 200), st.sampled_from(
-    [",", "\t", '"', "\n", "\r", "\x00", "{", "}", "\\", "\ufeff", "\u2028", "", "x", ":", "[", "\udcff"])),
-    min_size=1, max_size=4)
+MUTATIONS = st.lists(
+    st.tuples(
+        st.integers(0, 200),
+        st.sampled_from(
+            [",", "\t", '"', "\n", "\r", "\x00", "{", "}", "\\", "\ufeff", "\u2028", "", "x", ":", "[", "\udcff"]
+        ),
+    ),
+    min_size=1,
+    max_size=4,
+)
 
 
 def mutate(text: str, edits) -> bytes:
     for pos, piece in edits:
         pos = pos % (len(text) + 1)
-        text = text[:pos] + piece + text[pos + 1:] if piece else text[:pos] + text[pos + 1:]
+        text = text[:pos] + piece + text[pos + 1 :] if piece else text[:pos] + text[pos + 1 :]
     return text.encode("utf-8", "surrogateescape")
 
 

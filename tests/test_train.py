@@ -6,16 +6,36 @@ from mixaug.errors import MixaugError
 from mixaug.train import TrainConfig, read_corpus, train
 
 SENTENCES = [
-    "The cat sat on the mat.", "A dog barked at the mailman.", "Rain is expected tomorrow morning.",
-    "She bought fresh bread at the bakery.", "The train leaves at noon.", "He plays guitar in a band.",
-    "Prices rose sharply last quarter.", "The museum opens at nine.", "We walked along the river.",
-    "The soup needs more salt.", "Kids love the new playground.", "The meeting was moved to Friday.",
+    "The cat sat on the mat.",
+    "A dog barked at the mailman.",
+    "Rain is expected tomorrow morning.",
+    "She bought fresh bread at the bakery.",
+    "The train leaves at noon.",
+    "He plays guitar in a band.",
+    "Prices rose sharply last quarter.",
+    "The museum opens at nine.",
+    "We walked along the river.",
+    "The soup needs more salt.",
+    "Kids love the new playground.",
+    "The meeting was moved to Friday.",
 ] * 2
 
 
 def _cfg(tmp_path, lm_dir, **kw):
-    base = dict(out=str(tmp_path / "run"), lm=str(lm_dir), num_soft_tokens=2, hidden_dim=32, lora_r=2,
-                lr=1e-2, warmup_steps=1, batch_size=4, eval_every=1000, eval_size=4, save_every=5, log_every=1)
+    base = dict(
+        out=str(tmp_path / "run"),
+        lm=str(lm_dir),
+        num_soft_tokens=2,
+        hidden_dim=32,
+        lora_r=2,
+        lr=1e-2,
+        warmup_steps=1,
+        batch_size=4,
+        eval_every=1000,
+        eval_size=4,
+        save_every=5,
+        log_every=1,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -48,8 +68,12 @@ def test_resume_matches_uninterrupted_run(tmp_path, tiny_lm_dir):
     texts = sorted(set(SENTENCES))
     train(_cfg(tmp_path / "a", tiny_lm_dir, max_steps=6, save_every=3), texts=texts, progress=False, log=lambda m: None)
     train(_cfg(tmp_path / "b", tiny_lm_dir, max_steps=3, save_every=3), texts=texts, progress=False, log=lambda m: None)
-    train(_cfg(tmp_path / "b", tiny_lm_dir, max_steps=6, save_every=3, resume=True), texts=texts, progress=False,
-          log=lambda m: None)
+    train(
+        _cfg(tmp_path / "b", tiny_lm_dir, max_steps=6, save_every=3, resume=True),
+        texts=texts,
+        progress=False,
+        log=lambda m: None,
+    )
     a, b = _losses(tmp_path / "a" / "run"), _losses(tmp_path / "b" / "run")
     assert len(a) == len(b) == 6
     assert all(abs(x - y) < 1e-3 for x, y in zip(a, b))
@@ -94,16 +118,39 @@ def test_cli_resume_keeps_the_runs_settings_unless_given(tmp_path, tiny_lm_dir):
         assert result.exit_code == 0, result.output
         return json.loads((run / "state.json").read_text())
 
-    state = cli("--corpus", corpus, "--lm", tiny_lm_dir, "--num-soft-tokens", "2", "--hidden-dim", "32",
-                "--lora-r", "2", "--batch-size", "4", "--eval-size", "4", "--lr", "5e-3", "--noise-std", "0.05",
-                "--max-steps", "2")
+    state = cli(
+        "--corpus",
+        corpus,
+        "--lm",
+        tiny_lm_dir,
+        "--num-soft-tokens",
+        "2",
+        "--hidden-dim",
+        "32",
+        "--lora-r",
+        "2",
+        "--batch-size",
+        "4",
+        "--eval-size",
+        "4",
+        "--lr",
+        "5e-3",
+        "--noise-std",
+        "0.05",
+        "--max-steps",
+        "2",
+    )
     assert state["step"] == 2 and state["config"]["lr"] == 5e-3
     state = cli("--resume", "--max-steps", "4")
     assert state["step"] == 4
     assert (state["config"]["lr"], state["config"]["noise_std"], state["config"]["mix_prob"]) == (5e-3, 0.05, 0.0)
     state = cli("--resume", "--max-steps", "5", "--lr", "1e-3", "--noise-std", "0", "--mix-prob", "0.5")
     assert (state["step"], state["config"]["lr"], state["config"]["noise_std"], state["config"]["mix_prob"]) == (
-        5, 1e-3, 0.0, 0.5)
+        5,
+        1e-3,
+        0.0,
+        0.5,
+    )
     assert state["config"]["out"] == str(run)
     (run / "state.json").write_text("{not json")
     result = CliRunner().invoke(app, ["train", *common, "--resume", "--max-steps", "6"])
@@ -114,8 +161,12 @@ def test_decay_from_anneals_lr_to_zero_and_survives_resume(tmp_path, tiny_lm_dir
     texts = sorted(set(SENTENCES))
     train(_cfg(tmp_path / "a", tiny_lm_dir, max_steps=6, decay_from=2), texts=texts, progress=False, log=lambda m: None)
     train(_cfg(tmp_path / "b", tiny_lm_dir, max_steps=3), texts=texts, progress=False, log=lambda m: None)
-    train(_cfg(tmp_path / "b", tiny_lm_dir, max_steps=6, decay_from=2, resume=True), texts=texts, progress=False,
-          log=lambda m: None)
+    train(
+        _cfg(tmp_path / "b", tiny_lm_dir, max_steps=6, decay_from=2, resume=True),
+        texts=texts,
+        progress=False,
+        log=lambda m: None,
+    )
 
     def lrs(run):
         return [r["lr"] for r in map(json.loads, (run / "train_log.jsonl").read_text().splitlines()) if "lr" in r]
@@ -123,5 +174,9 @@ def test_decay_from_anneals_lr_to_zero_and_survives_resume(tmp_path, tiny_lm_dir
     assert lrs(tmp_path / "a" / "run") == pytest.approx([1e-2, 1e-2, 1e-2, 7.5e-3, 5e-3, 2.5e-3])
     assert lrs(tmp_path / "b" / "run") == pytest.approx([1e-2, 1e-2, 1e-2, 7.5e-3, 5e-3, 2.5e-3])
     with pytest.raises(MixaugError, match="--decay-from needs --max-steps"):
-        train(_cfg(tmp_path / "c", tiny_lm_dir, max_minutes=1, decay_from=2), texts=texts, progress=False,
-              log=lambda m: None)
+        train(
+            _cfg(tmp_path / "c", tiny_lm_dir, max_minutes=1, decay_from=2),
+            texts=texts,
+            progress=False,
+            log=lambda m: None,
+        )

@@ -1,0 +1,387 @@
+"""`mixaug report`: one self-contained HTML page about a file `augment` wrote, to look at before training.
+
+It reads the augmented *file* (any format `io` reads) and never loads a model: the 2-D map is a TF-IDF +
+SVD projection of the texts, not of encoder embeddings. Plots are matplotlib PNGs inlined as data URIs
+(smaller than SVG for scatter plots of a few thousand points), so the page opens offline from a file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import MixaugError
+from .io import is_missing, read_dataset, resolve_text_column
+
+MAX_MAP_POINTS = 4000  # beyond this the map shows a seeded sample
+PARENT_LINES = 25  # new rows whose lines to their parents are drawn on the map
+SAMPLE_ROWS = 20
+
+
+@dataclass
+class Augmented:
+    """An augmented table split into what the report needs."""
+
+    originals: pd.DataFrame
+    new: pd.DataFrame
+    text_col: str
+    label_col: str | None
+    parent_text: dict  # parent id -> its text (empty when the file holds only new rows)
+
+
+def load_augmented(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
+    """Read a file `mixaug augment` wrote; a file without its provenance columns is a one-line error."""
+    df = read_dataset(path, fmt)
+    if "mixaug_source" not in df.columns:
+        found = ", ".join(map(str, df.columns)) or "(none)"
+        raise MixaugError(
+            f"{path} has no mixaug_* provenance columns (columns found: {found}); "
+            "`mixaug report` reads files that `mixaug augment` wrote"
+        )
+    return df
+
+
+def read_stats(path: str | Path | None) -> dict | None:
+    if path is None:
+        return None
+    try:
+        stats = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MixaugError(f"stats file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise MixaugError(f"cannot read stats file {path}: {str(exc).splitlines()[0][:120]}") from None
+    if not isinstance(stats, dict):
+        raise MixaugError(f"{path} is not a stats file of `mixaug augment --stats-json` (not a JSON object)")
+    return stats
+
+
+def split(
+    df: pd.DataFrame,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    id_column: str | None = None,
+    stats: dict | None = None,
+) -> Augmented:
+    """Originals and new rows, and which columns hold text, label and ids (options, else the stats file,
+    else the names `augment` picks by default)."""
+    stats = stats or {}
+    source = df["mixaug_source"].tolist()
+    if not set(source) <= {"original", "mixup"}:
+        odd = sorted({str(s) for s in source} - {"original", "mixup"})[:3]
+        raise MixaugError(f"mixaug_source holds {', '.join(odd)}; expected original or mixup")
+    is_new = np.array([s == "mixup" for s in source])
+    originals, new = df[~is_new].reset_index(drop=True), df[is_new].reset_index(drop=True)
+    text_col = text_column or stats.get("text_column") or resolve_text_column(df, None)
+    label_col = label_column or stats.get("label_column") or ("label" if "label" in df.columns else None)
+    id_col = id_column or stats.get("id_column")
+    for what, col in (("text", text_col), ("label", label_col), ("id", id_col)):
+        if col is not None and col not in df.columns:
+            raise MixaugError(f"{what} column '{col}' not found; columns found: {', '.join(map(str, df.columns))}")
+    if id_col:
+        parent_text = dict(zip(originals[id_col].tolist(), originals[text_col].tolist()))
+    else:  # parents are named by input row number, and the originals keep the input's order
+        parent_text = dict(enumerate(originals[text_col].tolist()))
+    return Augmented(originals, new, text_col, label_col, parent_text)
+
+
+# -- plots ----------------------------------------------------------------------------------------------
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _figure(width=5.2, height=3.4):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height))
+
+
+def _label_colours(labels: list) -> dict:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    return {l: cmap(i % cmap.N) for i, l in enumerate(labels)}
+
+
+def map_plot(a: Augmented, seed: int = 0) -> str | None:
+    """Originals (dots) and new rows (crosses) on a TF-IDF + SVD plane, coloured by label, with lines from a
+    sample of new rows to their two parents."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [t if isinstance(t, str) else "" for t in a.originals[a.text_col].tolist() + a.new[a.text_col].tolist()]
+    kinds = np.array([0] * len(a.originals) + [1] * len(a.new))
+    if sum(bool(t.strip()) for t in texts) < 3:
+        return None
+    try:
+        x = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1).fit_transform(texts)
+    except ValueError:  # an empty vocabulary: no word of two characters anywhere
+        return None
+    if x.shape[1] < 3:
+        return None
+    xy = TruncatedSVD(n_components=2, random_state=seed).fit_transform(x)
+    labels = _labels(a)
+    colours = _label_colours(sorted({str(l) for l in labels}, key=str))
+    rng = np.random.default_rng(seed)
+    shown = (
+        np.arange(len(texts))
+        if len(texts) <= MAX_MAP_POINTS
+        else np.sort(rng.choice(len(texts), MAX_MAP_POINTS, replace=False))
+    )
+    fig, ax = _figure(6.4, 4.6)
+    for kind, marker, size, alpha in ((0, "o", 14, 0.55), (1, "x", 18, 0.9)):
+        idx = shown[kinds[shown] == kind]
+        for label in colours:
+            pick = idx[np.array([str(labels[i]) == label for i in idx], dtype=bool)] if len(idx) else idx
+            if len(pick):
+                ax.scatter(
+                    xy[pick, 0],
+                    xy[pick, 1],
+                    s=size,
+                    marker=marker,
+                    color=colours[label],
+                    alpha=alpha,
+                    linewidths=1,
+                    label=f"{label} ({'new' if kind else 'original'})",
+                )
+    row_of = {pid: i for i, pid in enumerate(a.parent_text)} if a.parent_text else {}
+    new_idx = np.arange(len(a.new))
+    for j in rng.permutation(new_idx)[:PARENT_LINES]:
+        for col in ("mixaug_parent_a", "mixaug_parent_b"):
+            pid = a.new[col].iloc[j]
+            if pid in row_of and row_of[pid] < len(a.originals):
+                p, q = xy[row_of[pid]], xy[len(a.originals) + j]
+                ax.plot([p[0], q[0]], [p[1], q[1]], color="grey", lw=0.5, alpha=0.5)
+    q1, q3 = np.percentile(xy[shown], [25, 75], axis=0)  # a few unusual texts must not squash the rest
+    lo = np.maximum(xy[shown].min(axis=0), q1 - 2 * (q3 - q1))
+    hi = np.minimum(xy[shown].max(axis=0), q3 + 2 * (q3 - q1))
+    pad = (hi - lo) * 0.05 + 1e-9
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("texts on a TF-IDF + SVD plane (x = new row; grey: a sample's parents)", fontsize=9)
+    handles, names = ax.get_legend_handles_labels()
+    if len(names) <= 24:
+        ax.legend(handles, names, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    return _png(fig)
+
+
+def _labels(a: Augmented) -> list:
+    if a.label_col is None:
+        return ["(unlabelled)"] * (len(a.originals) + len(a.new))
+    return a.originals[a.label_col].tolist() + a.new[a.label_col].tolist()
+
+
+def label_count_plot(a: Augmented) -> str | None:
+    if a.label_col is None:
+        return None
+    before = pd.Series([str(l) for l in a.originals[a.label_col]]).value_counts()
+    added = pd.Series([str(l) for l in a.new[a.label_col]]).value_counts()
+    names = sorted(set(before.index) | set(added.index))
+    b = np.array([before.get(n, 0) for n in names])
+    n = np.array([added.get(k, 0) for k in names])
+    fig, ax = _figure(max(4.0, 0.5 * len(names) + 2), 3.2)
+    ax.bar(names, b, label="original", color="#4c72b0")
+    ax.bar(names, n, bottom=b, label="new", color="#dd8452")
+    ax.set_ylabel("rows")
+    ax.set_title("label counts: before, and added", fontsize=9)
+    ax.tick_params(axis="x", labelrotation=45 if len(names) > 6 else 0, labelsize=8)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def _floats(values) -> np.ndarray:
+    return np.array([float(v) if not is_missing(v) else np.nan for v in values], dtype=float)
+
+
+def histogram_plot(values: np.ndarray, title: str, xlabel: str, bins=20, range_=None) -> str | None:
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return None
+    fig, ax = _figure(4.4, 3.0)
+    ax.hist(values, bins=bins, range=range_, color="#4c72b0")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("new rows")
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
+def fidelity_plot(lam: np.ndarray, fid: np.ndarray, intrusion: np.ndarray) -> str | None:
+    ok = np.isfinite(lam) & np.isfinite(fid)
+    if not ok.any():
+        return None
+    fig, ax = _figure(4.4, 3.0)
+    ax.scatter(lam[ok & ~intrusion], fid[ok & ~intrusion], s=10, alpha=0.6, color="#4c72b0", label="label of a parent")
+    if (ok & intrusion).any():
+        ax.scatter(lam[ok & intrusion], fid[ok & intrusion], s=14, marker="x", color="#c44e52", label="intrusion")
+    ax.set_xlabel("λ (weight of parent a)")
+    ax.set_ylabel("fidelity (cosine to target)")
+    ax.set_title("fidelity against λ", fontsize=9)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
+# -- page -----------------------------------------------------------------------------------------------
+
+
+def _e(value) -> str:
+    if is_missing(value):
+        return ""
+    return html.escape(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _fmt(value, digits=3) -> str:
+    return "" if is_missing(value) else f"{float(value):.{digits}f}"
+
+
+def intrusion_table(a: Augmented) -> str:
+    """Parent labels (a + b) → the label written: the diagonal is agreement, off it manifold intrusion."""
+    if a.label_col is None or not len(a.new):
+        return "<p>No labels, or no new rows.</p>"
+    pair = [
+        " + ".join(sorted({str(x), str(y)}))
+        for x, y in zip(a.new["mixaug_parent_a_label"], a.new["mixaug_parent_b_label"])
+    ]
+    got = [str(l) for l in a.new[a.label_col]]
+    table = pd.crosstab(pd.Series(pair, name="parents"), pd.Series(got, name="label"))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    rows = []
+    for parents, counts in table.iterrows():
+        names = set(parents.split(" + "))
+        cells = "".join(
+            f'<td class="{"ok" if col in names else ("bad" if n else "")}">{n or ""}</td>' for col, n in counts.items()
+        )
+        rows.append(f"<tr><th>{html.escape(parents)}</th>{cells}</tr>")
+    return f'<table class="matrix"><tr><th>parents ↓ / label →</th>{head}</tr>{"".join(rows)}</table>'
+
+
+def rows_table(a: Augmented, rows: pd.DataFrame) -> str:
+    head = "<tr><th>new row</th><th>label</th><th>λ</th><th>fidelity</th><th>parent a</th><th>parent b</th></tr>"
+    body = []
+    for _, r in rows.iterrows():
+        pa, pb = r["mixaug_parent_a"], r["mixaug_parent_b"]
+        label = _e(r[a.label_col]) if a.label_col else ""
+        flag = ' <span class="bad">intrusion</span>' if r.get("mixaug_intrusion") is True else ""
+        body.append(
+            f"<tr><td>{_e(r[a.text_col])}</td><td>{label}{flag}</td><td>{_fmt(r['mixaug_lambda'], 2)}</td>"
+            f"<td>{_fmt(r['mixaug_fidelity'])}</td><td>{_e(a.parent_text.get(pa, pa))}</td>"
+            f"<td>{_e(a.parent_text.get(pb, pb))}</td></tr>"
+        )
+    return f'<table class="rows">{head}{"".join(body)}</table>'
+
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#222;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd}
+.facts{display:flex;flex-wrap:wrap;gap:8px 22px;margin:10px 0} .facts div{min-width:120px}
+.facts b{display:block;font-size:18px} .grid{display:flex;flex-wrap:wrap;gap:14px}
+img{max-width:100%;border:1px solid #eee} table{border-collapse:collapse;font-size:13px;margin:6px 0}
+td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;text-align:left}
+table.rows td:first-child{font-weight:600;max-width:320px} .ok{background:#e8f3e8} .bad{color:#b22;font-weight:600}
+td.bad{background:#fbe3e3} .tabs input{display:none} .tabs label{display:inline-block;padding:6px 14px;
+border:1px solid #ccc;border-bottom:none;cursor:pointer;background:#f6f6f6;margin-right:4px}
+.tabs input:checked+label{background:#fff;font-weight:600} .tab{display:none;border-top:1px solid #ccc;padding-top:8px}
+#t1:checked~.t1,#t2:checked~.t2{display:block} .note{color:#666;font-size:12px}
+"""
+
+
+def render(a: Augmented, stats: dict | None = None, title: str = "mixaug report", seed: int = 0) -> str:
+    """The whole page as one HTML string (images inline)."""
+    stats = stats or {}
+    lam = _floats(a.new["mixaug_lambda"]) if len(a.new) else np.array([])
+    fid = _floats(a.new["mixaug_fidelity"]) if len(a.new) else np.array([])
+    conf = _floats(a.new["mixaug_label_confidence"]) if len(a.new) else np.array([])
+    intrusion = (
+        np.array([v is True for v in a.new["mixaug_intrusion"]], dtype=bool) if len(a.new) else np.array([], bool)
+    )
+    facts = {
+        "original rows": len(a.originals),
+        "new rows": len(a.new),
+        "mean fidelity": _fmt(np.nanmean(fid)) if np.isfinite(fid).any() else "–",
+        "intrusion rate": _fmt(intrusion.mean()) if a.label_col and len(a.new) else "–",
+        "mean λ": _fmt(np.nanmean(lam), 2) if np.isfinite(lam).any() else "–",
+    }
+    for key in ("pairing", "label_policy", "shortfall", "seconds"):
+        if key in stats:
+            facts[key.replace("_", " ")] = stats[key]
+    plots = [
+        map_plot(a, seed),
+        label_count_plot(a),
+        histogram_plot(lam, "λ of the new rows", "λ", range_=(0, 1)),
+        fidelity_plot(lam, fid, intrusion),
+        histogram_plot(conf, "label confidence (classifier probability)", "confidence", range_=(0, 1)),
+    ]
+    images = "".join(f'<img alt="plot" src="{p}">' for p in plots if p)
+    rejected = stats.get("rejected")
+    rejected_html = (
+        "<table><tr><th>reason</th><th>rows</th></tr>"
+        + "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_e(v)}</td></tr>" for k, v in rejected.items())
+        + "</table>"
+        if isinstance(rejected, dict) and rejected
+        else "<p>None rejected.</p>"
+        if isinstance(rejected, dict)
+        else '<p class="note">Pass the run\'s <code>--stats-json</code> file to see rejections.</p>'
+    )
+    new = a.new
+    sample = new.sample(min(SAMPLE_ROWS, len(new)), random_state=seed) if len(new) else new
+    worst = new.assign(_f=fid).sort_values("_f", kind="stable").head(SAMPLE_ROWS) if len(new) else new
+    fact_html = "".join(
+        f"<div>{html.escape(k)}<b>{_e(v) if not isinstance(v, str) else html.escape(v)}</b></div>"
+        for k, v in facts.items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{html.escape(title)}</title><style>{STYLE}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="note">Text column <code>{html.escape(a.text_col)}</code>, label column
+<code>{html.escape(a.label_col or "(none)")}</code>. Made by <code>mixaug report</code>; no model was loaded.</p>
+<div class="facts">{fact_html}</div>
+<h2>Plots</h2><div class="grid">{images or "<p>No new rows to plot.</p>"}</div>
+<h2>Manifold intrusion: parent labels → label written</h2>{intrusion_table(a)}
+<h2>Rejected candidates</h2>{rejected_html}
+<h2>New rows beside their parents</h2>
+<div class="tabs"><input type="radio" name="t" id="t1" checked><label for="t1">a sample of {len(sample)}</label>
+<input type="radio" name="t" id="t2"><label for="t2">lowest fidelity first</label>
+<div class="tab t1">{rows_table(a, sample)}</div><div class="tab t2">{rows_table(a, worst)}</div></div>
+<script>
+// For checks and for people: how many plots rendered.
+window.addEventListener("load", function () {{
+  var imgs = Array.prototype.slice.call(document.images);
+  document.body.setAttribute("data-plots-rendered", imgs.filter(function (i) {{ return i.naturalWidth > 0; }}).length);
+}});
+</script>
+</body></html>
+"""
+
+
+def report(
+    path: str | Path,
+    fmt: str | None = None,
+    stats_path: str | Path | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    id_column: str | None = None,
+    seed: int = 0,
+) -> str:
+    """HTML of the report for an augmented file (and optionally its stats JSON)."""
+    stats = read_stats(stats_path)
+    a = split(load_augmented(path, fmt), text_column, label_column, id_column, stats)
+    return render(a, stats, title=f"mixaug report: {Path(str(path)).name}", seed=seed)
