@@ -61,8 +61,9 @@ def detect_format(path: str | Path, explicit: str | None = None) -> tuple[str, b
     ext = name.rsplit(".", 1)[-1] if "." in name else ""
     fmt = explicit or ext
     if fmt not in FORMATS:
+        what = f"unknown file extension '.{ext}'" if ext else "no file extension"
         raise MixaugError(
-            f"unknown file extension '.{ext}' for {path}: use .jsonl, .json, .csv, .tsv, .parquet "
+            f"{what} for {path}: use .jsonl, .json, .csv, .tsv, .parquet "
             "(or .gz of the text formats), or pass --input-format/--output-format"
         )
     if gz and fmt == "parquet":

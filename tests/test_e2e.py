@@ -44,8 +44,13 @@ def test_quiet_first_run_prints_nothing_on_stderr(tmp_path, sample_rows):
     src.write_text("".join(json.dumps(r) + "\n" for r in sample_rows[:12]))
     env = dict(os.environ, MIXAUG_CACHE=str(tmp_path / "fresh-cache"), HF_HUB_OFFLINE="1")
     env.pop("MIXAUG_CHECKPOINT", None)
-    r = subprocess.run([sys.executable, "-c", "from mixaug.cli import main; main()", "augment", str(src), "-o", "-",
-                        "-n", "3", "-q"], capture_output=True, text=True, env=env, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", "from mixaug.cli import main; main()", "augment", str(src), "-o", "-", "-n", "3", "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert sum(json.loads(l)["mixaug_source"] == "mixup" for l in r.stdout.splitlines()) == 3

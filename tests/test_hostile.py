@@ -185,6 +185,7 @@ def test_special_files_and_directories_are_refused(tmp_path, no_models):
     os.mkfifo(fifo)
     one_line_error(augment(src, fifo, "unused", "--overwrite"), "not a regular file")
     assert stat.S_ISFIFO(fifo.stat().st_mode)
+    one_line_error(augment(src, "/dev/null", "unused", "--overwrite", "--output-format", "jsonl"), "not a regular file")
     folder = tmp_path / "dir.jsonl"
     folder.mkdir()
     one_line_error(augment(src, folder, "unused", "--overwrite"), "is a directory")
