@@ -522,11 +522,11 @@ def train(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Train (or --resume) an inversion checkpoint on unlabelled sentences (stage 1 alignment)."""
-    from .config import MAX_SEED, check_number
+    from .config import MAX_SEED, check_number, check_whole_numbers
     from .train import TrainConfig, saved_config
     from .train import train as run_train
 
-    for name, value, low, high in (
+    check_whole_numbers(
         ("--num-soft-tokens", num_soft_tokens, 1, 512),
         ("--hidden-dim", hidden_dim, 1, 65536),
         ("--lora-r", lora_r, 0, 1024),
@@ -535,8 +535,7 @@ def train(
         ("--seed", seed, 0, MAX_SEED),
         ("--min-words", min_words, 1, 10_000),
         ("--max-words", max_words, min_words, 10_000),
-    ):
-        check_number(name, value, low, high, integer=True)
+    )
     for name, value in (
         ("--max-steps", max_steps),
         ("--eval-every", eval_every),
@@ -702,10 +701,10 @@ def eval_cmd(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Compare augmentation methods side by side on TRAIN/TEST: accuracy, fidelity, intrusion, speed."""
-    from .config import MAX_SEED, check_number
+    from .config import MAX_SEED, check_number, check_whole_numbers
     from .evaluate import DEFAULT_METHODS, EvalConfig, run_eval
 
-    for name, value, low, high in (
+    check_whole_numbers(
         ("--seeds", seeds, 1, 1000),
         ("--max-new-rows", max_new_rows, 1, 1_000_000),
         ("--max-test", max_test, 1, 10_000_000),
@@ -713,8 +712,7 @@ def eval_cmd(
         ("--control-pairs", control_pairs, 0, 10_000),
         ("--seed", seed, 0, MAX_SEED),
         ("--batch-size", batch_size, 1, 4096),
-    ):
-        check_number(name, value, low, high, integer=True)
+    )
     check_number("--ratio", ratio, 0, 100, low_open=True)
     shot_list = []
     for s in shots.split(","):

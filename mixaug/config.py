@@ -28,6 +28,12 @@ def check_number(name: str, value, low=None, high=None, low_open: bool = False, 
         raise MixaugError(f"{name} must be <= {high} (got {value})")
 
 
+def check_whole_numbers(*options: tuple[str, object, int | None, int | None]) -> None:
+    """check_number(name, value, low, high, integer=True) for each (name, value, low, high)."""
+    for name, value, low, high in options:
+        check_number(name, value, low, high, integer=True)
+
+
 @dataclass
 class AugmentConfig:
     """How to augment a dataset. Defaults follow the paper: intra-class pairs, Beta(0.4, 0.4), hard labels."""
