@@ -411,6 +411,14 @@ def _group_keys(values: list, column: str) -> list[str]:
     return keys
 
 
+def _check_out_folder(out: Path) -> None:
+    """A run's --out folder, checked before any work: a file there is an error now, not after the run."""
+    if out.exists() and not out.is_dir():
+        raise MixaugError(f"--out {out} is a file; name a folder")
+    if not out.exists() and out.parent.exists() and not out.parent.is_dir():
+        raise MixaugError(f"--out {out}: {out.parent} is not a folder")
+
+
 def _check_decode_options(num_candidates: int, batch_size: int) -> None:
     if not 1 <= num_candidates <= 64:
         raise MixaugError(f"--num-candidates must be in [1, 64] (got {num_candidates})")
@@ -556,6 +564,7 @@ def train(
         check_number("--mix-prob", mix_prob, 0, 1)
     if device not in ("auto", "cpu", "cuda", "mps"):
         raise MixaugError(f"--device must be one of auto, cpu, cuda, mps (got {device})")
+    _check_out_folder(out)
     if not resume and not corpus:
         raise MixaugError("pass --corpus FILE (or --resume an existing run)")
     if max_steps is None and max_minutes is None:
@@ -714,6 +723,7 @@ def eval_cmd(
         ("--batch-size", batch_size, 1, 4096),
     )
     check_number("--ratio", ratio, 0, 100, low_open=True)
+    _check_out_folder(out)
     shot_list = []
     for s in shots.split(","):
         s = s.strip()
@@ -766,6 +776,11 @@ def export(
 
     if dest.exists() and not overwrite:
         raise MixaugError(f"{dest} exists (pass --overwrite)")
+    source_dir = checkpoint_path(source).resolve()
+    if dest.exists() and not (dest.is_dir() and (dest / "manifest.json").is_file()):
+        raise MixaugError(f"{dest} exists and is not a checkpoint folder; --overwrite replaces checkpoints only")
+    if dest.resolve() == source_dir or dest.resolve() in source_dir.parents:
+        raise MixaugError(f"{dest} holds the source checkpoint {source}; export somewhere else")
     export_checkpoint(checkpoint_path(source), dest, torch.float16 if fp16 else torch.float32)
     print(str(dest))
 
@@ -778,6 +793,14 @@ def main() -> None:
     except ImportError:  # pragma: no cover - older typer on top of click
         from click import exceptions as click_errors
 
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt  # the same path as Ctrl-C: temp files removed, one line, exit 130
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
     try:
         code = app(prog_name="mixaug", standalone_mode=False)
     except click_errors.UsageError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,12 +16,25 @@ MAX_NEW_ROWS = 10_000_000  # a plan is held in memory; a larger request is almos
 MAX_ALPHA = 1e6
 
 
+def np_bool() -> type:
+    try:
+        import numpy
+
+        return numpy.bool_
+    except ImportError:  # pragma: no cover
+        return bool
+
+
 def check_number(name: str, value, low=None, high=None, low_open: bool = False, integer: bool = False) -> None:
     """One option's value: a finite number (a whole one if `integer`) in [low, high] (or (low, high])."""
     from .errors import MixaugError
 
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
+    kind = numbers.Integral if integer else numbers.Real  # numpy's int64/float32 too (notebooks hand those in)
+    if (
+        isinstance(value, (bool, np_bool()))
+        or not isinstance(value, kind)
+        or (not integer and not math.isfinite(value))
+    ):
         raise MixaugError(f"{name} must be a finite {'whole ' if integer else ''}number (got {value})")
     if low is not None and (value <= low if low_open else value < low):
         raise MixaugError(f"{name} must be {'>' if low_open else '>='} {low} (got {value})")
@@ -94,6 +108,13 @@ class AugmentConfig:
         ):
             if value not in allowed:
                 raise MixaugError(f"{name} must be one of {', '.join(a for a in allowed if a)} (got {value})")
+        for name, value in (
+            ("--renormalize", self.renormalize),
+            ("--only-new", self.only_new),
+            ("--adapt", self.adapt),
+        ):
+            if not isinstance(value, bool):
+                raise MixaugError(f"{name} must be true or false (got {value!r})")
         for name, value in (
             ("--text-column", self.text_column),
             ("--label-column", self.label_column),

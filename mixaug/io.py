@@ -39,6 +39,9 @@ FORMATS = ("jsonl", "json", "csv", "tsv", "parquet")
 TEXT_COLUMN_CANDIDATES = ("text", "sentence", "content")
 MISSING = pd.NA  # a JSON key absent from a row (None is an explicit null)
 ARROW_SCHEMA = "mixaug_arrow_schema"  # df.attrs key: the Arrow schema of a Parquet input
+# df.attrs key set by the JSON readers: there, MISSING (pd.NA) marks a key a row lacked. In any other frame
+# (one pandas built) pd.NA, NaN and NaT are pandas' missing values and are written as null.
+ABSENT_KEYS = "mixaug_absent_keys"
 _JSON_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"}
 
 
@@ -178,10 +181,12 @@ def _check_unicode(obj) -> None:
 def _frame_from_records(records: list[dict]) -> pd.DataFrame:
     """Columns in first-seen key order; a key a row lacks is MISSING there. Object columns: no coercion."""
     columns = list(dict.fromkeys(k for r in records for k in r))
-    return pd.DataFrame(
+    df = pd.DataFrame(
         {c: pd.Series([r.get(c, MISSING) for r in records], dtype=object) for c in columns},
         index=pd.RangeIndex(len(records)),
     )
+    df.attrs[ABSENT_KEYS] = True
+    return df
 
 
 def _read_jsonl(text: str, path: str | Path) -> pd.DataFrame:
@@ -310,6 +315,10 @@ def _read_parquet(data: bytes, path: str | Path) -> pd.DataFrame:
 
 def read_dataset(path: str | Path, fmt: str | None = None, limit: int | None = None) -> pd.DataFrame:
     """Read a dataset file (or '-' for stdin) into a DataFrame with the file's own columns and values."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise MixaugError(f"read_dataset takes a path or '-', not a {type(path).__name__}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise MixaugError(f"limit must be a whole number >= 1 (got {limit!r})")
     fmt, gz = detect_format(path, fmt)
     data = _read_bytes(path, gz)
     if fmt == "parquet":
@@ -392,10 +401,14 @@ def _dump_json(obj, **kw) -> str:
 
 def _json_records(df: pd.DataFrame, fmt: str) -> list[dict]:
     names = _column_names(df, fmt)
-    cols = [df[c].tolist() for c in df.columns]
+    absent = bool(df.attrs.get(ABSENT_KEYS))
+    exact = absent or ARROW_SCHEMA in df.attrs  # read by mixaug: NaN is a value; else pandas' missing value
+    cols = [[None if not exact and is_missing(v) else v for v in df[c].tolist()] for c in df.columns]
     out = []
     for i in range(len(df)):
-        out.append({n: _json_value(col[i], n, i, fmt) for n, col in zip(names, cols) if col[i] is not MISSING})
+        out.append(
+            {n: _json_value(col[i], n, i, fmt) for n, col in zip(names, cols) if not (absent and col[i] is MISSING)}
+        )
     return out
 
 
@@ -452,6 +465,9 @@ def _same(a, b) -> bool:
     saying 1.0); NaN equals NaN."""
     if isinstance(a, float) and isinstance(b, float):
         return a == b or (a != a and b != b)
+    for kind in (dt.datetime, dt.timedelta):  # pandas' Timestamp/Timedelta come back as Python's: same instant
+        if isinstance(a, kind) and isinstance(b, kind):
+            return bool(a == b)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
@@ -469,11 +485,14 @@ def _arrow_table(df: pd.DataFrame):
 
     names = _column_names(df, "parquet")
     schema = df.attrs.get(ARROW_SCHEMA)
+    exact = schema is not None or bool(df.attrs.get(ABSENT_KEYS))  # else pandas' NaN/NA/NaT mean "missing"
     known = {f.name: f.type for f in schema} if schema is not None else {}
     arrays = []
     for name, col in zip(names, df.columns):
         values = [
-            None if v is MISSING or v is pd.NaT else (v.item() if isinstance(v, np.generic) else v)
+            None
+            if v is MISSING or v is pd.NaT or (not exact and is_missing(v))
+            else (v.item() if isinstance(v, np.generic) else v.tolist() if isinstance(v, np.ndarray) else v)
             for v in df[col].tolist()
         ]
         try:
@@ -520,6 +539,11 @@ def _serialise(df: pd.DataFrame, fmt: str) -> bytes:
 
 def serialise(df: pd.DataFrame, fmt: str, gz: bool = False) -> bytes:
     """The bytes a dataset file of this format holds; CannotHold (one line) for a value it cannot hold."""
+    if not isinstance(df, pd.DataFrame):
+        raise MixaugError(f"write_dataset takes a pandas DataFrame, not a {type(df).__name__}")
+    if isinstance(df.index, pd.MultiIndex) or df.index.name is not None:
+        names = [n for n in df.index.names if n is not None] or ["(unnamed levels)"]
+        raise CannotHold(f"the frame's index ({', '.join(map(str, names))}) would not be written; reset_index() first")
     try:
         data = _serialise(df, fmt)
     except UnicodeEncodeError:

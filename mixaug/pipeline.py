@@ -198,6 +198,36 @@ class Prepared:
         return self.labels if self.labels is not None else [None] * len(self.texts)
 
 
+def _config(config: AugmentConfig | None, overrides: dict) -> AugmentConfig:
+    """The run's config: `config` with keyword overrides, validated; an unknown keyword is a MixaugError."""
+    unknown = sorted(set(overrides) - set(AugmentConfig.__dataclass_fields__))
+    if unknown:
+        raise MixaugError(f"unknown option(s) {', '.join(unknown)}; see mixaug.AugmentConfig")
+    cfg = replace(config or AugmentConfig(), **overrides)
+    cfg.validate()
+    return cfg
+
+
+def as_table(df) -> pd.DataFrame:
+    """The input as the pipeline needs it: a DataFrame with unique text column names, rows named by position.
+    Parents are named by row number (without --id-column), and the output renumbers its rows, so a
+    user's index (shuffled, strings, duplicates) must not be mistaken for row numbers."""
+    if not isinstance(df, pd.DataFrame):
+        raise MixaugError(f"expected a pandas DataFrame (e.g. from mixaug.read_dataset), got a {type(df).__name__}")
+    names = list(df.columns)
+    if not all(isinstance(c, str) for c in names):
+        odd = [repr(c) for c in names if not isinstance(c, str)][:3]
+        raise MixaugError(f"column names must be text, found {', '.join(odd)}; rename the columns first")
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if dupes:
+        raise MixaugError(f"duplicate column name(s) {', '.join(dupes)}; rename them first")
+    if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1:
+        return df
+    out = df.reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    return out
+
+
 def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
     """Check a dataset against a config before any model runs; every problem is a one-line MixaugError."""
     check_no_collision(df)
@@ -246,10 +276,10 @@ def augment(
     Returns the output table (originals first unless only_new, then new rows with `mixaug_*`
     provenance); the run's statistics are in `result.attrs["mixaug_stats"]`.
     """
-    cfg = replace(config or AugmentConfig(), **overrides)
-    cfg.validate()
+    cfg = _config(config, overrides)
     progress = progress or _no_progress
     started = time.time()
+    df = as_table(df)
     p = prepare(df, cfg)
 
     checkpoint = cfg.checkpoint
@@ -360,8 +390,8 @@ def augment(
 
 def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int = 5, **overrides) -> dict:
     """The dry run: the plan's shape and a few decoded samples, nothing written."""
-    cfg = replace(config or AugmentConfig(), **overrides)
-    cfg.validate()
+    cfg = _config(config, overrides)
+    df = as_table(df)
     p = prepare(df, cfg)
     plan = plan_pairs(p.plan_labels, max(p.wanted, 1), p.pairing, cfg.alpha, cfg.seed, 0)
     texts = p.texts
@@ -406,6 +436,7 @@ def invert(
 ) -> pd.DataFrame:
     """Round trip: each row gets `reconstruction` and `fidelity` (cosine of re-encoding to the original)."""
     progress = progress or _no_progress
+    df = as_table(df)
     text_col = resolve_text_column(df, text_column)
     for col in ("reconstruction", "fidelity"):
         if col in df.columns:

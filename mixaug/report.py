@@ -36,6 +36,29 @@ class Augmented:
     parent_text: dict  # parent id -> its text (empty when the file holds only new rows)
 
 
+NEEDED = (
+    "mixaug_source",
+    "mixaug_parent_a",
+    "mixaug_parent_b",
+    "mixaug_parent_a_label",
+    "mixaug_parent_b_label",
+    "mixaug_lambda",
+    "mixaug_fidelity",
+    "mixaug_label_confidence",
+    "mixaug_intrusion",
+)
+
+
+def _key(value) -> str:
+    """A parent id as text: 34 (JSONL, Parquet) and "34" (CSV) name the same row."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _truthy(value) -> bool:
+    """A provenance flag as any format wrote it: true (JSON, Parquet) or "true" (CSV/TSV)."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
 def load_augmented(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     """Read a file `mixaug augment` wrote; a file without its provenance columns is a one-line error."""
     df = read_dataset(path, fmt)
@@ -72,11 +95,17 @@ def split(
     """Originals and new rows, and which columns hold text, label and ids (options, else the stats file,
     else the names `augment` picks by default)."""
     stats = stats or {}
+    for key in ("text_column", "label_column", "id_column"):
+        if stats.get(key) is not None and not isinstance(stats[key], str):
+            raise MixaugError(f"the stats file's {key} must be a column name, found {stats[key]!r}")
+    missing = [c for c in NEEDED if c not in df.columns]
+    if missing:
+        raise MixaugError(f"the file lacks provenance column(s) {', '.join(missing)}; is it `augment` output?")
     source = df["mixaug_source"].tolist()
-    if not set(source) <= {"original", "mixup"}:
-        odd = sorted({str(s) for s in source} - {"original", "mixup"})[:3]
-        raise MixaugError(f"mixaug_source holds {', '.join(odd)}; expected original or mixup")
-    is_new = np.array([s == "mixup" for s in source])
+    odd = [s for s in source if not (isinstance(s, str) and s in ("original", "mixup"))]
+    if odd:
+        raise MixaugError(f"mixaug_source holds {str(odd[0])[:40]!r}; expected original or mixup")
+    is_new = np.array([s == "mixup" for s in source], dtype=bool)
     originals, new = df[~is_new].reset_index(drop=True), df[is_new].reset_index(drop=True)
     text_col = text_column or stats.get("text_column") or resolve_text_column(df, None)
     label_col = label_column or stats.get("label_column") or ("label" if "label" in df.columns else None)
@@ -85,9 +114,9 @@ def split(
         if col is not None and col not in df.columns:
             raise MixaugError(f"{what} column '{col}' not found; columns found: {', '.join(map(str, df.columns))}")
     if id_col:
-        parent_text = dict(zip(originals[id_col].tolist(), originals[text_col].tolist()))
+        parent_text = {_key(k): t for k, t in zip(originals[id_col].tolist(), originals[text_col].tolist())}
     else:  # parents are named by input row number, and the originals keep the input's order
-        parent_text = dict(enumerate(originals[text_col].tolist()))
+        parent_text = {_key(i): t for i, t in enumerate(originals[text_col].tolist())}
     return Augmented(originals, new, text_col, label_col, parent_text)
 
 
@@ -160,11 +189,11 @@ def map_plot(a: Augmented, seed: int = 0) -> str | None:
                     linewidths=1,
                     label=f"{label} ({'new' if kind else 'original'})",
                 )
-    row_of = {pid: i for i, pid in enumerate(a.parent_text)} if a.parent_text else {}
+    row_of = {pid: i for i, pid in enumerate(a.parent_text)}
     new_idx = np.arange(len(a.new))
     for j in rng.permutation(new_idx)[:PARENT_LINES]:
         for col in ("mixaug_parent_a", "mixaug_parent_b"):
-            pid = a.new[col].iloc[j]
+            pid = _key(a.new[col].iloc[j])
             if pid in row_of and row_of[pid] < len(a.originals):
                 p, q = xy[row_of[pid]], xy[len(a.originals) + j]
                 ax.plot([p[0], q[0]], [p[1], q[1]], color="grey", lw=0.5, alpha=0.5)
@@ -207,8 +236,19 @@ def label_count_plot(a: Augmented) -> str | None:
     return _png(fig)
 
 
+def _float(value) -> float:
+    """A number as any format wrote it (0.5 or "0.5"); anything else is NaN, never an error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return np.nan
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return np.nan
+    return number if np.isfinite(number) else np.nan
+
+
 def _floats(values) -> np.ndarray:
-    return np.array([float(v) if not is_missing(v) else np.nan for v in values], dtype=float)
+    return np.array([_float(v) for v in values], dtype=float)
 
 
 def histogram_plot(values: np.ndarray, title: str, xlabel: str, bins=20, range_=None) -> str | None:
@@ -248,7 +288,8 @@ def _e(value) -> str:
 
 
 def _fmt(value, digits=3) -> str:
-    return "" if is_missing(value) else f"{float(value):.{digits}f}"
+    number = _float(value)
+    return "" if np.isnan(number) else f"{number:.{digits}f}"
 
 
 def intrusion_table(a: Augmented) -> str:
@@ -278,11 +319,11 @@ def rows_table(a: Augmented, rows: pd.DataFrame) -> str:
     for _, r in rows.iterrows():
         pa, pb = r["mixaug_parent_a"], r["mixaug_parent_b"]
         label = _e(r[a.label_col]) if a.label_col else ""
-        flag = ' <span class="bad">intrusion</span>' if r.get("mixaug_intrusion") is True else ""
+        flag = ' <span class="bad">intrusion</span>' if _truthy(r.get("mixaug_intrusion")) else ""
         body.append(
             f"<tr><td>{_e(r[a.text_col])}</td><td>{label}{flag}</td><td>{_fmt(r['mixaug_lambda'], 2)}</td>"
-            f"<td>{_fmt(r['mixaug_fidelity'])}</td><td>{_e(a.parent_text.get(pa, pa))}</td>"
-            f"<td>{_e(a.parent_text.get(pb, pb))}</td></tr>"
+            f"<td>{_fmt(r['mixaug_fidelity'])}</td><td>{_e(a.parent_text.get(_key(pa), pa))}</td>"
+            f"<td>{_e(a.parent_text.get(_key(pb), pb))}</td></tr>"
         )
     return f'<table class="rows">{head}{"".join(body)}</table>'
 
@@ -302,6 +343,16 @@ border:1px solid #ccc;border-bottom:none;cursor:pointer;background:#f6f6f6;margi
 """
 
 
+def _plots(a: Augmented, lam, fid, conf, intrusion, seed: int) -> list:
+    return [
+        map_plot(a, seed),
+        label_count_plot(a),
+        histogram_plot(lam, "λ of the new rows", "λ", range_=(0, 1)),
+        fidelity_plot(lam, fid, intrusion),
+        histogram_plot(conf, "label confidence (classifier probability)", "confidence", range_=(0, 1)),
+    ]
+
+
 def render(a: Augmented, stats: dict | None = None, title: str = "mixaug report", seed: int = 0) -> str:
     """The whole page as one HTML string (images inline)."""
     stats = stats or {}
@@ -309,7 +360,7 @@ def render(a: Augmented, stats: dict | None = None, title: str = "mixaug report"
     fid = _floats(a.new["mixaug_fidelity"]) if len(a.new) else np.array([])
     conf = _floats(a.new["mixaug_label_confidence"]) if len(a.new) else np.array([])
     intrusion = (
-        np.array([v is True for v in a.new["mixaug_intrusion"]], dtype=bool) if len(a.new) else np.array([], bool)
+        np.array([_truthy(v) for v in a.new["mixaug_intrusion"]], dtype=bool) if len(a.new) else np.array([], bool)
     )
     facts = {
         "original rows": len(a.originals),
@@ -321,13 +372,10 @@ def render(a: Augmented, stats: dict | None = None, title: str = "mixaug report"
     for key in ("pairing", "label_policy", "shortfall", "seconds"):
         if key in stats:
             facts[key.replace("_", " ")] = stats[key]
-    plots = [
-        map_plot(a, seed),
-        label_count_plot(a),
-        histogram_plot(lam, "λ of the new rows", "λ", range_=(0, 1)),
-        fidelity_plot(lam, fid, intrusion),
-        histogram_plot(conf, "label confidence (classifier probability)", "confidence", range_=(0, 1)),
-    ]
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False}):  # a label like "$x^$" is text, not TeX
+        plots = _plots(a, lam, fid, conf, intrusion, seed)
     images = "".join(f'<img alt="plot" src="{p}">' for p in plots if p)
     rejected = stats.get("rejected")
     rejected_html = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -525,3 +526,141 @@ def test_group_values_that_would_share_a_stats_key(tmp_path, no_models):
     src = jsonl(tmp_path / "g.jsonl", [dict(r, g=[1, "1"][i % 2]) for i, r in enumerate(ROWS)])
     r = run("invert", src, "-o", tmp_path / "o.jsonl", "--group-column", "g", "--checkpoint", "unused", "-q")
     one_line_error(r, "would share one group")
+
+
+# -- found by the second hostile audit (Python API, report, signals, export) ---------------------------
+def test_api_names_row_numbers_by_position_not_by_a_users_index(tiny_checkpoint):
+    import mixaug
+
+    df = pd.DataFrame(ROWS).sample(frac=1, random_state=0)  # a shuffled index
+    out = mixaug.augment(df, checkpoint=str(tiny_checkpoint), max_new_tokens=4, num_augmented=3, seed=1)
+    originals_out = out[out["mixaug_source"] == "original"]
+    for _, row in out[out["mixaug_source"] == "mixup"].iterrows():
+        parent = originals_out.iloc[row["mixaug_parent_a"]]
+        assert parent["label"] == row["mixaug_parent_a_label"]
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (lambda: [{"text": "a"}], "expected a pandas DataFrame"),
+        (lambda: pd.DataFrame({0: ["a", "b"], 1: ["x", "y"]}), "column names must be text"),
+        (lambda: pd.DataFrame([["a", "x", "y"]], columns=["text", "label", "label"]), "duplicate column name"),
+    ],
+)
+def test_api_refuses_what_it_cannot_name(bad, message):
+    import mixaug
+    from mixaug.errors import MixaugError
+
+    with pytest.raises(MixaugError, match=message):
+        mixaug.augment(bad())
+    with pytest.raises(MixaugError, match="unknown option"):
+        mixaug.augment(pd.DataFrame(ROWS), bogus=1)
+
+
+def test_api_pandas_missing_values_are_null_and_a_named_index_is_refused(tmp_path):
+    import numpy as np
+
+    import mixaug
+    from mixaug.errors import MixaugError
+
+    df = pd.DataFrame(
+        {
+            "text": ["a", "b"],
+            "score": pd.array([None, None], dtype="Int64"),
+            "f": [1.5, np.nan],
+            "c": pd.Categorical(["x", None]),
+        }
+    )
+    mixaug.write_dataset(df, tmp_path / "x.jsonl")
+    rows = [json.loads(l) for l in (tmp_path / "x.jsonl").read_text().splitlines()]
+    assert rows[1] == {"text": "b", "score": None, "f": None, "c": None} and rows[0]["score"] is None
+    mixaug.write_dataset(df, tmp_path / "x.parquet")
+    assert read_dataset(tmp_path / "x.parquet")["f"].tolist() == [1.5, None]
+    with pytest.raises(MixaugError, match="index"):
+        mixaug.write_dataset(pd.DataFrame({"x": [1]}, index=pd.Index(["a"], name="id")), tmp_path / "i.jsonl")
+    with pytest.raises(MixaugError, match="limit"):
+        mixaug.read_dataset(tmp_path / "x.jsonl", limit=-1)
+
+
+def test_report_reads_csv_flags_and_ids_like_jsonl(tmp_path, tiny_checkpoint):
+    src = jsonl(tmp_path / "in.jsonl", ROWS)
+    pages = {}
+    for suffix in ("jsonl", "csv"):
+        out = tmp_path / f"aug.{suffix}"
+        assert augment(src, out, tiny_checkpoint, "--seed", "3").exit_code == 0
+        page = tmp_path / f"{suffix}.html"
+        assert run("report", out, "-o", page, "-q").exit_code == 0
+        pages[suffix] = page.read_text()
+    rate = [re.search(r"intrusion rate<b>([^<]*)", p).group(1) for p in pages.values()]
+    assert rate[0] == rate[1]
+    for text in ("sentence number one about cats", "sentence number two about dogs"):
+        assert pages["jsonl"].count(text) == pages["csv"].count(text)
+
+
+def test_report_of_hostile_provenance_is_one_line(tmp_path):
+    good = {
+        "text": "a b",
+        "label": "$x^$",
+        "mixaug_source": "mixup",
+        "mixaug_parent_a": [0],
+        "mixaug_parent_b": 1,
+        "mixaug_parent_a_label": "$x^$",
+        "mixaug_parent_b_label": "b",
+        "mixaug_lambda": "abc",
+        "mixaug_fidelity": 1e300,
+        "mixaug_label_confidence": None,
+        "mixaug_intrusion": "true",
+    }
+    src = jsonl(tmp_path / "r.jsonl", [{**good, "mixaug_source": "original"}, good, dict(good, text="c d")])
+    assert run("report", src, "-o", tmp_path / "r.html", "-q").exit_code == 0  # odd values shown, not fatal
+    bad = jsonl(tmp_path / "b.jsonl", [{"text": "a", "mixaug_source": ["mixup"]}])
+    one_line_error(run("report", bad, "-o", tmp_path / "b.html"), "lacks provenance column")
+
+
+def test_sigterm_is_an_interrupt_that_leaves_nothing(tmp_path, tiny_checkpoint):
+    import signal
+    import time
+
+    rows = [
+        {"text": f"sentence {i} about topic {i % 7} and more words", "label": str(i % 3)} for i in range(2000)
+    ]  # runs far longer than 8 s
+    src = jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from mixaug.cli import main; main()",
+            "augment",
+            str(src),
+            "-o",
+            str(out),
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "-q",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(8)
+    p.send_signal(signal.SIGTERM)
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.jsonl"]
+
+
+def test_export_does_not_replace_a_file_or_the_folder_holding_its_source(tmp_path, tiny_checkpoint):
+    import shutil
+
+    proj = tmp_path / "proj"
+    shutil.copytree(tiny_checkpoint, proj / "run")
+    (proj / "notes.txt").write_text("keep me")
+    one_line_error(run("export", proj / "run", proj, "--overwrite"), "not a checkpoint folder")
+    a_file = tmp_path / "f"
+    a_file.write_text("data")
+    one_line_error(run("export", proj / "run", a_file, "--overwrite"), "not a checkpoint folder")
+    assert a_file.read_text() == "data" and (proj / "notes.txt").exists()

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mixaug.errors import MixaugError
-from mixaug.io import MISSING, _same, read_dataset, write_dataset
+from mixaug.io import ABSENT_KEYS, MISSING, _same, read_dataset, write_dataset
 
 EXAMPLES = int(os.environ.get("MIXAUG_HYPOTHESIS_EXAMPLES", "60"))  # raise it for a deeper run
 SETTINGS = settings(
@@ -59,8 +59,11 @@ NAME = st.text(min_size=1, max_size=6).filter(lambda s: not s.startswith("mixaug
 
 
 def frame(columns: dict[str, list]) -> pd.DataFrame:
+    """A table as mixaug's JSON readers make it: MISSING marks a key a row lacks (not pandas' NA)."""
     n = len(next(iter(columns.values()))) if columns else 0
-    return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()}, index=pd.RangeIndex(n))
+    df = pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()}, index=pd.RangeIndex(n))
+    df.attrs[ABSENT_KEYS] = True
+    return df
 
 
 @st.composite
