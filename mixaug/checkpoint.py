@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .errors import MixaugError
+from .errors import summary as _line
 from .io import atomic_folder
 
 FORMAT_VERSION = 1
@@ -117,11 +118,6 @@ def _show(value, limit: int = 60) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return (text[:200] + "...") if len(text) > 200 else (text or type(exc).__name__)
 
 
 def _is_spec(value) -> bool:

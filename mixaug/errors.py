@@ -11,3 +11,9 @@ class MixaugError(Exception):
 
 class MixaugWarning(UserWarning):
     """Something the run worked around, worded for the user (the CLI prints it as one 'warning:' line)."""
+
+
+def summary(exc: BaseException, limit: int = 200) -> str:
+    """A library's exception as part of one line: whitespace folded, long texts cut, never empty."""
+    text = " ".join(str(exc).split())
+    return (text[:limit] + "...") if len(text) > limit else (text or type(exc).__name__)

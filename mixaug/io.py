@@ -626,11 +626,6 @@ def check_distinct(paths: dict[str, str | Path | None]) -> None:
                 raise MixaugError(f"{wa} and {wb} name the same file {pa_}")
 
 
-def check_writable(path: str | Path, overwrite: bool) -> None:
-    """Fail before any work is done if the output cannot be written (see check_output_path)."""
-    check_output_path(path, overwrite)
-
-
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

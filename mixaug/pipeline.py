@@ -108,6 +108,11 @@ def clean_texts(df: pd.DataFrame, text_column: str) -> tuple[pd.DataFrame, int]:
     return df[ok], int((~ok).sum())
 
 
+def _blank(value) -> bool:
+    """No label or id: missing, or the empty string a CSV cell holds."""
+    return is_missing(value) or (isinstance(value, str) and value == "")
+
+
 def _kind(value) -> str:
     return {bool: "boolean", int: "number", float: "number", list: "list", dict: "object"}.get(
         type(value), type(value).__name__
@@ -124,7 +129,7 @@ def _check_keys(values: list, column: str, what: str, unique: bool) -> None:
     1.0) are one key to Python, so a column that holds both would silently merge them."""
     seen: dict = {}
     for i, v in enumerate(values):
-        if is_missing(v) or (isinstance(v, str) and v == ""):
+        if _blank(v):
             continue
         if not isinstance(v, (str, int, float, bool)):
             raise MixaugError(
@@ -242,7 +247,7 @@ def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
     labels = usable[label_col].tolist() if label_col else None
     if label_col:
         _check_keys(df[label_col].tolist(), label_col, "label", unique=False)
-        missing = [i for i, l in zip(usable.index, labels) if is_missing(l) or (isinstance(l, str) and l == "")]
+        missing = [i for i, l in zip(usable.index, labels) if _blank(l)]
         if missing:
             raise MixaugError(
                 f"row {missing[0] + 1} has a text but no label in '{label_col}' ({len(missing)} such "
@@ -250,11 +255,7 @@ def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
             )
     if cfg.id_column:
         _check_keys(df[cfg.id_column].tolist(), cfg.id_column, "id", unique=True)
-        absent = [
-            i
-            for i, v in zip(usable.index, usable[cfg.id_column].tolist())
-            if is_missing(v) or (isinstance(v, str) and v == "")
-        ]
+        absent = [i for i, v in zip(usable.index, usable[cfg.id_column].tolist()) if _blank(v)]
         if absent:
             raise MixaugError(
                 f"row {absent[0] + 1} has a text but no id in '{cfg.id_column}' ({len(absent)} such rows)"

@@ -19,6 +19,7 @@ import pandas as pd
 
 from .errors import MixaugError
 from .io import is_missing, read_dataset, resolve_text_column
+from .write import PROVENANCE
 
 MAX_MAP_POINTS = 4000  # beyond this the map shows a seeded sample
 PARENT_LINES = 25  # new rows whose lines to their parents are drawn on the map
@@ -34,19 +35,6 @@ class Augmented:
     text_col: str
     label_col: str | None
     parent_text: dict  # parent id -> its text (empty when the file holds only new rows)
-
-
-NEEDED = (
-    "mixaug_source",
-    "mixaug_parent_a",
-    "mixaug_parent_b",
-    "mixaug_parent_a_label",
-    "mixaug_parent_b_label",
-    "mixaug_lambda",
-    "mixaug_fidelity",
-    "mixaug_label_confidence",
-    "mixaug_intrusion",
-)
 
 
 def _key(value) -> str:
@@ -98,7 +86,7 @@ def split(
     for key in ("text_column", "label_column", "id_column"):
         if stats.get(key) is not None and not isinstance(stats[key], str):
             raise MixaugError(f"the stats file's {key} must be a column name, found {stats[key]!r}")
-    missing = [c for c in NEEDED if c not in df.columns]
+    missing = [c for c in PROVENANCE if c not in df.columns]
     if missing:
         raise MixaugError(f"the file lacks provenance column(s) {', '.join(missing)}; is it `augment` output?")
     source = df["mixaug_source"].tolist()
