@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION
 from .errors import MixaugError, MixaugWarning
 
 app = typer.Typer(
@@ -149,6 +150,9 @@ IN_FMT = typer.Option(
 OUT_FMT = typer.Option(None, "--output-format", help="Format for '-' or an unusual extension.")
 CHECKPOINT = typer.Option(None, "--checkpoint", help="Checkpoint folder (default: the one shipped in the package).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
+PRECISION = typer.Option(
+    DEFAULT_PRECISION, "--precision", help="The LM's weights while decoding: int8 (faster on CPU) or fp32."
+)
 
 
 @app.command()
@@ -195,7 +199,8 @@ def augment(
     adapt_steps: int = typer.Option(60, help="Training steps for --adapt."),
     adapt_minutes: Optional[float] = typer.Option(None, help="Wall-clock cap for --adapt."),
     device: str = DEVICE,
-    batch_size: int = typer.Option(32),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, help="Rows decoded at once."),
+    precision: str = PRECISION,
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or summary."),
 ):
     """Write INPUT's rows plus new rows decoded from mixed embeddings, with provenance columns."""
@@ -225,6 +230,7 @@ def augment(
         adapt_minutes=adapt_minutes,
         device=device,
         batch_size=batch_size,
+        precision=precision,
     )
     cfg.validate()
     if not dry_run and output is None:
@@ -351,22 +357,23 @@ def invert(
     group_column: Optional[str] = typer.Option(None, help="Also report the metrics per value of this column."),
     checkpoint: Optional[str] = CHECKPOINT,
     device: str = DEVICE,
-    batch_size: int = typer.Option(32),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, help="Rows decoded at once."),
+    precision: str = PRECISION,
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Round trip: add `reconstruction` and `fidelity` (cosine of re-encoding to the original) columns."""
     import pandas as pd
 
-    from .io import resolve_text_column
+    from .io import column_list, resolve_text_column
     from .metrics import reconstruction_report
     from .pipeline import clean_texts, validate_checkpoint
     from .pipeline import invert as run_invert
 
-    _check_decode_options(num_candidates, batch_size)
+    _check_decode_options(num_candidates, batch_size, precision)
     outputs = _Outputs(input, output, output_format, stats_json, overwrite)
     df = _read_input(input, input_format, limit)
     if group_column and group_column not in df.columns:
-        raise MixaugError(f"group column '{group_column}' not found; columns found: {', '.join(map(str, df.columns))}")
+        raise MixaugError(f"group column '{group_column}' not found; columns found: {column_list(df.columns)}")
     text_col = resolve_text_column(df, text_column)
     clean_texts(df, text_col)
     group_keys = _group_keys(df[group_column].tolist(), group_column) if group_column else None
@@ -376,7 +383,9 @@ def invert(
     outputs.check_can_hold(df)
     validate_checkpoint(checkpoint)
     with progress_bars(_show_progress(quiet)) as stage:
-        out = run_invert(df, text_column, checkpoint, device, batch_size, num_candidates, progress=stage)
+        out = run_invert(
+            df, text_column, checkpoint, device, batch_size, num_candidates, progress=stage, precision=precision
+        )
     done = out[out["fidelity"].notna()]
 
     def report(rows):
@@ -419,11 +428,10 @@ def _check_out_folder(out: Path) -> None:
         raise MixaugError(f"--out {out}: {out.parent} is not a folder")
 
 
-def _check_decode_options(num_candidates: int, batch_size: int) -> None:
-    if not 1 <= num_candidates <= 64:
-        raise MixaugError(f"--num-candidates must be in [1, 64] (got {num_candidates})")
-    if not 1 <= batch_size <= 4096:
-        raise MixaugError(f"--batch-size must be in [1, 4096] (got {batch_size})")
+def _check_decode_options(num_candidates: int, batch_size: int, precision: str) -> None:
+    from .config import AugmentConfig
+
+    AugmentConfig(num_candidates=num_candidates, batch_size=batch_size, precision=precision).validate()
 
 
 @app.command("mix")
@@ -439,6 +447,7 @@ def mix_cmd(
     json_out: bool = typer.Option(False, "--json", help="One JSON object per line."),
     checkpoint: Optional[str] = CHECKPOINT,
     device: str = DEVICE,
+    precision: str = PRECISION,
 ):
     """Print the decoded mixture of two sentences at each λ."""
     from .config import check_number
@@ -454,9 +463,9 @@ def mix_cmd(
             raise MixaugError(f"{name} is empty")
     for value in lams:
         check_number("--lam", value, 0, 1)
-    _check_decode_options(num_candidates, 1)
+    _check_decode_options(num_candidates, 1, precision)
     validate_checkpoint(checkpoint)
-    for row in mix_texts(text_a, text_b, lams, checkpoint, device, renormalize, num_candidates):
+    for row in mix_texts(text_a, text_b, lams, checkpoint, device, renormalize, num_candidates, precision=precision):
         if json_out:
             print(json.dumps(row, ensure_ascii=False))
         else:
@@ -706,7 +715,8 @@ def eval_cmd(
     seed: int = typer.Option(0),
     checkpoint: Optional[str] = CHECKPOINT,
     device: str = DEVICE,
-    batch_size: int = typer.Option(32),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, help="Rows decoded at once."),
+    precision: str = PRECISION,
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Compare augmentation methods side by side on TRAIN/TEST: accuracy, fidelity, intrusion, speed."""
@@ -723,6 +733,7 @@ def eval_cmd(
         ("--batch-size", batch_size, 1, 4096),
     )
     check_number("--ratio", ratio, 0, 100, low_open=True)
+    _check_decode_options(1, batch_size, precision)
     _check_out_folder(out)
     shot_list = []
     for s in shots.split(","):
@@ -751,6 +762,7 @@ def eval_cmd(
         checkpoint=checkpoint,
         device=device,
         batch_size=batch_size,
+        precision=precision,
         seed=seed,
     )
     with progress_bars(_show_progress(quiet)) as stage:

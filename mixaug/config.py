@@ -11,6 +11,12 @@ Pairing = Literal["intra", "inter", "random"]
 LabelPolicy = Literal["hard", "parent", "soft"]
 IntrusionPolicy = Literal["keep", "drop"]
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "int8")  # = decode.PRECISIONS (kept here so validating options never imports torch)
+# Measured on 500 news rows, 2 CPU cores (README "Speed"): int8 decodes 1.75x faster than fp32 with the
+# same fidelity within noise (paired cosine -0.004 +- 0.004 on 700 sentences); 64 rows at once is ~15%
+# faster than 32 and stays under 2 GiB of memory.
+DEFAULT_PRECISION = "int8"
+DEFAULT_BATCH_SIZE = 64
 MAX_SEED = 2**32 - 1  # numpy, torch and scikit-learn all take seeds in [0, 2**32)
 MAX_NEW_ROWS = 10_000_000  # a plan is held in memory; a larger request is almost surely a typo
 MAX_ALPHA = 1e6
@@ -75,7 +81,8 @@ class AugmentConfig:
     adapt_steps: int = 60
     adapt_minutes: float | None = None
     device: str = "auto"
-    batch_size: int = 32
+    batch_size: int = DEFAULT_BATCH_SIZE
+    precision: str = DEFAULT_PRECISION  # the LM's Linear layers while decoding: fp32 or int8
 
     def validate(self) -> None:
         """Every option checked before a model loads or a row is read: one line naming the option."""
@@ -105,6 +112,7 @@ class AugmentConfig:
             ("--label-policy", self.label_policy, ("hard", "parent", "soft")),
             ("--intrusion", self.intrusion, ("keep", "drop")),
             ("--device", self.device, DEVICES),
+            ("--precision", self.precision, PRECISIONS),
         ):
             if value not in allowed:
                 raise MixaugError(f"{name} must be one of {', '.join(a for a in allowed if a)} (got {value})")

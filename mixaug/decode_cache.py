@@ -152,8 +152,8 @@ class DecodeCache:
         _warn_unusable(str(path), exc)
 
 
-def decode_cache_path(checkpoint: Path, device: str) -> Path | None:
-    """One file per (checkpoint contents, device); None (memory only) when MIXAUG_NO_DECODE_CACHE is set or
+def decode_cache_path(checkpoint: Path, device: str, precision: str = "fp32") -> Path | None:
+    """One file per (checkpoint contents, device, precision); None (memory only) when MIXAUG_NO_DECODE_CACHE is set or
     the checkpoint's files cannot be read to name it."""
     from .models import cache_dir
 
@@ -168,4 +168,5 @@ def decode_cache_path(checkpoint: Path, device: str) -> Path | None:
         except OSError as exc:
             _warn_unusable(f"for {checkpoint}", exc)
             return None
-    return cache_dir() / "decodes" / f"{h.hexdigest()[:20]}-{device}-v{VERSION}.jsonl"
+    where = device if precision == "fp32" else f"{device}-{precision}"
+    return cache_dir() / "decodes" / f"{h.hexdigest()[:20]}-{where}-v{VERSION}.jsonl"

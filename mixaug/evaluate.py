@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION
+from .decode import DecodeStats
 from .errors import MixaugError
 
 DEFAULT_METHODS = (
@@ -49,7 +51,8 @@ class EvalConfig:
     control_pairs: int = 10
     checkpoint: str | None = None
     device: str = "auto"
-    batch_size: int = 32
+    batch_size: int = DEFAULT_BATCH_SIZE
+    precision: str = DEFAULT_PRECISION
     seed: int = 0
 
 
@@ -216,7 +219,7 @@ def run_eval(
 
     from .pipeline import DecodeCache
 
-    stack = load_stack(cfg.checkpoint, cfg.device)
+    stack = load_stack(cfg.checkpoint, cfg.device, cfg.precision)
     # Speed is part of the report: decode afresh (in memory only), never from an earlier run's cache.
     # Within the run, mixaug:parent/soft reuse the decodes of the same plan under the hard policy.
     stack.decoded = DecodeCache(None)
@@ -234,6 +237,7 @@ def run_eval(
         runs: list[dict] = []
         intrusion_rows: list[dict] = []
         timing: dict[str, list[float]] = {}
+        mixaug_decode = DecodeStats()  # the default arm's decoding, for the decode ceiling comparison
         settings = [(s, seed) for s in cfg.shots for seed in range(cfg.seeds if s != "all" else min(cfg.seeds, 1) or 1)]
         advance = stage("accuracy runs", len(settings) * len(methods))
         for shots, seed in settings:
@@ -271,6 +275,7 @@ def run_eval(
                     from .pipeline import augment
 
                     frame = pd.DataFrame({"text": sub_texts, "label": sub_y})
+                    before = replace(stack.inverter.totals)
                     out = augment(
                         frame,
                         text_column="text",
@@ -283,7 +288,10 @@ def run_eval(
                         checkpoint=cfg.checkpoint,
                         device=cfg.device,
                         batch_size=cfg.batch_size,
+                        precision=cfg.precision,
                     )
+                    if name == "mixaug":
+                        mixaug_decode.add(stack.inverter.totals.since(before))
                     if policy == "soft":  # a readable sentence with the λ-interpolated label distribution
                         new = [
                             Example(t, t, float(l), a, b)
@@ -339,6 +347,7 @@ def run_eval(
             "speed": {
                 "new_rows_per_s": {k: round(float(np.mean(v)), 3) for k, v in timing.items()},
                 "encode_sentences_per_s": round(len(train_texts) / max(encode_s, 1e-9), 1),
+                **_decode_speed(stack, test_emb, mixaug_decode, cfg),
                 "peak_rss_mb": _peak_rss_mb(),
             },
             "eda_ops": list(__import__("mixaug.baselines", fromlist=["EDA_OPS"]).EDA_OPS),
@@ -374,6 +383,28 @@ def _summarise(runs: list[dict], timing: dict) -> list[dict]:
     return out
 
 
+def _decode_speed(stack, emb: np.ndarray, run: DecodeStats, cfg: EvalConfig) -> dict:
+    """The default arm's useful tokens/s (tokens it kept, per second of decoding) next to the decode
+    ceiling measured now, at the same batch size, with rows as long as the arm's were on average."""
+    if not run.rows or not len(emb):
+        return {}
+    mean_tokens = run.tokens / run.rows
+    rows = np.resize(emb, (cfg.batch_size, emb.shape[1]))  # a full batch, repeating TEST rows if it must
+    try:
+        top = stack.inverter.decode_ceiling(rows, round(mean_tokens))
+    except MixaugError:
+        top = None
+    return {
+        "batch_size": cfg.batch_size,
+        "precision": cfg.precision,
+        "mixaug_decode_rows": run.rows,
+        "mixaug_mean_tokens_per_row": round(mean_tokens, 1),
+        "mixaug_useful_tokens_per_s": round(run.tokens_per_s, 1),
+        "decode_ceiling_tokens_per_s": None if top is None else round(top, 1),
+        "useful_to_ceiling": None if top is None else round(run.tokens_per_s / top, 3),
+    }
+
+
 def _fidelity(stack, texts: Sequence[str], cfg: EvalConfig, stage) -> dict:
     from .metrics import reconstruction_report
     from .pipeline import invert
@@ -382,7 +413,9 @@ def _fidelity(stack, texts: Sequence[str], cfg: EvalConfig, stage) -> dict:
     if not sample:
         return {}
     started = time.time()
-    out = invert(pd.DataFrame({"text": sample}), "text", cfg.checkpoint, cfg.device, cfg.batch_size)
+    out = invert(
+        pd.DataFrame({"text": sample}), "text", cfg.checkpoint, cfg.device, cfg.batch_size, precision=cfg.precision
+    )
     seconds = time.time() - started
     recon = out["reconstruction"].tolist()
     cos = out["fidelity"].to_numpy(dtype=float)
@@ -545,6 +578,18 @@ def _speed_ratio(rates: dict) -> str:
     return ""
 
 
+def _ceiling_line(speed: dict) -> str:
+    if speed.get("decode_ceiling_tokens_per_s") is None:
+        return ""
+    return (
+        f"Decode engine ({speed['precision']}, {speed['batch_size']} rows at once): mixaug's decoding kept "
+        f"{speed['mixaug_useful_tokens_per_s']} tokens/s ({speed['mixaug_decode_rows']} rows, "
+        f"{speed['mixaug_mean_tokens_per_row']} tokens each on average); a plain KV-cached greedy loop over one "
+        f"full batch of rows that long, measured in the same run: {speed['decode_ceiling_tokens_per_s']} tokens/s "
+        f"(ratio {speed['useful_to_ceiling']}).\n"
+    )
+
+
 def _md_table(rows: list[dict], cols: list[str]) -> str:
     if not rows:
         return "_(none)_\n"
@@ -597,6 +642,7 @@ def render_report(results: dict, plots: list[str]) -> str:
         f"Encoder: {results['speed']['encode_sentences_per_s']} sentences/s; LM decode (inversion, batch "
         f"{results['fidelity'].get('batch_size')}): {results['fidelity'].get('decode_tokens_per_s')} tokens/s; "
         f"peak RSS {results['speed']['peak_rss_mb']} MB.\n",
+        _ceiling_line(results["speed"]),
         _speed_ratio(results["speed"]["new_rows_per_s"]),
     ]
     parts += [f"![{p}]({p})\n" for p in plots]

@@ -7,32 +7,43 @@ a per-row generator: a row's text depends only on its own embedding and seed, ne
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .checkpoint import LORA_DIR, Adaptor, Manifest, load_adaptor, validate_checkpoint
+from .decode import (
+    PRECISIONS,
+    DecodeOptions,
+    DecodeStats,
+    LlamaWeights,
+    ban_repeated_ngrams,
+    ceiling,
+    choose_tokens,
+    generate,
+)
 from .errors import MixaugError
 
-
-@dataclass
-class DecodeOptions:
-    """How to turn soft prompts into text."""
-
-    max_new_tokens: int = 48
-    temperature: float = 0.0  # 0 = greedy
-    top_p: float = 1.0
-    no_repeat_ngram: int = 3  # forbid repeating any n-gram (stops the loops small LMs fall into)
+__all__ = ["DecodeOptions", "DecodeStats", "Inverter", "attach_lora", "load_inverter"]
 
 
 class Inverter:
     """An adaptor plus the frozen LM it was trained against."""
 
-    def __init__(self, manifest: Manifest, adaptor: Adaptor, lm, tokenizer, device: str = "cpu"):
+    def __init__(
+        self, manifest: Manifest, adaptor: Adaptor, lm, tokenizer, device: str = "cpu", precision: str = "fp32"
+    ):
+        if precision not in PRECISIONS:
+            raise MixaugError(f"unknown precision {precision!r}: choose {' or '.join(PRECISIONS)}")
+        if precision != "fp32" and not LlamaWeights.supports(lm):
+            raise MixaugError(f"{precision} decoding needs a Llama-family LM; this one is {lm.config.model_type}")
+        self.precision = precision
+        self._weights: LlamaWeights | None = None  # the decode engine's, built on first use
+        self.totals = DecodeStats()  # every decode of this inverter, for speed reports
         self.manifest = manifest
         self.adaptor = adaptor.to(device)
         self.lm = lm
@@ -72,66 +83,116 @@ class Inverter:
         options: DecodeOptions | None = None,
         batch_size: int = 32,
         on_batch: Callable[[int], None] | None = None,
+        stats: DecodeStats | None = None,
+        on_row: Callable[[int, str], None] | None = None,
     ) -> list[str]:
-        """Decode each embedding row into a sentence. `seeds` (one per row) matter only when sampling."""
+        """Decode each embedding row into a sentence. `seeds` (one per row) matter only when sampling.
+        batch_size = rows decoding at once (cache slots). As rows finish, on_batch(k) reports how many
+        and on_row(i, text) hands over each one (so a caller can keep them if the run is interrupted)."""
         options = options or DecodeOptions()
         seeds = list(seeds) if seeds is not None else [0] * len(emb)
+        if len(emb) == 0:
+            return []
+        run, started = DecodeStats(), time.perf_counter()
+        try:
+            if LlamaWeights.supports(self.lm):
+                return self._decode_engine(emb, seeds, options, batch_size, on_batch, on_row, run)
+            return self._decode_static(emb, seeds, options, batch_size, on_batch, on_row, run)
+        finally:
+            run.seconds = time.perf_counter() - started
+            self.totals.add(run)
+            if stats is not None:
+                stats.add(run)
+
+    def _engine_weights(self) -> LlamaWeights:
+        if self._weights is None:
+            self._weights = LlamaWeights(self.lm, self.precision)
+        return self._weights
+
+    def _rest_of_prompt(self, emb: np.ndarray) -> torch.Tensor:
+        """The row-specific part of the prompt: soft vectors + template suffix [k, K + S, H]."""
+        soft = self.soft_prompts(emb)
+        suf = self.embed_tokens(self.suffix_ids)[None].expand(len(emb), -1, -1)
+        return torch.cat([soft, suf.to(soft.dtype)], dim=1)
+
+    def _decode_engine(self, emb, seeds, options, batch_size, on_batch, on_row, stats) -> list[str]:
+        """Llama-family LMs: continuous batching over the decode engine's cache slots."""
+
+        def done(row: int, tokens: list[int]) -> None:
+            if on_row:
+                on_row(row, self._detok(tokens))
+            if on_batch:
+                on_batch(1)
+
+        tokens = generate(
+            self._engine_weights(),
+            self.embed_tokens,
+            self.embed_tokens(self.prefix_ids),
+            lambda rows: self._rest_of_prompt(emb[list(rows)]),
+            len(emb),
+            self.eos_id,
+            seeds,
+            options,
+            slots=batch_size,
+            on_done=done,
+            stats=stats,
+        )
+        return [self._detok(t) for t in tokens]
+
+    def _decode_static(self, emb, seeds, options, batch_size, on_batch, on_row, stats) -> list[str]:
+        """Any other causal LM: static batches through HF forward calls."""
         texts: list[str] = []
         for start in range(0, len(emb), batch_size):
             chunk = emb[start : start + batch_size]
-            texts.extend(self._decode_batch(chunk, seeds[start : start + batch_size], options))
+            texts.extend(self._decode_batch(chunk, seeds[start : start + batch_size], options, stats))
+            if on_row:
+                for i in range(start, len(texts)):
+                    on_row(i, texts[i])
             if on_batch:
                 on_batch(len(chunk))
         return texts
 
-    def _decode_batch(self, emb: np.ndarray, seeds: Sequence[int], opt: DecodeOptions) -> list[str]:
+    @torch.inference_mode()
+    def decode_ceiling(self, emb: np.ndarray, new_tokens: int) -> float:
+        """Tokens/s of a plain KV-cached greedy loop over these rows as one batch, each running exactly
+        `new_tokens` tokens: the speed the engine's useful tokens/s is compared with."""
+        if not LlamaWeights.supports(self.lm):
+            raise MixaugError("the decode ceiling is measured for Llama-family LMs only")
+        return ceiling(
+            self._engine_weights(),
+            self.embed_tokens,
+            self.embed_tokens(self.prefix_ids),
+            self._rest_of_prompt(emb),
+            max(1, new_tokens),
+        )
+
+    def _decode_batch(
+        self, emb: np.ndarray, seeds: Sequence[int], opt: DecodeOptions, stats: DecodeStats | None = None
+    ) -> list[str]:
+        """One static batch through HF forward calls, run to its longest row (the reference the engine is
+        tested against)."""
         b = len(emb)
-        embeds = self.prompt_embeds(self.soft_prompts(emb))
-        out = self.lm(inputs_embeds=embeds, use_cache=True)
+        out = self.lm(inputs_embeds=self.prompt_embeds(self.soft_prompts(emb)), use_cache=True)
         past, logits = out.past_key_values, out.logits[:, -1, :].float()
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds] if opt.temperature > 0 else None
-        tokens: list[list[int]] = [[] for _ in range(b)]
-        banned: list[dict[tuple, set]] = [dict() for _ in range(b)]
-        done = [False] * b
-        for _ in range(opt.max_new_tokens):
-            nxt = self._choose(logits, tokens, banned, gens, opt)
-            for i in range(b):
-                if done[i]:
-                    nxt[i] = self.eos_id
-                    continue
-                tokens[i].append(int(nxt[i]))
-                done[i] = int(nxt[i]) == self.eos_id
-            if all(done):
+        history = torch.zeros(b, max(opt.max_new_tokens, 1), dtype=torch.long)
+        lengths = torch.zeros(b, dtype=torch.long)
+        done = torch.zeros(b, dtype=torch.bool)
+        for step in range(opt.max_new_tokens):
+            logits = logits.cpu().clone()
+            ban_repeated_ngrams(logits, history, lengths, opt.no_repeat_ngram)
+            nxt = choose_tokens(logits, gens, opt).masked_fill(done, self.eos_id)
+            history[~done, step] = nxt[~done]
+            lengths += (~done).long()
+            done |= nxt == self.eos_id
+            if bool(done.all()):
                 break
             out = self.lm(input_ids=nxt[:, None].to(self.device), past_key_values=past, use_cache=True)
             past, logits = out.past_key_values, out.logits[:, -1, :].float()
-        return [self._detok(t) for t in tokens]
-
-    def _choose(self, logits, tokens, banned, gens, opt: DecodeOptions) -> torch.Tensor:
-        logits = logits.cpu().clone()
-        n = opt.no_repeat_ngram
-        if n > 1:
-            for i, toks in enumerate(tokens):
-                if len(toks) >= n - 1:
-                    if len(toks) >= n:  # record the n-gram that just completed
-                        banned[i].setdefault(tuple(toks[-n:-1]), set()).add(toks[-1])
-                    ban = banned[i].get(tuple(toks[-(n - 1) :]))
-                    if ban:
-                        logits[i, list(ban)] = float("-inf")
-        if opt.temperature <= 0:
-            return logits.argmax(dim=-1)
-        # Gumbel-max: argmax(logits/T + Gumbel noise from the row's own generator) is an exact draw from
-        # softmax(logits/T). Unlike inverting a cumulative sum (whose boundaries lie 1e-5 apart over a flat
-        # 49k-token distribution), the argmax only flips where two perturbed scores tie, so the last-bit
-        # differences between batch sizes' matmuls do not change which token is drawn.
-        scaled = logits / opt.temperature
-        if opt.top_p < 1:
-            probs, order = torch.sort(torch.softmax(scaled, dim=-1), dim=-1, descending=True)
-            outside = (torch.cumsum(probs, dim=-1) - probs) >= opt.top_p  # the nucleus keeps at least one token
-            scaled = scaled.masked_fill(torch.zeros_like(outside).scatter(-1, order, outside), float("-inf"))
-        noise = torch.stack([torch.rand(scaled.shape[-1], generator=g) for g in gens])
-        gumbel = -torch.log(-torch.log(noise.clamp_min(1e-20)))
-        return (scaled + gumbel).argmax(dim=-1)
+        if stats is not None:
+            stats.rows += b
+            stats.tokens += int(lengths.sum())
+        return [self._detok(history[i, : int(lengths[i])].tolist()) for i in range(b)]
 
     def _detok(self, toks: list[int]) -> str:
         if toks and toks[-1] == self.eos_id:
@@ -155,7 +216,9 @@ def attach_lora(lm, manifest: Manifest):
     return get_peft_model(lm, config)
 
 
-def load_inverter(checkpoint: str | Path, device: str = "cpu", lm_spec: str | None = None) -> Inverter:
+def load_inverter(
+    checkpoint: str | Path, device: str = "cpu", lm_spec: str | None = None, precision: str = "fp32"
+) -> Inverter:
     """Load a checkpoint folder and the LM it names; a different LM (weights hash) is an error. The whole
     checkpoint is validated first, so a hostile manifest is refused before anything is allocated. lm_spec
     (a user's override) is read against the CWD, the manifest's lm against the checkpoint folder."""
@@ -178,7 +241,7 @@ def load_inverter(checkpoint: str | Path, device: str = "cpu", lm_spec: str | No
         )
     if manifest.lora:
         lm = _merge_lora(lm, folder / LORA_DIR, folder)
-    return Inverter(manifest, adaptor, lm, tokenizer, device)
+    return Inverter(manifest, adaptor, lm, tokenizer, device, precision)
 
 
 def _merge_lora(lm, lora_dir: Path, folder: Path):

@@ -225,7 +225,7 @@ def _read_json(text: str, path: str | Path) -> pd.DataFrame:
 def _check_header(header: list[str], path: str | Path) -> None:
     for i, name in enumerate(header, start=1):
         if name == "":
-            raise MixaugError(f"{path}: column {i} of the header has no name; columns found: {', '.join(header)}")
+            raise MixaugError(f"{path}: column {i} of the header has no name; columns found: {column_list(header)}")
     seen: dict[str, int] = {}
     for i, name in enumerate(header, start=1):
         if name in seen:
@@ -272,7 +272,7 @@ def _read_delimited(text: str, path: str | Path, fmt: str) -> pd.DataFrame:
             hint = " (a trailing delimiter?)" if len(row) == len(header) + 1 and row[-1] == "" else ""
             raise MixaugError(
                 f"{path}: line {lineno} has {len(row)} fields but the header has {len(header)}{hint}; "
-                f"columns found: {', '.join(header)}"
+                f"columns found: {column_list(header)}"
             )
         rows.append(row)
     if header is None:
@@ -350,6 +350,12 @@ def quoted(name) -> str:
     """A column name for a one-line message: 'name', or JSON-escaped where it holds a line break or the like."""
     name = str(name)
     return f"'{name}'" if name.isprintable() else json.dumps(name, ensure_ascii=False)
+
+
+def column_list(columns) -> str:
+    """Column names for a one-line message: as they are, JSON-escaped where one holds a line break."""
+    names = [str(c) if str(c).isprintable() else json.dumps(str(c), ensure_ascii=False) for c in columns]
+    return ", ".join(names) or "(none)"
 
 
 def _where(column: str, row: int) -> str:
@@ -757,14 +763,14 @@ def resolve_text_column(df: pd.DataFrame, requested: str | None) -> str:
     cols = list(map(str, df.columns))
     if requested:
         if requested not in cols:
-            raise MixaugError(f"text column '{requested}' not found; columns found: {', '.join(cols) or '(none)'}")
+            raise MixaugError(f"text column '{requested}' not found; columns found: {column_list(cols)}")
         return requested
     for cand in TEXT_COLUMN_CANDIDATES:
         if cand in cols:
             return cand
     raise MixaugError(
         f"no text column (looked for {', '.join(TEXT_COLUMN_CANDIDATES)}); columns found: "
-        f"{', '.join(cols) or '(none)'}; pass --text-column"
+        f"{column_list(cols)}; pass --text-column"
     )
 
 
@@ -773,6 +779,6 @@ def resolve_label_column(df: pd.DataFrame, requested: str | None) -> str | None:
     cols = list(map(str, df.columns))
     if requested:
         if requested not in cols:
-            raise MixaugError(f"label column '{requested}' not found; columns found: {', '.join(cols)}")
+            raise MixaugError(f"label column '{requested}' not found; columns found: {column_list(cols)}")
         return requested
     return "label" if "label" in cols else None

@@ -17,19 +17,19 @@ import numpy as np
 import pandas as pd
 
 from .checkpoint import DEFAULT_CHECKPOINT
-from .config import AugmentConfig
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, AugmentConfig
 from .decode_cache import DecodeCache
 from .decode_cache import decode_cache_path as _decode_cache_path
 from .encode import Encoder, cosine_rows
 from .errors import MixaugError
 from .filter import Filter
 from .invert import DecodeOptions, Inverter
-from .io import is_missing, resolve_label_column, resolve_text_column
+from .io import column_list, is_missing, resolve_label_column, resolve_text_column
 from .label import Labeller, assign_labels
 from .mix import check_pairable, mix, plan_pairs
 from .write import build_output, check_no_collision
 
-_STACKS: dict[tuple[str, str], Stack] = {}
+_STACKS: dict[tuple[str, str, str], Stack] = {}
 
 
 @dataclass
@@ -62,15 +62,16 @@ def validate_checkpoint(checkpoint: str | Path | None = None) -> Path:
     return path
 
 
-def load_stack(checkpoint: str | Path | None = None, device: str = "auto") -> Stack:
-    """Load (once per process) the encoder and inverter named by a checkpoint's manifest."""
+def load_stack(checkpoint: str | Path | None = None, device: str = "auto", precision: str = "fp32") -> Stack:
+    """Load (once per process) the encoder and inverter named by a checkpoint's manifest; `precision` is
+    the LM's while decoding (fp32, or int8 on CPU)."""
     from .encode import load_encoder
     from .invert import load_inverter
     from .models import resolve_device
 
     dev = resolve_device(device)
     path = checkpoint_path(checkpoint)
-    key = (str(path.resolve()), dev)
+    key = (str(path.resolve()), dev, precision)
     if key not in _STACKS:
         from . import checkpoint as ckpt
 
@@ -81,7 +82,8 @@ def load_stack(checkpoint: str | Path | None = None, device: str = "auto") -> St
                 f"encoder {manifest.encoder} gives {encoder.dim}-d embeddings; checkpoint {path} expects "
                 f"{manifest.encoder_dim}"
             )
-        _STACKS[key] = Stack(encoder, load_inverter(path, dev), path, dev, DecodeCache(_decode_cache_path(path, dev)))
+        inverter = load_inverter(path, dev, precision=precision)
+        _STACKS[key] = Stack(encoder, inverter, path, dev, DecodeCache(_decode_cache_path(path, dev, precision)))
     return _STACKS[key]
 
 
@@ -153,6 +155,32 @@ def _check_keys(values: list, column: str, what: str, unique: bool) -> None:
             seen[v] = (i, v)
 
 
+def _decode_into_cache(
+    stack: Stack,
+    targets: np.ndarray,
+    seeds: list[int],
+    keys: list[str],
+    opts: DecodeOptions,
+    cfg: AugmentConfig,
+    advance: Callable[[int], None],
+) -> None:
+    """Decode rows into the decode cache as they finish, in groups: an interrupted run keeps them all."""
+    pending: list[tuple[str, str]] = []
+
+    def finished(j: int, text: str) -> None:
+        pending.append((keys[j], text))
+        advance(1)
+        if len(pending) >= cfg.batch_size:
+            stack.decoded.add(*zip(*pending))
+            pending.clear()
+
+    try:
+        stack.inverter.decode(targets, seeds=seeds, options=opts, batch_size=cfg.batch_size, on_row=finished)
+    finally:
+        if pending:
+            stack.decoded.add(*zip(*pending))
+
+
 def _decode_candidates(
     stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: AugmentConfig, advance: Callable[[int], None]
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -167,13 +195,9 @@ def _decode_candidates(
         keys = [DecodeCache.key(t, rs, opts) for t, rs in zip(targets, row_seeds)]
         todo = [i for i, key in enumerate(keys) if key not in stack.decoded]
         advance(len(targets) - len(todo))
-        for start in range(0, len(todo), cfg.batch_size):
-            chunk = todo[start : start + cfg.batch_size]
-            fresh = stack.inverter.decode(
-                targets[chunk], seeds=[row_seeds[i] for i in chunk], options=opts, batch_size=cfg.batch_size
-            )
-            stack.decoded.add([keys[i] for i in chunk], fresh)
-            advance(len(chunk))
+        _decode_into_cache(
+            stack, targets[todo], [row_seeds[i] for i in todo], [keys[i] for i in todo], opts, cfg, advance
+        )
         texts = [stack.decoded[key] for key in keys]
         emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
         cos = cosine_rows(emb, targets)
@@ -241,7 +265,7 @@ def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
     if label_col == text_col:
         raise MixaugError(f"the text and label columns are both '{text_col}'; name different columns")
     if cfg.id_column and cfg.id_column not in df.columns:
-        raise MixaugError(f"id column '{cfg.id_column}' not found; columns found: {', '.join(map(str, df.columns))}")
+        raise MixaugError(f"id column '{cfg.id_column}' not found; columns found: {column_list(df.columns)}")
     usable, skipped = clean_texts(df, text_col)
     texts = usable[text_col].tolist()
     labels = usable[label_col].tolist() if label_col else None
@@ -296,7 +320,8 @@ def augment(
             cfg.device,
             progress=False,
         )
-    stack = load_stack(checkpoint, cfg.device)
+    stack = load_stack(checkpoint, cfg.device, cfg.precision)
+    decoded_before = replace(stack.inverter.totals)
     emb = stack.encoder.encode(p.texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(p.texts)))
     labeller = Labeller(emb, p.labels, cfg.seed) if p.labels is not None else None
     filt = Filter(p.texts, cfg.min_fidelity, drop_intrusions=cfg.intrusion == "drop" and p.labels is not None)
@@ -376,6 +401,7 @@ def augment(
         "mean_fidelity": round(float(np.mean([r["fidelity"] for r in accepted])), 4) if accepted else None,
         "seconds": round(seconds, 2),
         "rows_per_s": round(len(accepted) / seconds, 3) if seconds > 0 else None,
+        "decode": _decode_summary(stack.inverter.totals.since(decoded_before), cfg),
         "pairing": p.pairing,
         "label_policy": cfg.label_policy if p.labels is not None else None,
         "alpha": cfg.alpha,
@@ -389,6 +415,18 @@ def augment(
     return result
 
 
+def _decode_summary(run, cfg: AugmentConfig) -> dict:
+    """What the LM did in this run (rows served from the decode cache cost nothing and are not counted)."""
+    return {
+        "rows": run.rows,
+        "tokens": run.tokens,
+        "seconds": round(run.seconds, 2),
+        "tokens_per_s": round(run.tokens_per_s, 1),
+        "batch_size": cfg.batch_size,
+        "precision": cfg.precision,
+    }
+
+
 def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int = 5, **overrides) -> dict:
     """The dry run: the plan's shape and a few decoded samples, nothing written."""
     cfg = _config(config, overrides)
@@ -397,7 +435,7 @@ def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int 
     plan = plan_pairs(p.plan_labels, max(p.wanted, 1), p.pairing, cfg.alpha, cfg.seed, 0)
     texts = p.texts
     head = plan.head(samples)
-    stack = load_stack(cfg.checkpoint, cfg.device)
+    stack = load_stack(cfg.checkpoint, cfg.device, cfg.precision)
     parents = sorted(set(head["a"]) | set(head["b"]))  # encode only the sampled pairs' parents
     row_of = {i: k for k, i in enumerate(parents)}
     emb = stack.encoder.encode([texts[i] for i in parents], batch_size=cfg.batch_size)
@@ -430,10 +468,11 @@ def invert(
     text_column: str | None = None,
     checkpoint: str | None = None,
     device: str = "auto",
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     num_candidates: int = 1,
     seed: int = 0,
     progress: Progress | None = None,
+    precision: str = DEFAULT_PRECISION,
 ) -> pd.DataFrame:
     """Round trip: each row gets `reconstruction` and `fidelity` (cosine of re-encoding to the original)."""
     progress = progress or _no_progress
@@ -443,7 +482,7 @@ def invert(
         if col in df.columns:
             raise MixaugError(f"input already has a '{col}' column; rename or drop it")
     usable, _ = clean_texts(df, text_col)
-    stack = load_stack(checkpoint, device)
+    stack = load_stack(checkpoint, device, precision)
     texts = usable[text_col].tolist()
     emb = stack.encoder.encode(texts, batch_size=batch_size, on_batch=progress("encode", len(texts)))
     cfg = AugmentConfig(num_candidates=num_candidates, batch_size=batch_size)
@@ -466,9 +505,10 @@ def mix_texts(
     renormalize: bool = True,
     num_candidates: int = 1,
     seed: int = 0,
+    precision: str = DEFAULT_PRECISION,
 ) -> list[dict]:
     """Decode λ·a + (1−λ)·b for each λ; returns [{lambda, text, cos_a, cos_b}]."""
-    stack = load_stack(checkpoint, device)
+    stack = load_stack(checkpoint, device, precision)
     emb = stack.encoder.encode([text_a, text_b])
     n = len(lams)
     targets = mix(emb, np.zeros(n, dtype=int), np.ones(n, dtype=int), np.asarray(lams), renormalize)

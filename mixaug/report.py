@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import MixaugError
-from .io import is_missing, read_dataset, resolve_text_column
+from .io import column_list, is_missing, read_dataset, resolve_text_column
 from .write import PROVENANCE
 
 MAX_MAP_POINTS = 4000  # beyond this the map shows a seeded sample
@@ -51,9 +51,8 @@ def load_augmented(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     """Read a file `mixaug augment` wrote; a file without its provenance columns is a one-line error."""
     df = read_dataset(path, fmt)
     if "mixaug_source" not in df.columns:
-        found = ", ".join(map(str, df.columns)) or "(none)"
         raise MixaugError(
-            f"{path} has no mixaug_* provenance columns (columns found: {found}); "
+            f"{path} has no mixaug_* provenance columns (columns found: {column_list(df.columns)}); "
             "`mixaug report` reads files that `mixaug augment` wrote"
         )
     return df
@@ -100,7 +99,7 @@ def split(
     id_col = id_column or stats.get("id_column")
     for what, col in (("text", text_col), ("label", label_col), ("id", id_col)):
         if col is not None and col not in df.columns:
-            raise MixaugError(f"{what} column '{col}' not found; columns found: {', '.join(map(str, df.columns))}")
+            raise MixaugError(f"{what} column '{col}' not found; columns found: {column_list(df.columns)}")
     if id_col:
         parent_text = {_key(k): t for k, t in zip(originals[id_col].tolist(), originals[text_col].tolist())}
     else:  # parents are named by input row number, and the originals keep the input's order

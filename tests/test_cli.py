@@ -152,7 +152,7 @@ def test_dry_run_samples_are_the_first_planned_rows(sample_rows, tiny_checkpoint
     cfg = AugmentConfig(checkpoint=str(tiny_checkpoint), max_new_tokens=6, num_augmented=9, seed=3)
     samples = preview(df, cfg, samples=4)["samples"]
     plan = plan_pairs(df.label.tolist(), 9, "intra", cfg.alpha, cfg.seed, 0).head(4)
-    stack = load_stack(cfg.checkpoint)
+    stack = load_stack(cfg.checkpoint, precision=cfg.precision)
     emb = stack.encoder.encode(df.text.tolist())
     targets = mix(emb, plan["a"].to_numpy(), plan["b"].to_numpy(), plan["lam"].to_numpy(), True)
     assert [s["decoded"] for s in samples] == stack.inverter.decode(targets, options=DecodeOptions(max_new_tokens=6))
@@ -283,13 +283,17 @@ def test_interrupted_run_resumes_from_decode_cache(tmp_path, sample_file, tiny_c
     for stack in pipeline._STACKS.values():
         stack.decoded.clear()
     real = Inverter.decode
-    calls = []
 
-    def flaky(self, *args, **kwargs):
-        if len(calls) == 1:
-            raise KeyboardInterrupt  # Ctrl-C during the second batch
-        calls.append(1)
-        return real(self, *args, **kwargs)
+    def flaky(self, *args, on_row=None, **kwargs):
+        finished = []
+
+        def row(i, text):
+            if len(finished) == 4:
+                raise KeyboardInterrupt  # Ctrl-C as the fifth row finishes
+            finished.append(i)
+            on_row(i, text)
+
+        return real(self, *args, on_row=row, **kwargs)
 
     monkeypatch.setattr(Inverter, "decode", flaky)
     out = tmp_path / "out.jsonl"

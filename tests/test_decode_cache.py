@@ -218,6 +218,7 @@ def test_cache_path_names_a_versioned_file(tmp_path, monkeypatch):
     assert path.parent == tmp_path / "cache" / "decodes" and path.name.endswith("-cpu-v2.jsonl")
     (ckpt / "adaptor.safetensors").write_bytes(b"weights")
     assert decode_cache_path(ckpt, "cpu") != path
+    assert decode_cache_path(ckpt, "cpu", "int8") != decode_cache_path(ckpt, "cpu", "fp32")  # other texts
     monkeypatch.setenv("MIXAUG_NO_DECODE_CACHE", "1")
     assert decode_cache_path(ckpt, "cpu") is None
 

@@ -248,6 +248,7 @@ def test_output_folder_checked_before_models(tmp_path, no_models, monkeypatch):
         ("--top-p", "nan", "--top-p"),
         ("--min-fidelity", "nan", "--min-fidelity"),
         ("--device", "tpu", "--device must be one of"),
+        ("--precision", "int4", "--precision must be one of fp32, int8"),
         ("-n", "-3", "--num-augmented must be >= 0"),
     ],
 )
@@ -510,11 +511,12 @@ def test_lora_weights_that_peft_would_skip_or_reinterpret(tmp_path, tiny_lora_ch
 
 def test_a_fifo_or_a_forged_line_in_the_decode_cache(tmp_path, tiny_checkpoint, monkeypatch):
     from mixaug import pipeline
+    from mixaug.config import DEFAULT_PRECISION
     from mixaug.decode_cache import decode_cache_path
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(pipeline, "_STACKS", {})
-    cache = decode_cache_path(tiny_checkpoint, "cpu")
+    cache = decode_cache_path(tiny_checkpoint, "cpu", DEFAULT_PRECISION)
     cache.parent.mkdir(parents=True)
     os.mkfifo(cache)  # reading it would block forever
     src = jsonl(tmp_path / "in.jsonl", ROWS)
@@ -664,3 +666,9 @@ def test_export_does_not_replace_a_file_or_the_folder_holding_its_source(tmp_pat
     a_file.write_text("data")
     one_line_error(run("export", proj / "run", a_file, "--overwrite"), "not a checkpoint folder")
     assert a_file.read_text() == "data" and (proj / "notes.txt").exists()
+
+
+def test_a_column_name_with_a_line_break_is_escaped_in_the_error(tmp_path, no_models):
+    src = tmp_path / "in.csv"
+    src.write_text('"te\nxt",label\na b,x\n', encoding="utf-8")  # found by the CSV mutation fuzz
+    one_line_error(augment(src, tmp_path / "o.jsonl", "unused"), 'columns found: "te\\nxt", label')

@@ -36,18 +36,6 @@ def test_sampling_depends_on_row_seed_not_batch(tiny_checkpoint):
     )
 
 
-def test_no_repeat_ngram_blocks_loops(tiny_checkpoint):
-    inv = load_inverter(tiny_checkpoint)
-    toks = [[5, 6, 7, 5, 6]]
-    banned = [{}]
-    logits = torch.zeros(1, 10)
-    logits[0, 7] = 10.0
-    # rebuild the n-gram table as decoding would have, one token at a time
-    for k in range(1, len(toks[0]) + 1):
-        inv._choose(logits.clone(), [toks[0][:k]], banned, None, DecodeOptions(no_repeat_ngram=3))
-    assert int(inv._choose(logits, toks, banned, None, DecodeOptions(no_repeat_ngram=3))[0]) != 7
-
-
 def test_lora_checkpoint_loads_and_decodes(tiny_lora_checkpoint):
     inv = load_inverter(tiny_lora_checkpoint)
     assert len(inv.decode(EMB[:2], options=DecodeOptions(max_new_tokens=4))) == 2
