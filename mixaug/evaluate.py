@@ -396,7 +396,7 @@ def _decode_speed(stack, emb: np.ndarray, run: DecodeStats, cfg: EvalConfig) -> 
         top = None
     return {
         "batch_size": cfg.batch_size,
-        "precision": cfg.precision,
+        "precision": stack.inverter.precision,
         "mixaug_decode_rows": run.rows,
         "mixaug_mean_tokens_per_row": round(mean_tokens, 1),
         "mixaug_useful_tokens_per_s": round(run.tokens_per_s, 1),

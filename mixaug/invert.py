@@ -17,7 +17,6 @@ import torch
 
 from .checkpoint import LORA_DIR, Adaptor, Manifest, load_adaptor, validate_checkpoint
 from .decode import (
-    PRECISIONS,
     DecodeOptions,
     DecodeStats,
     LlamaWeights,
@@ -25,10 +24,11 @@ from .decode import (
     ceiling,
     choose_tokens,
     generate,
+    resolve_precision,
 )
 from .errors import MixaugError
 
-__all__ = ["DecodeOptions", "DecodeStats", "Inverter", "attach_lora", "load_inverter"]
+__all__ = ["DecodeOptions", "DecodeStats", "Inverter", "attach_lora", "load_inverter", "resolve_precision"]
 
 
 class Inverter:
@@ -37,8 +37,7 @@ class Inverter:
     def __init__(
         self, manifest: Manifest, adaptor: Adaptor, lm, tokenizer, device: str = "cpu", precision: str = "fp32"
     ):
-        if precision not in PRECISIONS:
-            raise MixaugError(f"unknown precision {precision!r}: choose {' or '.join(PRECISIONS)}")
+        precision = resolve_precision(precision, device)
         if precision != "fp32" and not LlamaWeights.supports(lm):
             raise MixaugError(f"{precision} decoding needs a Llama-family LM; this one is {lm.config.model_type}")
         self.precision = precision

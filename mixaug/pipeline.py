@@ -66,10 +66,11 @@ def load_stack(checkpoint: str | Path | None = None, device: str = "auto", preci
     """Load (once per process) the encoder and inverter named by a checkpoint's manifest; `precision` is
     the LM's while decoding (fp32, or int8 on CPU)."""
     from .encode import load_encoder
-    from .invert import load_inverter
+    from .invert import load_inverter, resolve_precision
     from .models import resolve_device
 
     dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
     path = checkpoint_path(checkpoint)
     key = (str(path.resolve()), dev, precision)
     if key not in _STACKS:
@@ -401,7 +402,7 @@ def augment(
         "mean_fidelity": round(float(np.mean([r["fidelity"] for r in accepted])), 4) if accepted else None,
         "seconds": round(seconds, 2),
         "rows_per_s": round(len(accepted) / seconds, 3) if seconds > 0 else None,
-        "decode": _decode_summary(stack.inverter.totals.since(decoded_before), cfg),
+        "decode": _decode_summary(stack, stack.inverter.totals.since(decoded_before), cfg),
         "pairing": p.pairing,
         "label_policy": cfg.label_policy if p.labels is not None else None,
         "alpha": cfg.alpha,
@@ -415,7 +416,7 @@ def augment(
     return result
 
 
-def _decode_summary(run, cfg: AugmentConfig) -> dict:
+def _decode_summary(stack: Stack, run, cfg: AugmentConfig) -> dict:
     """What the LM did in this run (rows served from the decode cache cost nothing and are not counted)."""
     return {
         "rows": run.rows,
@@ -423,7 +424,7 @@ def _decode_summary(run, cfg: AugmentConfig) -> dict:
         "seconds": round(run.seconds, 2),
         "tokens_per_s": round(run.tokens_per_s, 1),
         "batch_size": cfg.batch_size,
-        "precision": cfg.precision,
+        "precision": stack.inverter.precision,
     }
 
 

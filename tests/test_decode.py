@@ -115,4 +115,7 @@ def test_unknown_precision_is_refused(tiny_checkpoint):
 
 
 def test_config_knows_the_engine_precisions():
-    assert config.PRECISIONS == decode.PRECISIONS and config.DEFAULT_PRECISION in decode.PRECISIONS
+    assert config.PRECISIONS == ("auto", *decode.PRECISIONS) and config.DEFAULT_PRECISION == "auto"
+    assert decode.resolve_precision("auto", "cpu") == "int8" and decode.resolve_precision("auto", "cuda") == "fp32"
+    with pytest.raises(MixaugError, match="CPU only"):
+        decode.resolve_precision("int8", "cuda")

@@ -248,7 +248,7 @@ def test_output_folder_checked_before_models(tmp_path, no_models, monkeypatch):
         ("--top-p", "nan", "--top-p"),
         ("--min-fidelity", "nan", "--min-fidelity"),
         ("--device", "tpu", "--device must be one of"),
-        ("--precision", "int4", "--precision must be one of fp32, int8"),
+        ("--precision", "int4", "--precision must be one of auto, fp32, int8"),
         ("-n", "-3", "--num-augmented must be >= 0"),
     ],
 )
@@ -511,12 +511,11 @@ def test_lora_weights_that_peft_would_skip_or_reinterpret(tmp_path, tiny_lora_ch
 
 def test_a_fifo_or_a_forged_line_in_the_decode_cache(tmp_path, tiny_checkpoint, monkeypatch):
     from mixaug import pipeline
-    from mixaug.config import DEFAULT_PRECISION
     from mixaug.decode_cache import decode_cache_path
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(pipeline, "_STACKS", {})
-    cache = decode_cache_path(tiny_checkpoint, "cpu", DEFAULT_PRECISION)
+    cache = decode_cache_path(tiny_checkpoint, "cpu", "int8")  # auto on CPU
     cache.parent.mkdir(parents=True)
     os.mkfifo(cache)  # reading it would block forever
     src = jsonl(tmp_path / "in.jsonl", ROWS)
