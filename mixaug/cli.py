@@ -203,6 +203,8 @@ def augment(
     device: str = DEVICE,
     batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, help="Rows decoded at once."),
     precision: str = PRECISION,
+    engine: str = typer.Option("local", "--engine", help="local, or ray: decode on Ray actors (same output)."),
+    num_workers: Optional[int] = typer.Option(None, "--num-workers", help="Ray actors (default: one per CPU)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or summary."),
 ):
     """Write INPUT's rows plus new rows decoded from mixed embeddings, with provenance columns."""
@@ -233,6 +235,8 @@ def augment(
         device=device,
         batch_size=batch_size,
         precision=precision,
+        engine=engine,
+        num_workers=num_workers,
     )
     cfg.validate()
     if not dry_run and output is None:

@@ -83,6 +83,8 @@ class AugmentConfig:
     device: str = "auto"
     batch_size: int = DEFAULT_BATCH_SIZE
     precision: str = DEFAULT_PRECISION  # the LM's Linear layers while decoding: auto, fp32 or int8
+    engine: str = "local"  # where decoding runs: this process, or Ray actors (same output)
+    num_workers: int | None = None  # Ray actors (default: one per CPU of the cluster)
 
     def validate(self) -> None:
         """Every option checked before a model loads or a row is read: one line naming the option."""
@@ -95,6 +97,8 @@ class AugmentConfig:
             number("--num-augmented", self.num_augmented, 0, MAX_NEW_ROWS, integer=True)
         number("--num-candidates", self.num_candidates, 1, 64, integer=True)
         number("--batch-size", self.batch_size, 1, 4096, integer=True)
+        if self.num_workers is not None:
+            number("--num-workers", self.num_workers, 1, 4096, integer=True)
         number("--top-p", self.top_p, 0, 1, low_open=True)
         number("--temperature", self.temperature, 0, 100)
         number("candidate_temperature", self.candidate_temperature, 0, 100, low_open=True)
@@ -113,6 +117,7 @@ class AugmentConfig:
             ("--intrusion", self.intrusion, ("keep", "drop")),
             ("--device", self.device, DEVICES),
             ("--precision", self.precision, PRECISIONS),
+            ("--engine", self.engine, ("local", "ray")),
         ):
             if value not in allowed:
                 raise MixaugError(f"{name} must be one of {', '.join(a for a in allowed if a)} (got {value})")

@@ -338,7 +338,9 @@ def ceiling(weights: LlamaWeights, embed_tokens, prefix: torch.Tensor, rest: tor
     position = len(prefix) + rest.shape[1]
     for step in range(new_tokens - 1):
         token = logits.argmax(dim=-1)
-        logits = engine.forward(embed_tokens(token[:, None]), slots, torch.full((b,), position + step))
+        logits = engine.forward(
+            embed_tokens(token[:, None]), slots, torch.full((b,), position + step, device=rest.device)
+        )
     logits.argmax(dim=-1)
     return b * new_tokens / (time.perf_counter() - started)
 

@@ -164,8 +164,10 @@ def _decode_into_cache(
     opts: DecodeOptions,
     cfg: AugmentConfig,
     advance: Callable[[int], None],
+    decoder=None,
 ) -> None:
-    """Decode rows into the decode cache as they finish, in groups: an interrupted run keeps them all."""
+    """Decode rows into the decode cache as they finish, in groups: an interrupted run keeps them all.
+    decoder: where to decode (a `RayDecoder`); default the stack's own inverter."""
     pending: list[tuple[str, str]] = []
 
     def finished(j: int, text: str) -> None:
@@ -176,14 +178,21 @@ def _decode_into_cache(
             pending.clear()
 
     try:
-        stack.inverter.decode(targets, seeds=seeds, options=opts, batch_size=cfg.batch_size, on_row=finished)
+        (decoder or stack.inverter).decode(
+            targets, seeds=seeds, options=opts, batch_size=cfg.batch_size, on_row=finished
+        )
     finally:
         if pending:
             stack.decoded.add(*zip(*pending))
 
 
 def _decode_candidates(
-    stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: AugmentConfig, advance: Callable[[int], None]
+    stack: Stack,
+    targets: np.ndarray,
+    seeds: np.ndarray,
+    cfg: AugmentConfig,
+    advance: Callable[[int], None],
+    decoder=None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Decode K candidates per target; keep the one whose re-encoding is closest to the target."""
     best_text = [""] * len(targets)
@@ -197,7 +206,7 @@ def _decode_candidates(
         todo = [i for i, key in enumerate(keys) if key not in stack.decoded]
         advance(len(targets) - len(todo))
         _decode_into_cache(
-            stack, targets[todo], [row_seeds[i] for i in todo], [keys[i] for i in todo], opts, cfg, advance
+            stack, targets[todo], [row_seeds[i] for i in todo], [keys[i] for i in todo], opts, cfg, advance, decoder
         )
         texts = [stack.decoded[key] for key in keys]
         emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
@@ -322,7 +331,25 @@ def augment(
             progress=False,
         )
     stack = load_stack(checkpoint, cfg.device, cfg.precision)
-    decoded_before = replace(stack.inverter.totals)
+    decoder = _remote_decoder(stack, cfg)
+    try:
+        return _augment_loaded(df, p, cfg, stack, decoder, progress, started)
+    finally:
+        if decoder is not None:
+            decoder.close()
+
+
+def _remote_decoder(stack: Stack, cfg: AugmentConfig):
+    """None for the local engine; a RayDecoder (its actors loaded) for --engine ray."""
+    if cfg.engine == "local":
+        return None
+    from .engines.ray import RayDecoder
+
+    return RayDecoder(stack.checkpoint, stack.device, stack.inverter.precision, cfg.num_workers)
+
+
+def _augment_loaded(df, p: Prepared, cfg: AugmentConfig, stack: Stack, decoder, progress: Progress, started: float):
+    decoded_before = replace((decoder or stack.inverter).totals)
     emb = stack.encoder.encode(p.texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(p.texts)))
     labeller = Labeller(emb, p.labels, cfg.seed) if p.labels is not None else None
     filt = Filter(p.texts, cfg.min_fidelity, drop_intrusions=cfg.intrusion == "drop" and p.labels is not None)
@@ -341,7 +368,7 @@ def augment(
         targets = mix(emb, a, b, lam, cfg.renormalize)
         stage = "decode" if round_ == 0 else f"decode (retry {round_})"
         out_text, out_emb, fidelity = _decode_candidates(
-            stack, targets, plan["seed"].to_numpy(), cfg, progress(stage, n_plan * cfg.num_candidates)
+            stack, targets, plan["seed"].to_numpy(), cfg, progress(stage, n_plan * cfg.num_candidates), decoder
         )
         la = [plan_labels[i] for i in a]
         lb = [plan_labels[i] for i in b]
@@ -402,7 +429,7 @@ def augment(
         "mean_fidelity": round(float(np.mean([r["fidelity"] for r in accepted])), 4) if accepted else None,
         "seconds": round(seconds, 2),
         "rows_per_s": round(len(accepted) / seconds, 3) if seconds > 0 else None,
-        "decode": _decode_summary(stack, stack.inverter.totals.since(decoded_before), cfg),
+        "decode": _decode_summary(stack, (decoder or stack.inverter).totals.since(decoded_before), cfg),
         "pairing": p.pairing,
         "label_policy": cfg.label_policy if p.labels is not None else None,
         "alpha": cfg.alpha,

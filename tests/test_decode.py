@@ -119,3 +119,13 @@ def test_config_knows_the_engine_precisions():
     assert decode.resolve_precision("auto", "cpu") == "int8" and decode.resolve_precision("auto", "cuda") == "fp32"
     with pytest.raises(MixaugError, match="CPU only"):
         decode.resolve_precision("int8", "cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+def test_the_engine_runs_on_cuda_and_stays_batch_invariant(tiny_checkpoint):
+    inv = load_inverter(tiny_checkpoint, device="cuda", precision="auto")
+    assert inv.precision == "fp32"  # auto = fp32 on a GPU
+    opts = DecodeOptions(max_new_tokens=10, temperature=1.0)
+    ref = inv.decode(EMB, seeds=range(11), options=opts, batch_size=len(EMB))
+    assert all(isinstance(t, str) for t in ref)
+    assert inv.decode(EMB, seeds=range(11), options=opts, batch_size=3) == ref

@@ -72,6 +72,9 @@ def test_eval_writes_report(tmp_path, sample_rows, tiny_checkpoint):
     report = (out / "report.md").read_text()
     for section in ("Downstream accuracy", "Inversion fidelity", "Manifold intrusion", "Speed"):
         assert section in report
+    speed = results["speed"]  # the decode ceiling beside the default arm's useful tokens/s, same batch size
+    assert speed["decode_ceiling_tokens_per_s"] > 0 and speed["mixaug_useful_tokens_per_s"] > 0
+    assert speed["batch_size"] == 64 and speed["precision"] == "int8" and "a plain KV-cached greedy loop" in report
 
 
 def test_eval_finetune_classifier(tmp_path, sample_rows, tiny_checkpoint):
