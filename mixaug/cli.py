@@ -712,7 +712,12 @@ def eval_cmd(
         help="Comma-separated (default: all): none, eda, embed-mixup, "
         "paraphrase, mixaug, mixaug:<hard|parent|soft>:<intra|inter|random>.",
     ),
-    classifier: str = typer.Option("logreg", help="logreg on frozen encoder embeddings."),
+    classifier: str = typer.Option(
+        "logreg",
+        help="logreg (frozen embeddings), tfidf (TF-IDF + logistic regression) or finetune (the encoder, "
+        "the same number of steps for every method).",
+    ),
+    finetune_steps: int = typer.Option(100, help="Optimizer steps of --classifier finetune, for every method."),
     ratio: float = typer.Option(1.0, help="New rows per original row."),
     max_new_rows: int = typer.Option(200, help="Cap on new rows per run."),
     max_test: int = typer.Option(1000, help="Score on at most this many TEST rows (seeded sample)."),
@@ -735,6 +740,7 @@ def eval_cmd(
         ("--max-test", max_test, 1, 10_000_000),
         ("--fidelity-n", fidelity_n, 0, 1_000_000),
         ("--control-pairs", control_pairs, 0, 10_000),
+        ("--finetune-steps", finetune_steps, 1, 1_000_000),
         ("--seed", seed, 0, MAX_SEED),
         ("--batch-size", batch_size, 1, 4096),
     )
@@ -760,6 +766,7 @@ def eval_cmd(
         seeds=seeds,
         methods=[m.strip() for m in methods.split(",")] if methods else list(DEFAULT_METHODS),
         classifier=classifier,
+        finetune_steps=finetune_steps,
         ratio=ratio,
         max_new_rows=max_new_rows,
         max_test=max_test,

@@ -12,11 +12,13 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .classifiers import CLASSIFIERS, FINETUNE_STEPS, Example, TestSet
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION
 from .decode import DecodeStats
 from .errors import MixaugError
@@ -44,6 +46,7 @@ class EvalConfig:
     seeds: int = 5
     methods: list = field(default_factory=lambda: list(DEFAULT_METHODS))
     classifier: str = "logreg"
+    finetune_steps: int = FINETUNE_STEPS  # optimizer steps of the finetune classifier, the same for every arm
     ratio: float = 1.0  # new rows per original row
     max_new_rows: int = 200  # cap per run, so "all" stays affordable on a CPU
     max_test: int | None = 1000
@@ -88,96 +91,6 @@ def sample_shots(labels: Sequence, shots, seed: int) -> np.ndarray:
     return np.array(sorted(picked))
 
 
-@dataclass
-class Example:
-    """One training row for the downstream classifier: the input is λ·emb(a) + (1−λ)·emb(b) and the
-    target λ·onehot(label_a) + (1−λ)·onehot(label_b). Plain rows have a == b and λ = 1; embed-mixup mixes
-    two texts' embeddings; mixaug:soft keeps its readable sentence but a λ-interpolated target."""
-
-    text_a: str
-    text_b: str
-    lam: float
-    label_a: object
-    label_b: object
-
-
-def _scores(test_y, pred) -> tuple[float, float]:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    return float(accuracy_score(test_y, pred)), float(f1_score(test_y, pred, average="macro"))
-
-
-def logreg_score(embed, examples: list[Example], test_emb, test_y, seed=0) -> tuple[float, float]:
-    """Logistic regression on frozen embeddings; a soft target becomes two rows weighted λ and 1−λ."""
-    from sklearn.linear_model import LogisticRegression
-
-    lam = np.array([e.lam for e in examples])[:, None]
-    x = lam * embed([e.text_a for e in examples]) + (1 - lam) * embed([e.text_b for e in examples])
-    rows_x, rows_y, rows_w = [], [], []
-    for xi, e in zip(x, examples):
-        for label, w in ((e.label_a, e.lam), (e.label_b, 1 - e.lam)):
-            if w > 0:
-                rows_x.append(xi)
-                rows_y.append(label)
-                rows_w.append(w)
-    clf = LogisticRegression(max_iter=2000, C=10.0, random_state=seed)
-    clf.fit(np.array(rows_x), rows_y, sample_weight=np.array(rows_w))
-    return _scores(test_y, clf.predict(test_emb))
-
-
-def finetune_score(
-    encoder,
-    examples: list[Example],
-    test_texts,
-    test_y,
-    seed=0,
-    epochs: int = 4,
-    batch_size: int = 16,
-    lr: float = 3e-5,
-) -> tuple[float, float]:
-    """Fine-tune a copy of the encoder with a linear head (mean-pooled, soft-target cross-entropy)."""
-    import copy
-
-    import torch
-
-    torch.manual_seed(seed)
-    model = copy.deepcopy(encoder.model).train()
-    classes = list(dict.fromkeys([e.label_a for e in examples] + [e.label_b for e in examples]))
-    index = {c: i for i, c in enumerate(classes)}
-    head = torch.nn.Linear(encoder.dim, len(classes))
-    params = list(model.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(
-        [{"params": list(model.parameters()), "lr": lr}, {"params": list(head.parameters()), "lr": 1e-3}]
-    )
-    rng = np.random.default_rng(seed)
-
-    def pooled(texts):
-        feats = model.tokenize(list(texts))
-        return model(feats)["sentence_embedding"]
-
-    for _ in range(epochs):
-        order = rng.permutation(len(examples))
-        for start in range(0, len(order), batch_size):
-            batch = [examples[i] for i in order[start : start + batch_size]]
-            lam = torch.tensor([e.lam for e in batch], dtype=torch.float32)[:, None]
-            mixed = lam * pooled([e.text_a for e in batch]) + (1 - lam) * pooled([e.text_b for e in batch])
-            target = torch.zeros(len(batch), len(classes))
-            for i, e in enumerate(batch):
-                target[i, index[e.label_a]] += e.lam
-                target[i, index[e.label_b]] += 1 - e.lam
-            loss = torch.nn.functional.cross_entropy(head(mixed), target)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-    model.eval()
-    preds = []
-    with torch.inference_mode():
-        for start in range(0, len(test_texts), 64):
-            preds += head(pooled(test_texts[start : start + 64])).argmax(-1).tolist()
-    return _scores(test_y, [classes[i] for i in preds])
-
-
 def _paired_p(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     """Two-sided paired t-test p-value (None when undefined: < 2 pairs or identical results)."""
     from scipy import stats
@@ -197,8 +110,8 @@ def run_eval(
     from .io import read_dataset, resolve_label_column, resolve_text_column
     from .pipeline import clean_texts, load_stack
 
-    if cfg.classifier not in ("logreg", "finetune"):
-        raise MixaugError(f"--classifier must be logreg or finetune (got {cfg.classifier})")
+    if cfg.classifier not in CLASSIFIERS:
+        raise MixaugError(f"--classifier must be one of {', '.join(CLASSIFIERS)} (got {cfg.classifier})")
     stage = stage or (lambda name, total: lambda n: None)
     methods = [(m, *parse_method(m)) for m in cfg.methods]
     train_df, test_df = read_dataset(cfg.train), read_dataset(cfg.test)
@@ -232,6 +145,8 @@ def run_eval(
 
         def embed(texts: Sequence[str]) -> np.ndarray:
             return stack.encoder.encode(texts, cfg.batch_size)
+
+        test = TestSet(test_texts, test_y, test_emb)
 
         para_lm = None
         runs: list[dict] = []
@@ -312,10 +227,10 @@ def run_eval(
                 seconds = time.time() - started
                 if new:
                     timing.setdefault(name, []).append(len(new) / max(seconds, 1e-9))
+                score = CLASSIFIERS[cfg.classifier]
                 if cfg.classifier == "finetune":
-                    acc, f1 = finetune_score(stack.encoder, originals + new, test_texts, test_y, cfg.seed + seed)
-                else:
-                    acc, f1 = logreg_score(embed, originals + new, test_emb, test_y, cfg.seed)
+                    score = partial(score, steps=cfg.finetune_steps)
+                acc, f1 = score(originals + new, test, stack.encoder, embed, cfg.seed + seed)
                 runs.append(
                     {
                         "method": name,
@@ -599,13 +514,20 @@ def _md_table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+CLASSIFIER_WORDS = {
+    "logreg": "logistic regression on frozen encoder embeddings",
+    "tfidf": "TF-IDF word 1–2-grams + logistic regression",
+    "finetune": "the encoder fine-tuned with a linear head, the same number of optimizer steps for every method",
+}
+
+
 def render_report(results: dict, plots: list[str]) -> str:
     cfg = results["config"]
     parts = [
         "# mixaug eval report\n",
         f"TRAIN `{cfg['train']}` ({results['train_rows']} rows), TEST `{cfg['test']}` ({results['test_rows']} rows), "
-        f"{len(results['classes'])} classes; seeds {cfg['seeds']}; classifier {cfg['classifier']} on frozen encoder "
-        f"embeddings; new rows per run = min({cfg['max_new_rows']}, {cfg['ratio']} x originals).\n",
+        f"{len(results['classes'])} classes; seeds {cfg['seeds']}; classifier {cfg['classifier']} "
+        f"({CLASSIFIER_WORDS[cfg['classifier']]}); new rows per run = min({cfg['max_new_rows']}, {cfg['ratio']} x originals).\n",
         "## 1-2. Downstream accuracy by method\n",
         _md_table(
             results["summary"],

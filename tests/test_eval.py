@@ -101,6 +101,8 @@ def test_eval_finetune_classifier(tmp_path, sample_rows, tiny_checkpoint):
             "none,embed-mixup",
             "--classifier",
             "finetune",
+            "--finetune-steps",
+            "3",
             "--fidelity-n",
             "0",
             "--control-pairs",
