@@ -407,7 +407,7 @@ def invert(
     if not quiet:
         for name, st in stats.items():
             err.print(
-                f"{name}: {st['n']} rows, cosine {st['cosine']:.4f}, token-F1 {st['token_f1']:.4f}, BLEU {st['bleu']:.2f}"
+                f"{name}: {st['n']} rows, cosine {st['cosine']:.4f}, token-F1 {st['token_f1']:.4f}, word-F1 {st['word_f1']:.4f}, BLEU {st['bleu']:.2f}"
             )
 
 

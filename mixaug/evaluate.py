@@ -551,7 +551,7 @@ def render_report(results: dict, plots: list[str]) -> str:
         "## 3. Inversion fidelity and controllability\n",
         _md_table(
             [{k: v for k, v in results["fidelity"].items() if k != "examples"}],
-            ["n", "cosine", "token_f1", "bleu", "exact"],
+            ["n", "cosine", "token_f1", "word_f1", "bleu", "exact"],
         ),
         _md_table(results["fidelity"].get("examples", []), ["original", "reconstruction"]),
         f"Controllability (cos to a − cos to b over λ, {results['controllability'].get('pairs', 0)} pairs): "
