@@ -33,6 +33,7 @@ def test_ray_engine_output_is_byte_identical_to_local(tmp_path, sample_file, tin
     args = ["augment", str(sample_file), "-o", str(remote), *common, "--engine", "ray", "--num-workers", "2"]
     r = runner.invoke(app, [*args, "--stats-json", str(stats)])
     assert r.exit_code == 0, r.output
+    assert r.stderr == ""  # -q: nothing from Ray either
     assert remote.read_bytes() == local.read_bytes()
     assert json.loads(stats.read_text())["decode"]["rows"] >= 24  # decoded (and counted) on the workers
 

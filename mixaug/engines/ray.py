@@ -8,6 +8,7 @@ in the driver. Needs `pip install 'mixaug[ray]'`; the local path never imports t
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -53,11 +54,11 @@ class RayDecoder:
         ray = _ray()
         self._owns = not ray.is_initialized()
         if self._owns:
-            ray.init(
+            ray.init(  # quiet: stderr carries our progress and errors, not Ray's start-up notices
                 address=os.environ.get("RAY_ADDRESS") or None,
                 include_dashboard=False,
                 log_to_driver=False,
-                configure_logging=False,
+                logging_level=logging.ERROR,
             )
         cpus = int(ray.available_resources().get("CPU", 1))
         self.workers = num_workers or max(1, cpus)
