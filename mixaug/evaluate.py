@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .baselines import eda, eda_ops, embed_mixup, paraphrase
 from .classifiers import CLASSIFIERS, FINETUNE_STEPS, Example, TestSet
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION
 from .decode import DecodeStats
@@ -165,19 +166,14 @@ def run_eval(
                 started = time.time()
                 new: list[Example] = []
                 if kind == "eda":
-                    from .baselines import eda
-
                     texts, labels = eda(sub_texts, sub_y, n_new, cfg.seed + seed)
                     new = [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
                 elif kind == "embed-mixup":
-                    from .baselines import embed_mixup
-
                     a, b, lam = embed_mixup(len(sub_texts), n_new, cfg.seed + seed)
                     new = [
                         Example(sub_texts[i], sub_texts[j], float(l), sub_y[i], sub_y[j]) for i, j, l in zip(a, b, lam)
                     ]
                 elif kind == "paraphrase":
-                    from .baselines import paraphrase
                     from .models import DEFAULT_LM, load_lm
 
                     if para_lm is None:
@@ -265,7 +261,7 @@ def run_eval(
                 **_decode_speed(stack, test_emb, mixaug_decode, cfg),
                 "peak_rss_mb": _peak_rss_mb(),
             },
-            "eda_ops": list(__import__("mixaug.baselines", fromlist=["eda_ops"]).eda_ops()),
+            "eda_ops": list(eda_ops()),
         }
         write_outputs(results, Path(cfg.out))
     return results
@@ -304,9 +300,8 @@ def _decode_speed(stack, emb: np.ndarray, run: DecodeStats, cfg: EvalConfig) -> 
     if not run.rows or not len(emb):
         return {}
     mean_tokens = run.tokens / run.rows
-    rows = np.resize(emb, (cfg.batch_size, emb.shape[1]))  # a full batch, repeating TEST rows if it must
     try:
-        top = stack.inverter.decode_ceiling(rows, round(mean_tokens))
+        top = stack.inverter.decode_ceiling(emb, round(mean_tokens), cfg.batch_size)
     except MixaugError:
         top = None
     return {

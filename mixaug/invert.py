@@ -152,16 +152,18 @@ class Inverter:
         return texts
 
     @torch.inference_mode()
-    def decode_ceiling(self, emb: np.ndarray, new_tokens: int) -> float:
-        """Tokens/s of a plain KV-cached greedy loop over these rows as one batch, each running exactly
-        `new_tokens` tokens: the speed the engine's useful tokens/s is compared with."""
+    def decode_ceiling(self, emb: np.ndarray, new_tokens: int, batch_size: int) -> float:
+        """Tokens/s of a plain KV-cached greedy loop over one full batch of these rows (repeated if there are
+        fewer), each running exactly `new_tokens` tokens: the speed the engine's useful tokens/s is
+        compared with."""
         if not LlamaWeights.supports(self.lm):
             raise MixaugError("the decode ceiling is measured for Llama-family LMs only")
+        rows = np.resize(np.asarray(emb, dtype=np.float32), (batch_size, emb.shape[1]))
         return ceiling(
             self._engine_weights(),
             self.embed_tokens,
             self.embed_tokens(self.prefix_ids),
-            self._rest_of_prompt(emb),
+            self._rest_of_prompt(rows),
             max(1, new_tokens),
         )
 

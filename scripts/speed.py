@@ -54,9 +54,9 @@ def main() -> None:
     df = read_dataset(args.input)
     texts = df[resolve_text_column(df, None)].tolist()
     stack = load_stack(None, "cpu", decode["precision"])
-    rows = stack.encoder.encode((texts * decode["batch_size"])[: decode["batch_size"]])
+    rows = stack.encoder.encode(texts[: decode["batch_size"]])
     mean_tokens = decode["tokens"] / max(decode["rows"], 1)
-    top = stack.inverter.decode_ceiling(rows, round(mean_tokens))
+    top = stack.inverter.decode_ceiling(rows, round(mean_tokens), decode["batch_size"])
     report["decode_ceiling_tokens_per_s"] = round(top, 1)
     report["useful_to_ceiling"] = round(decode["tokens_per_s"] / top, 3)
 
