@@ -200,6 +200,13 @@ def augment(
     adapt: bool = typer.Option(False, "--adapt", help="Stage 2: refine the checkpoint on this dataset first (cached)."),
     adapt_steps: int = typer.Option(60, help="Training steps for --adapt."),
     adapt_minutes: Optional[float] = typer.Option(None, help="Wall-clock cap for --adapt."),
+    task_model: str = typer.Option(
+        "none",
+        "--task-model",
+        help="none, or finetune: fine-tune the encoder + a head on the labelled rows, refine the checkpoint "
+        "on its embeddings (--adapt-steps), then mix, decode and label in that space (cached).",
+    ),
+    task_steps: int = typer.Option(100, help="Optimizer steps of --task-model finetune."),
     device: str = DEVICE,
     batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, help="Rows decoded at once."),
     precision: str = PRECISION,
@@ -232,6 +239,8 @@ def augment(
         adapt=adapt,
         adapt_steps=adapt_steps,
         adapt_minutes=adapt_minutes,
+        task_model=task_model,
+        task_steps=task_steps,
         device=device,
         batch_size=batch_size,
         precision=precision,
@@ -252,6 +261,11 @@ def augment(
         overwrite,
         None if dry_run else report,
     )
+    if _streams(cfg, input, input_format, output, output_format, dry_run, report):
+        if limit is not None and limit < 1:
+            raise MixaugError(f"--limit must be >= 1 (got {limit})")
+        _augment_streamed(cfg, input, input_format, outputs, limit, quiet)
+        return
     df = _read_input(input, input_format, limit)
     prepare(df, cfg)
     outputs.check_can_hold(df)
@@ -271,6 +285,10 @@ def augment(
             split(result, stats=stats), stats, title=f"mixaug report: {Path(str(output)).name}", seed=cfg.seed
         )
         outputs.write_report(page)
+    _finish(stats, cfg, quiet)
+
+
+def _finish(stats: dict, cfg, quiet: bool) -> None:
     if not quiet:
         err.print(_summary_table(stats))
     if stats["shortfall"]:
@@ -281,6 +299,49 @@ def augment(
             "",
             0,
         )
+
+
+def _streams(cfg, input, input_format, output, output_format, dry_run: bool, report) -> bool:
+    """--engine ray streams a JSONL/CSV/TSV file through (a file larger than memory works); the local
+    engine, other formats and stdin read the table whole."""
+    from .chunked import STREAMABLE, streamable
+    from .io import detect_format
+
+    if cfg.engine != "ray" or dry_run or not streamable(input, input_format):
+        return False
+    if detect_format(output, output_format)[0] not in STREAMABLE:
+        return False
+    if report is not None and str(output) == "-":
+        raise MixaugError("--report with --engine ray reads the written output back: name an output file, not '-'")
+    return True
+
+
+def _augment_streamed(cfg, input: str, input_format, outputs: _Outputs, limit, quiet: bool) -> None:
+    from .io import read_dataset, write_stdout
+    from .pipeline import stats_json_bytes
+    from .streamed import augment_file
+
+    with progress_bars(_show_progress(quiet)) as stage:
+        stats = augment_file(
+            input,
+            outputs.output,
+            cfg,
+            progress=stage,
+            input_format=input_format,
+            output_format=outputs.output_format,
+            limit=limit,
+            overwrite=outputs.overwrite,
+            stats_json=outputs.stats,
+        )
+    if outputs.stats == "-":
+        write_stdout(stats_json_bytes(stats))
+    if outputs.report is not None:
+        from .report import render, split
+
+        table = read_dataset(outputs.output, outputs.output_format)
+        title = f"mixaug report: {Path(str(outputs.output)).name}"
+        outputs.write_report(render(split(table, stats=stats), stats, title=title, seed=cfg.seed))
+    _finish(stats, cfg, quiet)
 
 
 class _Outputs:
@@ -320,10 +381,9 @@ class _Outputs:
 
     def write(self, table, stats: dict | None) -> None:
         from .io import write_dataset, write_stdout
+        from .pipeline import stats_json_bytes
 
-        blob = (
-            (json.dumps(stats, indent=2, ensure_ascii=False, default=str) + "\n").encode() if stats is not None else b""
-        )
+        blob = stats_json_bytes(stats) if stats is not None else b""
         extra = [(self.stats, blob)] if self.stats not in (None, "-") else []
         write_dataset(table, self.output, self.output_format, overwrite=self.overwrite, extra=extra)
         if self.stats == "-":
@@ -709,15 +769,17 @@ def eval_cmd(
     seeds: int = typer.Option(5),
     methods: Optional[str] = typer.Option(
         None,
-        help="Comma-separated (default: all): none, eda, embed-mixup, "
-        "paraphrase, mixaug, mixaug:<hard|parent|soft>:<intra|inter|random>.",
+        help="Comma-separated (default: all): none, eda, embed-mixup, paraphrase, "
+        "mixaug[+adapt|+task][:<hard|parent|soft>:<intra|inter|random>].",
     ),
     classifier: str = typer.Option(
         "logreg",
-        help="logreg (frozen embeddings), tfidf (TF-IDF + logistic regression) or finetune (the encoder, "
-        "the same number of steps for every method).",
+        help="Comma-separated, each scores every method: logreg (frozen embeddings), tfidf (TF-IDF + logistic "
+        "regression), finetune (the encoder + a head, the same number of steps for every method).",
     ),
-    finetune_steps: int = typer.Option(100, help="Optimizer steps of --classifier finetune, for every method."),
+    finetune_steps: int = typer.Option(
+        100, help="Optimizer steps of the finetune classifier, for every method (and of mixaug+task's task model)."
+    ),
     ratio: float = typer.Option(1.0, help="New rows per original row."),
     max_new_rows: int = typer.Option(200, help="Cap on new rows per run."),
     max_test: int = typer.Option(1000, help="Score on at most this many TEST rows (seeded sample)."),
@@ -765,7 +827,7 @@ def eval_cmd(
         shots=shot_list,
         seeds=seeds,
         methods=[m.strip() for m in methods.split(",")] if methods else list(DEFAULT_METHODS),
-        classifier=classifier,
+        classifiers=[c.strip() for c in classifier.split(",") if c.strip()],
         finetune_steps=finetune_steps,
         ratio=ratio,
         max_new_rows=max_new_rows,

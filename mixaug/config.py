@@ -54,6 +54,9 @@ def check_whole_numbers(*options: tuple[str, object, int | None, int | None]) ->
         check_number(name, value, low, high, integer=True)
 
 
+TASK_MODELS = ("none", "finetune")
+
+
 @dataclass
 class AugmentConfig:
     """How to augment a dataset. Defaults follow the paper: intra-class pairs, Beta(0.4, 0.4), hard labels."""
@@ -80,6 +83,11 @@ class AugmentConfig:
     adapt: bool = False  # stage 2: first refine the checkpoint on this dataset's texts (cached by dataset hash)
     adapt_steps: int = 60
     adapt_minutes: float | None = None
+    # stage 2 in full: "finetune" fine-tunes the encoder + a head on the labelled rows (task_steps optimizer
+    # steps), refines the adaptor on that encoder's embeddings (adapt_steps), then mixes, decodes and labels
+    # in the fine-tuned space; both cached by dataset hash + settings
+    task_model: str = "none"
+    task_steps: int = 100
     device: str = "auto"
     batch_size: int = DEFAULT_BATCH_SIZE
     precision: str = DEFAULT_PRECISION  # the LM's Linear layers while decoding: auto, fp32 or int8
@@ -105,6 +113,7 @@ class AugmentConfig:
         number("--max-new-tokens", self.max_new_tokens, 1, 1024, integer=True)
         number("--max-rounds", self.max_rounds, 1, 100, integer=True)
         number("--adapt-steps", self.adapt_steps, 1, 1_000_000, integer=True)
+        number("--task-steps", self.task_steps, 1, 1_000_000, integer=True)
         if self.adapt_minutes is not None:
             number("--adapt-minutes", self.adapt_minutes, 0, 60 * 24 * 365, low_open=True)
         if self.min_fidelity is not None:
@@ -118,6 +127,7 @@ class AugmentConfig:
             ("--device", self.device, DEVICES),
             ("--precision", self.precision, PRECISIONS),
             ("--engine", self.engine, ("local", "ray")),
+            ("--task-model", self.task_model, TASK_MODELS),
         ):
             if value not in allowed:
                 raise MixaugError(f"{name} must be one of {', '.join(a for a in allowed if a)} (got {value})")

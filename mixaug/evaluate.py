@@ -46,8 +46,8 @@ class EvalConfig:
     shots: list = field(default_factory=lambda: [10, 20, "all"])
     seeds: int = 5
     methods: list = field(default_factory=lambda: list(DEFAULT_METHODS))
-    classifier: str = "logreg"
-    finetune_steps: int = FINETUNE_STEPS  # optimizer steps of the finetune classifier, the same for every arm
+    classifiers: list = field(default_factory=lambda: ["logreg"])  # each scores every method's rows
+    finetune_steps: int = FINETUNE_STEPS  # optimizer steps of the finetune classifier (and of mixaug+task's task model)
     ratio: float = 1.0  # new rows per original row
     max_new_rows: int = 200  # cap per run, so "all" stays affordable on a CPU
     max_test: int | None = 1000
@@ -60,22 +60,39 @@ class EvalConfig:
     seed: int = 0
 
 
-def parse_method(name: str) -> tuple[str, str | None, str | None]:
-    """'mixaug' -> (mixaug, hard, intra); 'mixaug:soft:inter' -> (mixaug, soft, inter); others as is."""
-    if name == "mixaug":
-        return "mixaug", "hard", "intra"
-    if name.startswith("mixaug:"):
-        parts = name.split(":")
+@dataclass(frozen=True)
+class Method:
+    """An augmentation arm by name. mixaug arms: `mixaug[+adapt|+task][:policy:pairing]`."""
+
+    name: str
+    kind: str  # none, eda, embed-mixup, paraphrase, mixaug
+    policy: str | None = None
+    pairing: str | None = None
+    variant: str | None = None  # mixaug only: None, "adapt" (stage 2 on the texts) or "task" (--task-model finetune)
+
+
+def parse_method(name: str) -> Method:
+    """'mixaug' -> hard, intra; 'mixaug+task:soft:inter' -> the task-model variant, soft, inter; others as is."""
+    head, _, rest = name.partition(":")
+    kind, _, variant = head.partition("+")
+    if kind == "mixaug":
+        if variant not in ("", "adapt", "task"):
+            raise MixaugError(f"bad method '{name}': mixaug variants are mixaug+adapt and mixaug+task")
+        parts = rest.split(":") if rest else ["hard", "intra"]
         if (
-            len(parts) != 3
-            or parts[1] not in ("hard", "parent", "soft")
-            or parts[2] not in ("intra", "inter", "random")
+            len(parts) != 2
+            or parts[0] not in ("hard", "parent", "soft")
+            or parts[1] not in ("intra", "inter", "random")
         ):
-            raise MixaugError(f"bad method '{name}': use mixaug:<hard|parent|soft>:<intra|inter|random>")
-        return "mixaug", parts[1], parts[2]
+            raise MixaugError(
+                f"bad method '{name}': use mixaug[+adapt|+task][:<hard|parent|soft>:<intra|inter|random>]"
+            )
+        return Method(name, "mixaug", parts[0], parts[1], variant or None)
     if name not in ("none", "eda", "embed-mixup", "paraphrase"):
-        raise MixaugError(f"unknown method '{name}': use none, eda, embed-mixup, paraphrase, mixaug[:policy:pairing]")
-    return name, None, None
+        raise MixaugError(
+            f"unknown method '{name}': use none, eda, embed-mixup, paraphrase, mixaug[+adapt|+task][:policy:pairing]"
+        )
+    return Method(name, name)
 
 
 def sample_shots(labels: Sequence, shots, seed: int) -> np.ndarray:
@@ -111,10 +128,11 @@ def run_eval(
     from .io import read_dataset, resolve_label_column, resolve_text_column
     from .pipeline import clean_texts, load_stack
 
-    if cfg.classifier not in CLASSIFIERS:
-        raise MixaugError(f"--classifier must be one of {', '.join(CLASSIFIERS)} (got {cfg.classifier})")
+    bad = [c for c in cfg.classifiers if c not in CLASSIFIERS] or ([] if cfg.classifiers else ["(none)"])
+    if bad:
+        raise MixaugError(f"--classifier takes one or more of {', '.join(CLASSIFIERS)} (got {', '.join(bad)})")
     stage = stage or (lambda name, total: lambda n: None)
-    methods = [(m, *parse_method(m)) for m in cfg.methods]
+    methods = [parse_method(m) for m in cfg.methods]
     train_df, test_df = read_dataset(cfg.train), read_dataset(cfg.test)
     text_col = resolve_text_column(train_df, cfg.text_column)
     label_col = resolve_label_column(train_df, cfg.label_column)
@@ -162,7 +180,8 @@ def run_eval(
             sub_y = [train_y[i] for i in idx]
             n_new = min(cfg.max_new_rows, max(1, int(round(cfg.ratio * len(idx)))))
             originals = [Example(t, t, 1.0, y, y) for t, y in zip(sub_texts, sub_y)]
-            for name, kind, policy, pairing in methods:
+            for m in methods:
+                name, kind, policy, pairing = m.name, m.kind, m.policy, m.pairing
                 started = time.time()
                 new: list[Example] = []
                 if kind == "eda":
@@ -183,10 +202,11 @@ def run_eval(
                     )
                     new = [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
                 elif kind == "mixaug":
-                    from .pipeline import augment
+                    from .pipeline import augment, forget_stack
 
                     frame = pd.DataFrame({"text": sub_texts, "label": sub_y})
                     before = replace(stack.inverter.totals)
+                    variant = {"adapt": {"adapt": True}, "task": {"task_model": "finetune"}}.get(m.variant, {})
                     out = augment(
                         frame,
                         text_column="text",
@@ -200,7 +220,11 @@ def run_eval(
                         device=cfg.device,
                         batch_size=cfg.batch_size,
                         precision=cfg.precision,
+                        task_steps=cfg.finetune_steps,
+                        **variant,
                     )
+                    if m.variant:  # its stack was adapted to this subset alone: free it
+                        forget_stack(out.attrs["mixaug_stats"]["checkpoint"])
                     if name == "mixaug":
                         mixaug_decode.add(stack.inverter.totals.since(before))
                     if policy == "soft":  # a readable sentence with the λ-interpolated label distribution
@@ -223,25 +247,28 @@ def run_eval(
                 seconds = time.time() - started
                 if new:
                     timing.setdefault(name, []).append(len(new) / max(seconds, 1e-9))
-                score = CLASSIFIERS[cfg.classifier]
-                if cfg.classifier == "finetune":
-                    score = partial(score, steps=cfg.finetune_steps)
-                acc, f1 = score(originals + new, test, stack.encoder, embed, cfg.seed + seed)
-                runs.append(
-                    {
-                        "method": name,
-                        "shots": shots,
-                        "seed": seed,
-                        "accuracy": acc,
-                        "macro_f1": f1,
-                        "new_rows": len(new),
-                        "seconds": round(seconds, 2),
-                    }
-                )
+                for classifier in cfg.classifiers:
+                    score = CLASSIFIERS[classifier]
+                    if classifier == "finetune":
+                        score = partial(score, steps=cfg.finetune_steps)
+                    acc, f1 = score(originals + new, test, stack.encoder, embed, cfg.seed + seed)
+                    runs.append(
+                        {
+                            "classifier": classifier,
+                            "method": name,
+                            "shots": shots,
+                            "seed": seed,
+                            "accuracy": acc,
+                            "macro_f1": f1,
+                            "new_rows": len(new),
+                            "seconds": round(seconds, 2),
+                        }
+                    )
                 advance(1)
+            done = runs[-len(methods) * len(cfg.classifiers) :]
             say(
                 f"shots={shots} seed={seed}: "
-                + ", ".join(f"{r['method']} {r['accuracy']:.3f}" for r in runs[-len(methods) :])
+                + ", ".join(f"{r['classifier']}/{r['method']} {r['accuracy']:.3f}" for r in done)
             )
 
         summary = _summarise(runs, timing)
@@ -274,13 +301,16 @@ def summary_from_runs(runs: list[dict], rates: dict[str, float]) -> list[dict]:
 
 def _summarise(runs: list[dict], timing: dict) -> list[dict]:
     df = pd.DataFrame(runs)
+    if "classifier" not in df:  # a results.json from before classifiers were per run
+        df["classifier"] = "logreg"
     out = []
-    for (method, shots), grp in df.groupby(["method", "shots"], sort=False):
-        base = df[(df.method == "none") & (df.shots == shots)].sort_values("seed")
+    for (classifier, method, shots), grp in df.groupby(["classifier", "method", "shots"], sort=False):
+        base = df[(df.classifier == classifier) & (df.method == "none") & (df.shots == shots)].sort_values("seed")
         mine = grp.sort_values("seed")
         p = None if method == "none" else _paired_p(mine.accuracy.tolist(), base.accuracy.tolist())
         out.append(
             {
+                "classifier": classifier,
                 "method": method,
                 "shots": shots,
                 "accuracy_mean": round(float(grp.accuracy.mean()), 4),
@@ -429,6 +459,8 @@ def _plots(results: dict, out: Path) -> list[str]:
     summary = pd.DataFrame(results["summary"])
     if not summary.empty:
         fig, ax = plt.subplots(figsize=(9, 4))
+        if summary.get("classifier", pd.Series(dtype=object)).nunique() > 1:  # one bar per classifier/method
+            summary = summary.assign(method=summary["classifier"] + "/" + summary["method"])
         shots = list(dict.fromkeys(summary["shots"].astype(str)))
         methods = list(dict.fromkeys(summary["method"]))
         width = 0.8 / max(1, len(methods))
@@ -516,17 +548,23 @@ CLASSIFIER_WORDS = {
 }
 
 
+def _classifier_words(cfg: dict) -> str:
+    names = cfg.get("classifiers") or [cfg.get("classifier", "logreg")]
+    return "; ".join(f"{c} ({CLASSIFIER_WORDS[c]})" for c in names)
+
+
 def render_report(results: dict, plots: list[str]) -> str:
     cfg = results["config"]
     parts = [
         "# mixaug eval report\n",
         f"TRAIN `{cfg['train']}` ({results['train_rows']} rows), TEST `{cfg['test']}` ({results['test_rows']} rows), "
-        f"{len(results['classes'])} classes; seeds {cfg['seeds']}; classifier {cfg['classifier']} "
-        f"({CLASSIFIER_WORDS[cfg['classifier']]}); new rows per run = min({cfg['max_new_rows']}, {cfg['ratio']} x originals).\n",
+        f"{len(results['classes'])} classes; seeds {cfg['seeds']}; classifiers: {_classifier_words(cfg)}; "
+        f"new rows per run = min({cfg['max_new_rows']}, {cfg['ratio']} x originals).\n",
         "## 1-2. Downstream accuracy by method\n",
         _md_table(
             results["summary"],
             [
+                "classifier",
                 "method",
                 "shots",
                 "accuracy_mean",

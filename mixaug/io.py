@@ -26,7 +26,7 @@ import re
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,15 +77,21 @@ def detect_format(path: str | Path, explicit: str | None = None) -> tuple[str, b
 # -- reading ------------------------------------------------------------------------------------------
 
 
+def check_readable(path: str | Path) -> None:
+    """An input path names something to read (not nothing, not a folder)."""
+    p = Path(path)
+    if not p.exists():
+        raise MixaugError(f"input file not found: {path}")
+    if p.is_dir():
+        raise MixaugError(f"input is a directory, not a file: {path}")
+
+
 def _read_bytes(path: str | Path, gz: bool) -> bytes:
     if str(path) == "-":
         data = sys.stdin.buffer.read()
     else:
         p = Path(path)
-        if not p.exists():
-            raise MixaugError(f"input file not found: {path}")
-        if p.is_dir():
-            raise MixaugError(f"input is a directory, not a file: {path}")
+        check_readable(p)
         try:
             data = p.read_bytes()
         except OSError as exc:
@@ -178,20 +184,24 @@ def _check_unicode(obj) -> None:
             _check_unicode(v)
 
 
-def _frame_from_records(records: list[dict]) -> pd.DataFrame:
-    """Columns in first-seen key order; a key a row lacks is MISSING there. Object columns: no coercion."""
-    columns = list(dict.fromkeys(k for r in records for k in r))
+def _frame_from_records(records: list[dict], columns: list[str] | None = None, start: int = 0) -> pd.DataFrame:
+    """Columns in first-seen key order (or `columns`); a key a row lacks is MISSING there. Object columns:
+    no coercion. Rows numbered from `start`."""
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in records for k in r))
+    index = pd.RangeIndex(start, start + len(records))
     df = pd.DataFrame(
-        {c: pd.Series([r.get(c, MISSING) for r in records], dtype=object) for c in columns},
-        index=pd.RangeIndex(len(records)),
+        {c: pd.Series([r.get(c, MISSING) for r in records], dtype=object, index=index) for c in columns},
+        index=index,
     )
     df.attrs[ABSENT_KEYS] = True
     return df
 
 
-def _read_jsonl(text: str, path: str | Path) -> pd.DataFrame:
-    records = []
-    for lineno, line in enumerate(text.split("\n"), start=1):  # "\n" only: U+2028 & co. are text
+def jsonl_records(lines: Iterable[str], path: str | Path) -> Iterator[dict]:
+    """The objects of JSONL lines (each may keep its "\n"; split on "\n" only: U+2028 & co. are text)."""
+    for lineno, line in enumerate(lines, start=1):
+        line = line[:-1] if line.endswith("\n") else line
         if not line.strip(" \t\r"):
             continue
         try:
@@ -204,8 +214,11 @@ def _read_jsonl(text: str, path: str | Path) -> pd.DataFrame:
             raise MixaugError(f"{path}: line {lineno}: {str(exc).splitlines()[0][:120]}") from None
         if not isinstance(obj, dict):
             raise MixaugError(f"{path}: line {lineno} is not a JSON object")
-        records.append(obj)
-    return _frame_from_records(records)
+        yield obj
+
+
+def _read_jsonl(text: str, path: str | Path) -> pd.DataFrame:
+    return _frame_from_records(list(jsonl_records(io.StringIO(text, newline="\n"), path)))
 
 
 def _read_json(text: str, path: str | Path) -> pd.DataFrame:
@@ -235,8 +248,9 @@ def _check_header(header: list[str], path: str | Path) -> None:
         seen[name] = i
 
 
-def _records_csv(text: str, path: str | Path) -> Iterable[tuple[int, list[str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+def _records_csv(lines: Iterable[str], path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    """lines: as universal-newline reading gives them (ends kept, split at \n, \r and \r\n)."""
+    reader = csv.reader(lines, strict=True)
     start = 1
     try:
         for row in reader:
@@ -246,27 +260,27 @@ def _records_csv(text: str, path: str | Path) -> Iterable[tuple[int, list[str]]]
         raise MixaugError(f"{path}: malformed CSV at line {reader.line_num}: {exc}") from None
 
 
-def _records_tsv(text: str) -> Iterable[tuple[int, list[str]]]:
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the file's last line end
+def _records_tsv(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    """lines: split at "\n" only (ends kept or not); a CRLF line end loses its \r."""
     for lineno, line in enumerate(lines, start=1):
+        line = line[:-1] if line.endswith("\n") else line
         if line.endswith("\r"):
             line = line[:-1]  # CRLF line ends
         yield lineno, line.split("\t")
 
 
-def _read_delimited(text: str, path: str | Path, fmt: str) -> pd.DataFrame:
-    """CSV (RFC 4180 quoting) or TSV (no quoting): every cell a string, every row as wide as the header."""
+def delimited_rows(lines: Iterable[str], path: str | Path, fmt: str) -> Iterator[list[str]]:
+    """CSV (RFC 4180 quoting) or TSV (no quoting): the header first, then each row, every cell a string and
+    every row as wide as the header. `lines` as `_records_csv` / `_records_tsv` take them."""
     header: list[str] | None = None
-    rows: list[list[str]] = []
-    records = _records_csv(text, path) if fmt == "csv" else _records_tsv(text)
+    records = _records_csv(lines, path) if fmt == "csv" else _records_tsv(lines)
     for lineno, row in records:
         if row == [] or (fmt == "tsv" and row == [""] and (header is None or len(header) > 1)):
             continue  # a blank line (in a one-column TSV, an empty value; in CSV, "" is an empty value)
         if header is None:
             header = row
             _check_header(header, path)
+            yield header
             continue
         if len(row) != len(header):
             hint = " (a trailing delimiter?)" if len(row) == len(header) + 1 and row[-1] == "" else ""
@@ -274,12 +288,24 @@ def _read_delimited(text: str, path: str | Path, fmt: str) -> pd.DataFrame:
                 f"{path}: line {lineno} has {len(row)} fields but the header has {len(header)}{hint}; "
                 f"columns found: {column_list(header)}"
             )
-        rows.append(row)
+        yield row
+
+
+def _read_delimited(text: str, path: str | Path, fmt: str) -> pd.DataFrame:
+    lines = io.StringIO(text, newline="" if fmt == "csv" else "\n")
+    rows = delimited_rows(lines, path, fmt)
+    header = next(rows, None)
     if header is None:
         return pd.DataFrame()
+    return delimited_frame(header, list(rows))
+
+
+def delimited_frame(header: list[str], rows: list[list[str]], start: int = 0) -> pd.DataFrame:
+    """Object columns of strings, rows numbered from `start`."""
+    index = pd.RangeIndex(start, start + len(rows))
     return pd.DataFrame(
-        {name: pd.Series([r[i] for r in rows], dtype=object) for i, name in enumerate(header)},
-        index=pd.RangeIndex(len(rows)),
+        {name: pd.Series([r[i] for r in rows], dtype=object, index=index) for i, name in enumerate(header)},
+        index=index,
     )
 
 
@@ -405,7 +431,7 @@ def _dump_json(obj, **kw) -> str:
     return text
 
 
-def _json_records(df: pd.DataFrame, fmt: str) -> list[dict]:
+def _json_records(df: pd.DataFrame, fmt: str, first_row: int = 0) -> list[dict]:
     names = _column_names(df, fmt)
     absent = bool(df.attrs.get(ABSENT_KEYS))
     exact = absent or ARROW_SCHEMA in df.attrs  # read by mixaug: NaN is a value; else pandas' missing value
@@ -413,7 +439,11 @@ def _json_records(df: pd.DataFrame, fmt: str) -> list[dict]:
     out = []
     for i in range(len(df)):
         out.append(
-            {n: _json_value(col[i], n, i, fmt) for n, col in zip(names, cols) if not (absent and col[i] is MISSING)}
+            {
+                n: _json_value(col[i], n, first_row + i, fmt)
+                for n, col in zip(names, cols)
+                if not (absent and col[i] is MISSING)
+            }
         )
     return out
 
@@ -441,20 +471,23 @@ def _csv_field(text: str) -> str:
     return text
 
 
-def _delimited(df: pd.DataFrame, fmt: str) -> bytes:
+def _delimited(df: pd.DataFrame, fmt: str, header: bool = True, first_row: int = 0) -> bytes:
+    """The header line (unless not `header`: a later chunk of one file) and one line per row."""
     names = _column_names(df, fmt)
     cols = [df[c].tolist() for c in df.columns]
-    rows = [names] + [[_text_cell(col[i], n, i, fmt) for n, col in zip(names, cols)] for i in range(len(df))]
+    body = [[_text_cell(col[i], n, first_row + i, fmt) for n, col in zip(names, cols)] for i in range(len(df))]
+    rows = [names] + body if header else body
+    skip = 1 if header else 0  # rows[i] is data row first_row + i - skip
     if fmt == "tsv":
         for i, row in enumerate(rows):
             for k, (name, cell) in enumerate(zip(names, row)):
                 if "\t" in cell or "\n" in cell or (k == len(row) - 1 and cell.endswith("\r")):
-                    where = f"column name {quoted(name)}" if i == 0 else _where(name, i - 1)
+                    where = f"column name {quoted(name)}" if i < skip else _where(name, first_row + i - skip)
                     raise CannotHold(f"{where} holds a tab or line break, which TSV cannot hold; write .csv or .jsonl")
         lines = ["\t".join(row) for row in rows]
     else:
         lines = [",".join(_csv_field(c) for c in row) if len(row) > 1 or row[0] else '""' for row in rows]
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    return "".join(line + "\n" for line in lines).encode("utf-8")
 
 
 def _column_names(df: pd.DataFrame, fmt: str) -> list[str]:
@@ -525,13 +558,14 @@ def _arrow_table(df: pd.DataFrame):
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def _serialise(df: pd.DataFrame, fmt: str) -> bytes:
+def _serialise(df: pd.DataFrame, fmt: str, header: bool = True, first_row: int = 0) -> bytes:
     if fmt == "jsonl":
-        return "".join(_dump_json(r, separators=(",", ":")) + "\n" for r in _json_records(df, fmt)).encode("utf-8")
+        records = _json_records(df, fmt, first_row)
+        return "".join(_dump_json(r, separators=(",", ":")) + "\n" for r in records).encode("utf-8")
     if fmt == "json":
         return (_dump_json(_json_records(df, fmt), indent=1) + "\n").encode("utf-8")
     if fmt in ("csv", "tsv"):
-        return _delimited(df, fmt)
+        return _delimited(df, fmt, header, first_row)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -543,15 +577,16 @@ def _serialise(df: pd.DataFrame, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def serialise(df: pd.DataFrame, fmt: str, gz: bool = False) -> bytes:
-    """The bytes a dataset file of this format holds; CannotHold (one line) for a value it cannot hold."""
+def serialise(df: pd.DataFrame, fmt: str, gz: bool = False, header: bool = True, first_row: int = 0) -> bytes:
+    """The bytes a dataset file of this format holds; CannotHold (one line) for a value it cannot hold.
+    For a later chunk of a CSV/TSV/JSONL file: no `header`, and messages count rows from `first_row`."""
     if not isinstance(df, pd.DataFrame):
         raise MixaugError(f"write_dataset takes a pandas DataFrame, not a {type(df).__name__}")
     if isinstance(df.index, pd.MultiIndex) or df.index.name is not None:
         names = [n for n in df.index.names if n is not None] or ["(unnamed levels)"]
         raise CannotHold(f"the frame's index ({', '.join(map(str, names))}) would not be written; reset_index() first")
     try:
-        data = _serialise(df, fmt)
+        data = _serialise(df, fmt, header, first_row)
     except UnicodeEncodeError:
         raise CannotHold("a value holds a lone surrogate (not Unicode text), which a UTF-8 file cannot hold") from None
     except RecursionError:
@@ -672,49 +707,61 @@ def _write_error(path: str | Path, exc: OSError) -> MixaugError:
     return MixaugError(f"cannot write {path}: {reason}; nothing was written")
 
 
-def _stage(path: str | Path, data: bytes) -> tuple[str, Path]:
-    """Write data to a temp file beside path's target (a symlink's target), with the mode (and owner, where
-    allowed) of the file it replaces; returns (temp, target)."""
+def _open_staged(path: str | Path):
+    """A temp file beside path's target (a symlink's target), open for writing: (file, temp, target)."""
     target = Path(os.path.realpath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    return os.fdopen(fd, "wb"), tmp, target
+
+
+def _seal_staged(fh, tmp: str, target: Path) -> None:
+    """Flush and close a staged file and give it the mode (and owner, where allowed) of the file it replaces."""
+    with fh:
+        fh.flush()
+        os.fsync(fh.fileno())
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        old = target.stat()
+    except FileNotFoundError:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
+    else:
+        os.chmod(tmp, stat.S_IMODE(old.st_mode))
         try:
-            old = target.stat()
-        except FileNotFoundError:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
-        else:
-            os.chmod(tmp, stat.S_IMODE(old.st_mode))
-            try:
-                os.chown(tmp, old.st_uid, old.st_gid)
-            except OSError:
-                pass
+            os.chown(tmp, old.st_uid, old.st_gid)
+        except OSError:
+            pass
+
+
+def _stage(path: str | Path, data: bytes) -> tuple[str, Path]:
+    """Write data to a staged temp file; returns (temp, target)."""
+    fh, tmp, target = _open_staged(path)
+    try:
+        fh.write(data)
+        _seal_staged(fh, tmp, target)
     except BaseException:
+        fh.close()
         Path(tmp).unlink(missing_ok=True)
         raise
     return tmp, target
 
 
-def write_files_atomic(files: list[tuple[str | Path, bytes]]) -> None:
+def write_files_atomic(files: list[tuple[str | Path, bytes]], staged: list[tuple[str, Path, str | Path]] = ()) -> None:
     """Write every file or none: all are staged as temp files first, then renamed into place. A failure
-    (disk full, read-only folder) is one MixaugError naming the path, and leaves nothing behind."""
-    staged: list[tuple[str, Path]] = []
+    (disk full, read-only folder) is one MixaugError naming the path, and leaves nothing behind.
+    `staged`: (temp, target, path) of files already written to temp files (a streamed output), renamed first."""
+    ready: list[tuple[str, Path, str | Path]] = list(staged)
     try:
         for path, data in files:
             try:
-                staged.append(_stage(path, data))
+                ready.append((*_stage(path, data), path))
             except OSError as exc:
                 raise _write_error(path, exc) from None
-        for (tmp, target), (path, _) in zip(staged, files):
+        for tmp, target, path in ready:
             try:
                 os.replace(tmp, target)
             except OSError as exc:
                 raise _write_error(path, exc) from None
     finally:
-        for tmp, _ in staged:
+        for tmp, _, _ in ready:
             Path(tmp).unlink(missing_ok=True)
 
 

@@ -6,6 +6,7 @@ only wires them. Models are loaded once per (checkpoint, device) and reused acro
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -317,8 +318,23 @@ def augment(
     df = as_table(df)
     p = prepare(df, cfg)
 
-    checkpoint = cfg.checkpoint
-    if cfg.adapt:
+    stack, decoder, task = load_for(p, cfg)
+    try:
+        return _augment_loaded(df, p, cfg, stack, decoder, task, progress, started)
+    finally:
+        if decoder is not None:
+            decoder.close()
+
+
+def load_for(p: Prepared, cfg: AugmentConfig):
+    """The run's models: (stack, decoder, task). The checkpoint is first refined on the rows' texts for
+    --adapt, or for --task-model finetune on the embeddings of a task model fitted to the labelled rows
+    (both cached). decoder is None for the local engine, else a RayDecoder whose actors are loaded; task
+    is None, or the task model's head, which then labels the new rows."""
+    checkpoint, task, encoder = cfg.checkpoint, None, None
+    if cfg.task_model == "finetune":
+        task, encoder = _task_model(p, cfg)
+    if cfg.adapt or task is not None:
         from .train import adapt
 
         checkpoint = adapt(
@@ -329,14 +345,38 @@ def augment(
             cfg.seed,
             cfg.device,
             progress=False,
+            encoder=encoder,
         )
     stack = load_stack(checkpoint, cfg.device, cfg.precision)
-    decoder = _remote_decoder(stack, cfg)
-    try:
-        return _augment_loaded(df, p, cfg, stack, decoder, progress, started)
-    finally:
-        if decoder is not None:
-            decoder.close()
+    return stack, _remote_decoder(stack, cfg), task
+
+
+def _task_model(p: Prepared, cfg: AugmentConfig):
+    """(head, encoder folder) of the task model fitted to the labelled rows (cached)."""
+    from . import checkpoint as ckpt
+    from .encode import load_encoder
+    from .models import resolve_device
+    from .task import fit_cached, load_labeller
+
+    if p.labels is None:
+        raise MixaugError("--task-model finetune needs labelled rows (name the label column with --label-column)")
+    base = checkpoint_path(cfg.checkpoint)
+    manifest = ckpt.validate_checkpoint(base)
+    encoder = load_encoder(manifest.encoder, resolve_device(cfg.device), manifest.normalize, base=base)
+    folder = fit_cached(encoder, p.texts, p.labels, cfg.seed, cfg.task_steps)
+    return load_labeller(folder, list(dict.fromkeys(p.labels))), str(folder / "encoder")
+
+
+def forget_stack(checkpoint: str | Path) -> None:
+    """Drop the loaded stacks of a checkpoint (e.g. one adapted to a single subset) so their memory is freed."""
+    path = str(checkpoint_path(checkpoint).resolve())
+    for key in [k for k in _STACKS if k[0] == path]:
+        del _STACKS[key]
+
+
+def stats_json_bytes(stats: dict) -> bytes:
+    """The --stats-json file's bytes."""
+    return (json.dumps(stats, indent=2, ensure_ascii=False, default=str) + "\n").encode()
 
 
 def _remote_decoder(stack: Stack, cfg: AugmentConfig):
@@ -348,10 +388,40 @@ def _remote_decoder(stack: Stack, cfg: AugmentConfig):
     return RayDecoder(stack.checkpoint, stack.device, stack.inverter.precision, cfg.num_workers)
 
 
-def _augment_loaded(df, p: Prepared, cfg: AugmentConfig, stack: Stack, decoder, progress: Progress, started: float):
+NEW_ROW_FIELDS = (
+    "text",
+    "label",
+    "parent_a",
+    "parent_b",
+    "parent_a_label",
+    "parent_b_label",
+    "lambda",
+    "fidelity",
+    "label_confidence",
+    "intrusion",
+)
+
+
+@dataclass
+class Generated:
+    """What a run made: the accepted new rows (dicts of NEW_ROW_FIELDS) and how it got them."""
+
+    rows: list[dict]
+    planned: int
+    filter: Filter
+    decode: dict
+
+
+def generate(
+    p: Prepared, emb: np.ndarray, cfg: AugmentConfig, stack: Stack, decoder, progress: Progress, task=None
+) -> Generated:
+    """The pipeline's heart, between reading and writing: plan pairs, mix `emb` (the rows' embeddings, an
+    array or a memmap), decode, label (with the task model's head if given, else a logistic regression on
+    `emb`), filter, over up to max_rounds rounds."""
     decoded_before = replace((decoder or stack.inverter).totals)
-    emb = stack.encoder.encode(p.texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(p.texts)))
-    labeller = Labeller(emb, p.labels, cfg.seed) if p.labels is not None else None
+    labeller = None
+    if p.labels is not None:
+        labeller = task if task is not None else Labeller(emb, p.labels, cfg.seed)
     filt = Filter(p.texts, cfg.min_fidelity, drop_intrusions=cfg.intrusion == "drop" and p.labels is not None)
     plan_labels = p.plan_labels
 
@@ -395,41 +465,36 @@ def _augment_loaded(df, p: Prepared, cfg: AugmentConfig, stack: Stack, decoder, 
             if labeller is not None and lab.soft is not None:
                 row["soft_label"] = lab.soft[i]
             accepted.append(row)
+    run = (decoder or stack.inverter).totals.since(decoded_before)
+    return Generated(accepted, planned, filt, _decode_summary(stack, run, cfg))
 
-    new_rows = pd.DataFrame(
-        accepted,
-        columns=[
-            "text",
-            "label",
-            "parent_a",
-            "parent_b",
-            "parent_a_label",
-            "parent_b_label",
-            "lambda",
-            "fidelity",
-            "label_confidence",
-            "intrusion",
-        ]
-        + (["soft_label"] if cfg.label_policy == "soft" and p.labels is not None else []),
-    )
-    result = build_output(df, new_rows, p.text_col, p.label_col, cfg.only_new)
+
+def new_rows_frame(rows: list[dict], p: Prepared, cfg: AugmentConfig) -> pd.DataFrame:
+    """The new rows as `write.build_output` takes them (no rows: the columns alone)."""
+    soft = cfg.label_policy == "soft" and p.labels is not None
+    return pd.DataFrame(rows, columns=list(NEW_ROW_FIELDS) + (["soft_label"] if soft else []))
+
+
+def run_stats(p: Prepared, g: Generated, cfg: AugmentConfig, stack: Stack, rows_read: int, started: float) -> dict:
+    """The run's summary (`--stats-json`)."""
+    accepted = g.rows
     seconds = time.time() - started
     intrusions = [r["intrusion"] for r in accepted if r["intrusion"] is not None]
-    rejected_intrusions = filt.rejected.get("intrusion", 0)
+    rejected_intrusions = g.filter.rejected.get("intrusion", 0)
     judged = len(intrusions) + rejected_intrusions
-    result.attrs["mixaug_stats"] = {
-        "rows_read": len(df),
+    return {
+        "rows_read": rows_read,
         "rows_skipped_empty_text": p.skipped,
         "requested": p.wanted,
         "new_rows": len(accepted),
         "shortfall": p.wanted - len(accepted),
-        "planned": planned,
-        "rejected": dict(sorted(filt.rejected.items())),
+        "planned": g.planned,
+        "rejected": dict(sorted(g.filter.rejected.items())),
         "intrusion_rate": round((sum(intrusions) + rejected_intrusions) / judged, 4) if judged else None,
         "mean_fidelity": round(float(np.mean([r["fidelity"] for r in accepted])), 4) if accepted else None,
         "seconds": round(seconds, 2),
         "rows_per_s": round(len(accepted) / seconds, 3) if seconds > 0 else None,
-        "decode": _decode_summary(stack, (decoder or stack.inverter).totals.since(decoded_before), cfg),
+        "decode": g.decode,
         "pairing": p.pairing,
         "label_policy": cfg.label_policy if p.labels is not None else None,
         "alpha": cfg.alpha,
@@ -440,6 +505,13 @@ def _augment_loaded(df, p: Prepared, cfg: AugmentConfig, stack: Stack, decoder, 
         "label_column": p.label_col,
         "id_column": cfg.id_column,
     }
+
+
+def _augment_loaded(df, p: Prepared, cfg: AugmentConfig, stack: Stack, decoder, task, progress, started: float):
+    emb = stack.encoder.encode(p.texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(p.texts)))
+    g = generate(p, emb, cfg, stack, decoder, progress, task)
+    result = build_output(df, new_rows_frame(g.rows, p, cfg), p.text_col, p.label_col, cfg.only_new)
+    result.attrs["mixaug_stats"] = run_stats(p, g, cfg, stack, len(df), started)
     return result
 
 

@@ -465,17 +465,20 @@ def adapt(
     lr: float = 5e-4,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    encoder: str | None = None,
 ) -> Path:
     """Stage 2: continue alignment of `checkpoint` on a dataset's own texts for a bounded budget.
 
-    The adapted checkpoint is cached by (checkpoint, texts, budget, seed), so a second run reuses it.
-    `steps` is the deterministic budget; `minutes` only caps it (a capped run may stop earlier)."""
+    The adapted checkpoint is cached by (checkpoint, texts, budget, seed, encoder), so a second run reuses
+    it. `steps` is the deterministic budget; `minutes` only caps it (a capped run may stop earlier).
+    `encoder`: align to this encoder instead of the checkpoint's (a task model's fine-tuned one), which the
+    adapted checkpoint then names."""
     from .checkpoint import MANIFEST
     from .models import cache_dir
 
     checkpoint = Path(checkpoint)
     h = hashlib.sha256((checkpoint / MANIFEST).read_bytes())
-    h.update(json.dumps([steps, minutes, seed, batch_size, lr]).encode())
+    h.update(json.dumps([steps, minutes, seed, batch_size, lr] + ([encoder] if encoder else [])).encode())
     for t in texts:
         h.update(t.encode() + b"\n")
     run = cache_dir() / "adapted" / h.hexdigest()[:20]
@@ -489,6 +492,7 @@ def adapt(
     cfg = TrainConfig(
         out=str(run),
         init_checkpoint=str(checkpoint),
+        encoder=encoder,
         max_steps=steps,
         max_minutes=minutes,
         seed=seed,

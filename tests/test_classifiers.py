@@ -46,5 +46,5 @@ def test_finetune_takes_the_same_number_of_steps_whatever_the_rows(monkeypatch, 
     monkeypatch.setattr(torch.optim.AdamW, "step", counting)
     for rows in (ROWS, ROWS * 5):
         steps.clear()
-        acc, _ = finetune(plain(rows), TEST, encoder, None, steps=4, batch_size=3)
+        acc, _ = finetune(plain(rows), TEST, encoder, None, steps=4)
         assert len(steps) == 4 and 0 <= acc <= 1

@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from mixaug.cli import app
@@ -14,8 +15,20 @@ def test_sample_shots_is_stratified_and_seeded():
     idx = sample_shots(labels, 4, seed=1)
     assert sorted(labels[i] for i in idx) == ["a"] * 4 + ["b"] * 3
     assert (idx == sample_shots(labels, 4, seed=1)).all() and len(sample_shots(labels, "all", 0)) == 13
-    assert parse_method("mixaug") == ("mixaug", "hard", "intra")
-    assert parse_method("mixaug:soft:inter") == ("mixaug", "soft", "inter")
+
+
+def test_methods_by_name():
+    from mixaug.errors import MixaugError
+    from mixaug.evaluate import Method
+
+    assert parse_method("mixaug") == Method("mixaug", "mixaug", "hard", "intra")
+    assert parse_method("mixaug:soft:inter") == Method("mixaug:soft:inter", "mixaug", "soft", "inter")
+    assert parse_method("mixaug+task") == Method("mixaug+task", "mixaug", "hard", "intra", "task")
+    assert parse_method("mixaug+adapt:parent:random").variant == "adapt"
+    assert parse_method("eda") == Method("eda", "eda")
+    for bad in ("mixaug+lora", "mixaug:soft", "mixaug:soft:x", "eda+task", "nothing"):
+        with pytest.raises(MixaugError):
+            parse_method(bad)
 
 
 def test_eval_writes_report(tmp_path, sample_rows, tiny_checkpoint):
@@ -52,6 +65,7 @@ def test_eval_writes_report(tmp_path, sample_rows, tiny_checkpoint):
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "summary.json").read_text())
     keys = {
+        "classifier",
         "method",
         "shots",
         "accuracy_mean",
@@ -98,9 +112,9 @@ def test_eval_finetune_classifier(tmp_path, sample_rows, tiny_checkpoint):
             "--seeds",
             "1",
             "--methods",
-            "none,embed-mixup",
+            "none,embed-mixup,mixaug+task",
             "--classifier",
-            "finetune",
+            "finetune,tfidf",
             "--finetune-steps",
             "3",
             "--fidelity-n",
@@ -113,6 +127,12 @@ def test_eval_finetune_classifier(tmp_path, sample_rows, tiny_checkpoint):
         ],
     )
     assert r.exit_code == 0, r.output
-    summary = {rec["method"]: rec for rec in json.loads((out / "summary.json").read_text())}
+    records = json.loads((out / "summary.json").read_text())
+    assert {(r["classifier"], r["method"]) for r in records} == {
+        (c, m) for c in ("finetune", "tfidf") for m in ("none", "embed-mixup", "mixaug+task")
+    }
+    summary = {rec["method"]: rec for rec in records if rec["classifier"] == "finetune"}
     assert 0 <= summary["embed-mixup"]["accuracy_mean"] <= 1
     assert summary["none"]["accuracy_mean"] > 1 / 3  # 3 balanced classes: fine-tuning beats chance
+    assert summary["mixaug+task"]["p_value_vs_none"] is None or 0 <= summary["mixaug+task"]["p_value_vs_none"] <= 1
+    assert "finetune (" in (out / "report.md").read_text() and "tfidf (" in (out / "report.md").read_text()

@@ -29,12 +29,18 @@ def test_ray_engine_output_is_byte_identical_to_local(tmp_path, sample_file, tin
     from mixaug import pipeline
 
     monkeypatch.setattr(pipeline, "_STACKS", {})  # nothing decoded in memory: the workers decode every row
+    from mixaug import chunked
+
+    reads = []
+    chunks = chunked.ChunkedReader.chunks
+    monkeypatch.setattr(chunked.ChunkedReader, "chunks", lambda self: reads.append(1) or chunks(self))
     stats = tmp_path / "s.json"
     args = ["augment", str(sample_file), "-o", str(remote), *common, "--engine", "ray", "--num-workers", "2"]
     r = runner.invoke(app, [*args, "--stats-json", str(stats)])
     assert r.exit_code == 0, r.output
     assert r.stderr == ""  # -q: nothing from Ray either
     assert remote.read_bytes() == local.read_bytes()
+    assert len(reads) == 2  # streamed: the rows read in chunks, once for the key columns, once to copy them
     assert json.loads(stats.read_text())["decode"]["rows"] >= 24  # decoded (and counted) on the workers
 
 
