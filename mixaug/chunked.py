@@ -11,6 +11,7 @@ import codecs
 import gzip
 import os
 import re
+import stat
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,7 @@ import pandas as pd
 
 from .errors import MixaugError
 from .io import (
+    GzipStream,
     _frame_from_records,
     _open_staged,
     _seal_staged,
@@ -40,8 +42,14 @@ _LONE_CR = re.compile("(?<=\r)(?!\n)")  # where universal-newline reading would 
 
 
 def streamable(path: str | Path, fmt: str | None = None) -> bool:
-    """A file (not stdin/stdout) in a line format, which can be read or written in chunks."""
-    return str(path) != "-" and detect_format(path, fmt)[0] in STREAMABLE
+    """A regular file (not stdin, a pipe or a FIFO: those can be read once only) in a line format, which
+    can be read in chunks, pass after pass."""
+    if str(path) == "-" or detect_format(path, fmt)[0] not in STREAMABLE:
+        return False
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _binary_lines(path: str | Path, gz: bool) -> Iterator[bytes]:
@@ -92,8 +100,13 @@ class ChunkedReader:
         self.path, self.limit, self.chunk_rows, self.chunk_bytes = path, limit, chunk_rows, chunk_bytes
         self._read = 0  # characters of the file read so far by the current pass
         self.fmt, self.gz = detect_format(path, fmt)
-        if not streamable(path, self.fmt):
+        if self.fmt not in STREAMABLE:
             raise MixaugError(f"{path}: only {', '.join(STREAMABLE)} files can be read in chunks")
+        check_readable(path)
+        if not streamable(path, self.fmt):
+            raise MixaugError(
+                f"{path} is not a regular file: a pipe can be read once only, and this reads it three times"
+            )
         self.columns: list[str] = []
         total = 0
         if self.fmt == "jsonl":
@@ -151,6 +164,9 @@ class ChunkedReader:
                 mark = self._read
         if batch:
             yield self._frame(batch, start)
+            start += len(batch)
+        if start != self.rows:  # the file was changed (or is not a file) between passes
+            raise MixaugError(f"{self.path} changed while it was read: {self.rows} rows at first, {start} now")
 
     def column(self, names: list[str]) -> pd.DataFrame:
         """These columns of every row (the first `limit`), as one frame numbered from 0."""
@@ -176,7 +192,7 @@ class ChunkedWriter:
         self.rows = 0  # rows written so far
         self.bytes = 0  # uncompressed bytes written so far
         self._header = True
-        self._zip = zlib.compressobj(9, zlib.DEFLATED, 31) if self.gz else None  # = gzip.compress(mtime=0)
+        self._zip = GzipStream() if self.gz else None
         self._staged: tuple | None = None
         if str(path) == "-":
             self._fh = sys.stdout.buffer
@@ -234,5 +250,7 @@ class ChunkedWriter:
             self._staged = None
             try:
                 self._fh.close()
+            except OSError:  # closing flushes, and the disk may still be full
+                pass
             finally:
                 Path(tmp).unlink(missing_ok=True)

@@ -177,6 +177,12 @@ def augment(
     seed: int = typer.Option(0, help="Seeds the plan (pairs, λ) and any sampling."),
     renormalize: bool = typer.Option(True, "--renormalize/--no-renormalize", help="Project mixtures to unit norm."),
     num_candidates: int = typer.Option(1, help="Decode K candidates, keep the closest re-encoding."),
+    search: str = typer.Option(
+        "none", "--search", help="none, or guided: beam search scored by the encoder every 4 tokens (slow)."
+    ),
+    search_width: int = typer.Option(
+        4, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
+    ),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0),
     max_new_tokens: int = typer.Option(48),
@@ -227,6 +233,8 @@ def augment(
         seed=seed,
         renormalize=renormalize,
         num_candidates=num_candidates,
+        search=search,
+        search_width=search_width,
         temperature=temperature,
         top_p=top_p,
         max_new_tokens=max_new_tokens,
@@ -264,6 +272,7 @@ def augment(
     if _streams(cfg, input, input_format, output, output_format, dry_run, report):
         if limit is not None and limit < 1:
             raise MixaugError(f"--limit must be >= 1 (got {limit})")
+        validate_checkpoint(cfg.checkpoint)
         _augment_streamed(cfg, input, input_format, outputs, limit, quiet)
         return
     df = _read_input(input, input_format, limit)
@@ -307,17 +316,13 @@ def _streams(cfg, input, input_format, output, output_format, dry_run: bool, rep
     from .chunked import STREAMABLE, streamable
     from .io import detect_format
 
-    if cfg.engine != "ray" or dry_run or not streamable(input, input_format):
-        return False
-    if detect_format(output, output_format)[0] not in STREAMABLE:
-        return False
-    if report is not None and str(output) == "-":
-        raise MixaugError("--report with --engine ray reads the written output back: name an output file, not '-'")
-    return True
+    if cfg.engine != "ray" or dry_run or report is not None or not streamable(input, input_format):
+        return False  # --report draws from the whole table: that run reads it whole
+    return detect_format(output, output_format)[0] in STREAMABLE
 
 
 def _augment_streamed(cfg, input: str, input_format, outputs: _Outputs, limit, quiet: bool) -> None:
-    from .io import read_dataset, write_stdout
+    from .io import write_stdout
     from .pipeline import stats_json_bytes
     from .streamed import augment_file
 
@@ -335,12 +340,6 @@ def _augment_streamed(cfg, input: str, input_format, outputs: _Outputs, limit, q
         )
     if outputs.stats == "-":
         write_stdout(stats_json_bytes(stats))
-    if outputs.report is not None:
-        from .report import render, split
-
-        table = read_dataset(outputs.output, outputs.output_format)
-        title = f"mixaug report: {Path(str(outputs.output)).name}"
-        outputs.write_report(render(split(table, stats=stats), stats, title=title, seed=cfg.seed))
     _finish(stats, cfg, quiet)
 
 
@@ -415,6 +414,12 @@ def invert(
     output_format: Optional[str] = OUT_FMT,
     text_column: Optional[str] = typer.Option(None),
     num_candidates: int = typer.Option(1),
+    search: str = typer.Option(
+        "none", "--search", help="none, or guided: beam search scored by the encoder every 4 tokens (slow)."
+    ),
+    search_width: int = typer.Option(
+        4, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
+    ),
     limit: Optional[int] = typer.Option(None),
     overwrite: bool = typer.Option(False, "--overwrite"),
     stats_json: Optional[str] = typer.Option(
@@ -435,7 +440,7 @@ def invert(
     from .pipeline import clean_texts, validate_checkpoint
     from .pipeline import invert as run_invert
 
-    _check_decode_options(num_candidates, batch_size, precision)
+    _check_decode_options(num_candidates, batch_size, precision, search, search_width)
     outputs = _Outputs(input, output, output_format, stats_json, overwrite)
     df = _read_input(input, input_format, limit)
     if group_column and group_column not in df.columns:
@@ -450,7 +455,16 @@ def invert(
     validate_checkpoint(checkpoint)
     with progress_bars(_show_progress(quiet)) as stage:
         out = run_invert(
-            df, text_column, checkpoint, device, batch_size, num_candidates, progress=stage, precision=precision
+            df,
+            text_column,
+            checkpoint,
+            device,
+            batch_size,
+            num_candidates,
+            progress=stage,
+            precision=precision,
+            search=search,
+            search_width=search_width,
         )
     done = out[out["fidelity"].notna()]
 
@@ -494,10 +508,18 @@ def _check_out_folder(out: Path) -> None:
         raise MixaugError(f"--out {out}: {out.parent} is not a folder")
 
 
-def _check_decode_options(num_candidates: int, batch_size: int, precision: str) -> None:
+def _check_decode_options(
+    num_candidates: int, batch_size: int, precision: str, search: str = "none", search_width: int = 4
+) -> None:
     from .config import AugmentConfig
 
-    AugmentConfig(num_candidates=num_candidates, batch_size=batch_size, precision=precision).validate()
+    AugmentConfig(
+        num_candidates=num_candidates,
+        batch_size=batch_size,
+        precision=precision,
+        search=search,
+        search_width=search_width,
+    ).validate()
 
 
 @app.command("mix")

@@ -55,6 +55,7 @@ def check_whole_numbers(*options: tuple[str, object, int | None, int | None]) ->
 
 
 TASK_MODELS = ("none", "finetune")
+SEARCHES = ("none", "guided")
 
 
 @dataclass
@@ -70,6 +71,10 @@ class AugmentConfig:
     seed: int = 0
     renormalize: bool = True  # project the mixture back onto the unit sphere the adaptor was trained on
     num_candidates: int = 1
+    # "guided": a beam search over the inverter's continuations, scored every 4 tokens by the encoder's cosine
+    # to the target (search.py); search_width hypotheses kept, each extended search_width ways. Slow: opt-in.
+    search: str = "none"
+    search_width: int = 4
     temperature: float = 0.0  # 0 = greedy; with num_candidates > 1, extra candidates sample at candidate_temperature
     candidate_temperature: float = 0.8
     top_p: float = 1.0
@@ -104,6 +109,7 @@ class AugmentConfig:
         if self.num_augmented is not None:
             number("--num-augmented", self.num_augmented, 0, MAX_NEW_ROWS, integer=True)
         number("--num-candidates", self.num_candidates, 1, 64, integer=True)
+        number("--search-width", self.search_width, 1, 64, integer=True)
         number("--batch-size", self.batch_size, 1, 4096, integer=True)
         if self.num_workers is not None:
             number("--num-workers", self.num_workers, 1, 4096, integer=True)
@@ -128,6 +134,7 @@ class AugmentConfig:
             ("--precision", self.precision, PRECISIONS),
             ("--engine", self.engine, ("local", "ray")),
             ("--task-model", self.task_model, TASK_MODELS),
+            ("--search", self.search, SEARCHES),
         ):
             if value not in allowed:
                 raise MixaugError(f"{name} must be one of {', '.join(a for a in allowed if a)} (got {value})")

@@ -96,9 +96,10 @@ class DecodeCache:
                 self.texts[entry[0]] = entry[1]
 
     @staticmethod
-    def key(target: np.ndarray, seed: int, options: DecodeOptions) -> str:
+    def key(target: np.ndarray, seed: int, options: DecodeOptions, search: str = "") -> str:
+        """search: a decoding strategy beyond plain decoding with these options (e.g. "guided:4")."""
         h = hashlib.sha256(np.ascontiguousarray(target, dtype=np.float32).tobytes())
-        h.update(repr((seed, astuple(options))).encode())
+        h.update(repr((seed, astuple(options)) + ((search,) if search else ())).encode())
         return h.hexdigest()[:32]
 
     def __contains__(self, key: str) -> bool:

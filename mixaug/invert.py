@@ -152,6 +152,56 @@ class Inverter:
         return texts
 
     @torch.inference_mode()
+    def continue_tokens(
+        self,
+        emb: np.ndarray,
+        prefixes: Sequence[Sequence[int]],
+        seeds: Sequence[int],
+        options: DecodeOptions,
+        batch_size: int = 32,
+    ) -> list[list[int]]:
+        """Each row's continuation of its token prefix (prompt: template, the row's soft vectors, the
+        prefix's tokens), through the decode engine: at most options.max_new_tokens tokens, without EOS, so
+        a continuation shorter than that ended with EOS. For encoder-guided search (`search.py`)."""
+        if not LlamaWeights.supports(self.lm):
+            raise MixaugError("encoder-guided search needs a Llama-family LM (it runs on the decode engine)")
+        out: list[list[int]] = [[] for _ in prefixes]
+        by_length: dict[int, list[int]] = {}
+        for i, p in enumerate(prefixes):
+            by_length.setdefault(len(p), []).append(i)
+        run, started = DecodeStats(), time.perf_counter()
+        for length, idx in by_length.items():
+            rows_emb = np.asarray(emb, dtype=np.float32)[idx]
+            known = torch.tensor([list(prefixes[i]) for i in idx], dtype=torch.long) if length else None
+
+            def prompts(rows, rows_emb=rows_emb, known=known):
+                rest = self._rest_of_prompt(rows_emb[list(rows)])
+                if known is None:
+                    return rest
+                return torch.cat([rest, self.embed_tokens(known[list(rows)]).to(rest.dtype)], dim=1)
+
+            got = generate(
+                self._engine_weights(),
+                self.embed_tokens,
+                self.embed_tokens(self.prefix_ids),
+                prompts,
+                len(idx),
+                self.eos_id,
+                [seeds[i] for i in idx],
+                options,
+                slots=batch_size,
+                stats=run,
+            )
+            for i, toks in zip(idx, got):
+                out[i] = toks
+        run.seconds = time.perf_counter() - started
+        self.totals.add(run)
+        return out
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._detok(list(tokens))
+
+    @torch.inference_mode()
     def decode_ceiling(self, emb: np.ndarray, new_tokens: int, batch_size: int) -> float:
         """Tokens/s of a plain KV-cached greedy loop over one full batch of these rows (repeated if there are
         fewer), each running exactly `new_tokens` tokens: the speed the engine's useful tokens/s is

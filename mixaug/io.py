@@ -24,8 +24,10 @@ import math
 import os
 import re
 import stat
+import struct
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -591,7 +593,36 @@ def serialise(df: pd.DataFrame, fmt: str, gz: bool = False, header: bool = True,
         raise CannotHold("a value holds a lone surrogate (not Unicode text), which a UTF-8 file cannot hold") from None
     except RecursionError:
         raise CannotHold(f"a value is nested too deeply to write as {fmt.upper()}") from None
-    return gzip.compress(data, mtime=0) if gz else data
+    if not gz:
+        return data
+    packer = GzipStream()
+    return packer.compress(data) + packer.flush()
+
+
+class GzipStream:
+    """gzip bytes made piece by piece, the same whatever the pieces and the Python version: a fixed header
+    (no name, mtime 0, OS "unknown"; gzip.compress's OS byte differs between Python versions), raw deflate
+    at level 9, the CRC-32/size trailer."""
+
+    HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+
+    def __init__(self):
+        self._deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+        self._crc = 0
+        self._size = 0
+        self._started = False
+
+    def compress(self, data: bytes) -> bytes:
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        head = b"" if self._started else self.HEADER
+        self._started = True
+        return head + self._deflate.compress(data)
+
+    def flush(self) -> bytes:
+        head = b"" if self._started else self.HEADER
+        self._started = True
+        return head + self._deflate.flush() + struct.pack("<LL", self._crc, self._size & 0xFFFFFFFF)
 
 
 def check_representable(df: pd.DataFrame, path: str | Path, fmt: str | None = None) -> int:

@@ -195,7 +195,10 @@ def _decode_candidates(
     advance: Callable[[int], None],
     decoder=None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Decode K candidates per target; keep the one whose re-encoding is closest to the target."""
+    """Decode K candidates per target; keep the one whose re-encoding is closest to the target (or, with
+    search="guided", the sentence an encoder-guided search found closest)."""
+    if cfg.search == "guided":
+        return _decode_guided(stack, targets, seeds, cfg, advance)
     best_text = [""] * len(targets)
     best_emb = np.zeros_like(targets)
     best_cos = np.full(len(targets), -2.0)
@@ -218,6 +221,32 @@ def _decode_candidates(
         best_emb[better] = emb[better]
         best_cos[better] = cos[better]
     return best_text, best_emb, best_cos
+
+
+def _decode_guided(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: AugmentConfig, advance):
+    """Encoder-guided search (search.py) for the rows the decode cache does not hold yet; always local."""
+    from .search import guided_decode
+
+    opts = DecodeOptions(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
+    keys = [DecodeCache.key(t, int(s), opts, f"guided:{cfg.search_width}") for t, s in zip(targets, seeds)]
+    todo = [i for i, key in enumerate(keys) if key not in stack.decoded]
+    advance(len(targets) - len(todo))
+    for start in range(0, len(todo), cfg.batch_size):  # in groups, so an interrupted run keeps what is done
+        part = todo[start : start + cfg.batch_size]
+        texts, _ = guided_decode(
+            stack.inverter,
+            lambda t: stack.encoder.encode(t, batch_size=cfg.batch_size),
+            targets[part],
+            [int(seeds[i]) for i in part],
+            opts,
+            cfg.search_width,
+            cfg.batch_size,
+        )
+        stack.decoded.add([keys[i] for i in part], texts)
+        advance(len(part))
+    texts = [stack.decoded[key] for key in keys]
+    emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
+    return texts, emb, cosine_rows(emb, targets)
 
 
 @dataclass
@@ -388,6 +417,7 @@ def _remote_decoder(stack: Stack, cfg: AugmentConfig):
     return RayDecoder(stack.checkpoint, stack.device, stack.inverter.precision, cfg.num_workers)
 
 
+GENERATE_BLOCK = 16384  # plan rows mixed, decoded and labelled at a time: memory for a block, not the plan
 NEW_ROW_FIELDS = (
     "text",
     "label",
@@ -434,37 +464,42 @@ def generate(
         n_plan = need if round_ == 0 else math.ceil(need * 1.5) + 2
         plan = plan_pairs(plan_labels, n_plan, p.pairing, cfg.alpha, cfg.seed, round_)
         planned += n_plan
-        a, b, lam = plan["a"].to_numpy(), plan["b"].to_numpy(), plan["lam"].to_numpy()
-        targets = mix(emb, a, b, lam, cfg.renormalize)
         stage = "decode" if round_ == 0 else f"decode (retry {round_})"
-        out_text, out_emb, fidelity = _decode_candidates(
-            stack, targets, plan["seed"].to_numpy(), cfg, progress(stage, n_plan * cfg.num_candidates), decoder
-        )
-        la = [plan_labels[i] for i in a]
-        lb = [plan_labels[i] for i in b]
-        if labeller is not None:
-            lab = assign_labels(cfg.label_policy, labeller.proba(out_emb), labeller.classes, la, lb, lam)
-        for i in range(n_plan):
+        advance = progress(stage, n_plan * cfg.num_candidates)
+        for start in range(0, n_plan, GENERATE_BLOCK):  # memory: a block's targets, not the whole plan's
             if len(accepted) >= p.wanted:
                 break
-            intrusion = bool(lab.intrusion[i]) if labeller is not None else None
-            if filt.check(out_text[i], float(fidelity[i]), bool(intrusion)) is not None:
-                continue
-            row = {
-                "text": out_text[i],
-                "label": lab.labels[i] if labeller is not None else None,
-                "parent_a": p.ids[a[i]],
-                "parent_b": p.ids[b[i]],
-                "parent_a_label": la[i],
-                "parent_b_label": lb[i],
-                "lambda": round(float(lam[i]), 4),
-                "fidelity": round(float(fidelity[i]), 4),
-                "label_confidence": round(float(lab.confidence[i]), 4) if labeller is not None else None,
-                "intrusion": intrusion,
-            }
-            if labeller is not None and lab.soft is not None:
-                row["soft_label"] = lab.soft[i]
-            accepted.append(row)
+            block = plan.iloc[start : start + GENERATE_BLOCK]
+            a, b, lam = block["a"].to_numpy(), block["b"].to_numpy(), block["lam"].to_numpy()
+            targets = mix(emb, a, b, lam, cfg.renormalize)
+            out_text, out_emb, fidelity = _decode_candidates(
+                stack, targets, block["seed"].to_numpy(), cfg, advance, decoder
+            )
+            la = [plan_labels[i] for i in a]
+            lb = [plan_labels[i] for i in b]
+            if labeller is not None:
+                lab = assign_labels(cfg.label_policy, labeller.proba(out_emb), labeller.classes, la, lb, lam)
+            for i in range(len(block)):
+                if len(accepted) >= p.wanted:
+                    break
+                intrusion = bool(lab.intrusion[i]) if labeller is not None else None
+                if filt.check(out_text[i], float(fidelity[i]), bool(intrusion)) is not None:
+                    continue
+                row = {
+                    "text": out_text[i],
+                    "label": lab.labels[i] if labeller is not None else None,
+                    "parent_a": p.ids[a[i]],
+                    "parent_b": p.ids[b[i]],
+                    "parent_a_label": la[i],
+                    "parent_b_label": lb[i],
+                    "lambda": round(float(lam[i]), 4),
+                    "fidelity": round(float(fidelity[i]), 4),
+                    "label_confidence": round(float(lab.confidence[i]), 4) if labeller is not None else None,
+                    "intrusion": intrusion,
+                }
+                if labeller is not None and lab.soft is not None:
+                    row["soft_label"] = lab.soft[i]
+                accepted.append(row)
     run = (decoder or stack.inverter).totals.since(decoded_before)
     return Generated(accepted, planned, filt, _decode_summary(stack, run, cfg))
 
@@ -573,6 +608,8 @@ def invert(
     seed: int = 0,
     progress: Progress | None = None,
     precision: str = DEFAULT_PRECISION,
+    search: str = "none",
+    search_width: int = 4,
 ) -> pd.DataFrame:
     """Round trip: each row gets `reconstruction` and `fidelity` (cosine of re-encoding to the original)."""
     progress = progress or _no_progress
@@ -585,7 +622,8 @@ def invert(
     stack = load_stack(checkpoint, device, precision)
     texts = usable[text_col].tolist()
     emb = stack.encoder.encode(texts, batch_size=batch_size, on_batch=progress("encode", len(texts)))
-    cfg = AugmentConfig(num_candidates=num_candidates, batch_size=batch_size)
+    cfg = AugmentConfig(num_candidates=num_candidates, batch_size=batch_size, search=search, search_width=search_width)
+    cfg.validate()
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, len(texts))
     recon, _, fid = _decode_candidates(stack, emb, seeds, cfg, progress("decode", len(texts) * num_candidates))
     out = df.astype(object).copy()

@@ -10,9 +10,10 @@ byte for byte (tested). `mixaug augment --engine ray` takes this path for JSONL/
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 import time
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +23,16 @@ import pandas as pd
 from .chunked import CHUNK_ROWS, STREAMABLE, ChunkedReader, ChunkedWriter
 from .config import AugmentConfig
 from .errors import MixaugError
-from .io import check_output_path, column_list, detect_format, resolve_label_column, resolve_text_column, serialise
+from .io import (
+    GzipStream,
+    check_distinct,
+    check_output_path,
+    column_list,
+    detect_format,
+    resolve_label_column,
+    resolve_text_column,
+    serialise,
+)
 from .pipeline import (
     Progress,
     _config,
@@ -59,7 +69,10 @@ def augment_file(
     out_fmt, out_gz = detect_format(output, output_format)
     if out_fmt not in STREAMABLE:
         raise MixaugError(f"a streamed run writes {', '.join(STREAMABLE)}, not {out_fmt}; name such an output")
+    check_distinct({"output": output, "stats file": stats_json})
     check_output_path(output, overwrite, inputs=[input])
+    if stats_json not in (None, "-"):
+        check_output_path(stats_json, overwrite, inputs=[input], what="stats file")
     src = ChunkedReader(input, input_format, limit, chunk_rows)
 
     head = src.empty()
@@ -72,7 +85,7 @@ def augment_file(
         raise MixaugError(f"id column '{cfg.id_column}' not found; columns found: {column_list(head.columns)}")
     keys = list(dict.fromkeys(c for c in (text_col, label_col, cfg.id_column) if c))
     parts, size, first = [], 0, True
-    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31) if out_gz else None  # the size a .gz output will take
+    squeeze = GzipStream() if out_gz else None  # the size a .gz output will take
     for chunk in src.chunks():  # the columns every row must give, and: can the output hold each row?
         parts.append(chunk[keys])
         data = serialise(chunk, out_fmt, header=first, first_row=int(chunk.index[0]))
@@ -85,10 +98,17 @@ def augment_file(
 
     stack, decoder, task = load_for(p, cfg)
     try:
-        with tempfile.TemporaryDirectory(prefix="mixaug-emb-") as tmp:
-            emb = np.lib.format.open_memmap(
-                Path(tmp) / "emb.npy", mode="w+", dtype=np.float32, shape=(len(p.texts), stack.encoder.dim)
-            )
+        # beside the output (a disk, where $TMPDIR may be memory), or in $TMPDIR for stdout
+        near = None if str(output) == "-" else Path(os.path.realpath(output)).parent
+        with tempfile.TemporaryDirectory(prefix=".mixaug-emb-", dir=near) as tmp:
+            shape = (len(p.texts), stack.encoder.dim)
+            need = shape[0] * shape[1] * 4 + 4096
+            free = shutil.disk_usage(tmp).free
+            if free < need:
+                raise MixaugError(
+                    f"not enough space for the rows' embeddings in {tmp}: {need:,} bytes needed, {free:,} free"
+                )
+            emb = np.lib.format.open_memmap(Path(tmp) / "emb.npy", mode="w+", dtype=np.float32, shape=shape)
             advance = progress("encode", len(p.texts))
             for start in range(0, len(p.texts), chunk_rows):  # embeddings are batch-invariant: chunks change no bit
                 block = p.texts[start : start + chunk_rows]
@@ -109,6 +129,7 @@ def augment_file(
         new = new_rows_frame(g.rows, p, cfg)
         writer.write(build_output(head, new, text_col, label_col, only_new=True))
         extra = [(stats_json, stats_json_bytes(stats))] if stats_json not in (None, "-") else []
+        check_output_path(output, overwrite)  # nothing appeared there meanwhile (as write_dataset checks)
         writer.commit(extra=extra)
     except BaseException:
         writer.discard()

@@ -147,3 +147,48 @@ def test_augment_file_refuses_before_any_model_loads(tmp_path, sample_file):
     with pytest.raises(MixaugError, match="provenance column"):
         augment_file(clash, tmp_path / "o.jsonl", checkpoint="/no/such/checkpoint")
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_gzip_bytes_do_not_depend_on_the_pieces():
+    import zlib
+
+    from mixaug.io import GzipStream
+
+    data = ("".join(f"row {i} ünïcode\n" for i in range(3000))).encode()
+    whole = GzipStream()
+    one = whole.compress(data) + whole.flush()
+    pieces = GzipStream()
+    many = b"".join(pieces.compress(data[i : i + 777]) for i in range(0, len(data), 777)) + pieces.flush()
+    assert one == many and one[:10] == GzipStream.HEADER and gzip.decompress(one) == data
+    assert zlib.decompress(one, 31) == data
+    empty = GzipStream()
+    assert gzip.decompress(empty.flush()) == b""
+
+
+def test_a_pipe_is_not_streamed_and_a_file_that_changes_is_caught(tmp_path):
+    import os
+
+    from mixaug.chunked import streamable
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    assert not streamable(fifo)
+    with pytest.raises(MixaugError, match="not a regular file"):
+        ChunkedReader(fifo)
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps({"text": f"r{i}"}) + "\n" for i in range(6)))
+    reader = ChunkedReader(path, chunk_rows=2)
+    path.write_text("".join(json.dumps({"text": f"r{i}"}) + "\n" for i in range(4)))
+    with pytest.raises(MixaugError, match="changed while it was read: 6 rows at first, 4 now"):
+        list(reader.chunks())
+
+
+def test_the_plan_is_worked_in_blocks_without_changing_the_output(sample_file, tiny_checkpoint, monkeypatch):
+    from mixaug import pipeline
+
+    monkeypatch.setenv("MIXAUG_NO_DECODE_CACHE", "1")
+    df = read_dataset(sample_file)
+    opts = dict(checkpoint=str(tiny_checkpoint), num_augmented=9, max_new_tokens=6, temperature=0.7)
+    whole = pipeline.augment(df, **opts)
+    monkeypatch.setattr(pipeline, "GENERATE_BLOCK", 2)
+    assert serialise(pipeline.augment(df, **opts), "jsonl") == serialise(whole, "jsonl")
