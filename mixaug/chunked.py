@@ -12,7 +12,6 @@ import gzip
 import os
 import re
 import stat
-import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from .io import (
     jsonl_records,
     serialise,
     write_files_atomic,
+    write_stdout,
 )
 
 STREAMABLE = ("jsonl", "csv", "tsv")
@@ -168,16 +168,6 @@ class ChunkedReader:
         if start != self.rows:  # the file was changed (or is not a file) between passes
             raise MixaugError(f"{self.path} changed while it was read: {self.rows} rows at first, {start} now")
 
-    def column(self, names: list[str]) -> pd.DataFrame:
-        """These columns of every row (the first `limit`), as one frame numbered from 0."""
-        parts = [chunk[names] for chunk in self.chunks()]
-        if not parts:
-            out = self.empty()[names] if self.columns else pd.DataFrame()
-        else:
-            out = pd.concat(parts) if len(parts) > 1 else parts[0]
-        out.attrs = dict(self.empty().attrs)
-        return out
-
 
 class ChunkedWriter:
     """A dataset written chunk by chunk: to a temp file beside the output, which `commit()` renames into
@@ -190,13 +180,11 @@ class ChunkedWriter:
         if self.fmt not in STREAMABLE:
             raise MixaugError(f"{path}: only {', '.join(STREAMABLE)} files can be written in chunks")
         self.rows = 0  # rows written so far
-        self.bytes = 0  # uncompressed bytes written so far
         self._header = True
         self._zip = GzipStream() if self.gz else None
         self._staged: tuple | None = None
-        if str(path) == "-":
-            self._fh = sys.stdout.buffer
-        else:
+        self._stdout = str(path) == "-"
+        if not self._stdout:
             try:
                 self._fh, tmp, target = _open_staged(path)
             except OSError as exc:
@@ -207,17 +195,14 @@ class ChunkedWriter:
         data = serialise(df, self.fmt, header=self._header, first_row=self.rows)
         self._header = False
         self.rows += len(df)
-        self.bytes += len(data)
         self._put(self._zip.compress(data) if self._zip is not None else data)
 
     def _put(self, data: bytes) -> None:
+        if self._stdout:
+            write_stdout(data)
+            return
         try:
             self._fh.write(data)
-        except BrokenPipeError:  # a reader of stdout stopped early (`| head`): not an error
-            if self._staged is not None:
-                raise
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
         except OSError as exc:
             self.discard()
             raise _write_error(self.path, exc) from None
@@ -227,11 +212,7 @@ class ChunkedWriter:
         if self._zip is not None:
             self._put(self._zip.flush())
             self._zip = None
-        if self._staged is None:
-            try:
-                self._fh.flush()
-            except BrokenPipeError:
-                pass
+        if self._stdout:
             if extra:
                 write_files_atomic(list(extra))
             return

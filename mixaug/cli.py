@@ -270,8 +270,7 @@ def augment(
         None if dry_run else report,
     )
     if _streams(cfg, input, input_format, output, output_format, dry_run, report):
-        if limit is not None and limit < 1:
-            raise MixaugError(f"--limit must be >= 1 (got {limit})")
+        _check_limit(limit)
         validate_checkpoint(cfg.checkpoint)
         _augment_streamed(cfg, input, input_format, outputs, limit, quiet)
         return
@@ -397,11 +396,15 @@ class _Outputs:
             write_bytes_atomic(self.report, page.encode())
 
 
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise MixaugError(f"--limit must be >= 1 (got {limit})")
+
+
 def _read_input(input: str, input_format: str | None, limit: int | None):
     from .io import read_dataset
 
-    if limit is not None and limit < 1:
-        raise MixaugError(f"--limit must be >= 1 (got {limit})")
+    _check_limit(limit)
     return read_dataset(input, input_format, limit)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -92,11 +93,17 @@ class Inverter:
         seeds = list(seeds) if seeds is not None else [0] * len(emb)
         if len(emb) == 0:
             return []
-        run, started = DecodeStats(), time.perf_counter()
-        try:
+        with self._accounted(stats) as run:
             if LlamaWeights.supports(self.lm):
                 return self._decode_engine(emb, seeds, options, batch_size, on_batch, on_row, run)
             return self._decode_static(emb, seeds, options, batch_size, on_batch, on_row, run)
+
+    @contextmanager
+    def _accounted(self, stats: DecodeStats | None = None):
+        """A DecodeStats for one call, timed, and added to `totals` (and to `stats`) however the call ends."""
+        run, started = DecodeStats(), time.perf_counter()
+        try:
+            yield run
         finally:
             run.seconds = time.perf_counter() - started
             self.totals.add(run)
@@ -123,20 +130,32 @@ class Inverter:
             if on_batch:
                 on_batch(1)
 
-        tokens = generate(
+        tokens = self._generate(emb, seeds, options, batch_size, stats, on_done=done)
+        return [self._detok(t) for t in tokens]
+
+    def _generate(self, emb, seeds, options, batch_size, stats, known=None, on_done=None) -> list[list[int]]:
+        """The decode engine over these rows. Prompt: template, the row's soft vectors, then the row of
+        `known` tokens [n, L] if given (the same length for every row)."""
+
+        def prompts(rows):
+            rest = self._rest_of_prompt(emb[list(rows)])
+            if known is None:
+                return rest
+            return torch.cat([rest, self.embed_tokens(known[list(rows)]).to(rest.dtype)], dim=1)
+
+        return generate(
             self._engine_weights(),
             self.embed_tokens,
             self.embed_tokens(self.prefix_ids),
-            lambda rows: self._rest_of_prompt(emb[list(rows)]),
+            prompts,
             len(emb),
             self.eos_id,
             seeds,
             options,
             slots=batch_size,
-            on_done=done,
+            on_done=on_done,
             stats=stats,
         )
-        return [self._detok(t) for t in tokens]
 
     def _decode_static(self, emb, seeds, options, batch_size, on_batch, on_row, stats) -> list[str]:
         """Any other causal LM: static batches through HF forward calls."""
@@ -169,33 +188,13 @@ class Inverter:
         by_length: dict[int, list[int]] = {}
         for i, p in enumerate(prefixes):
             by_length.setdefault(len(p), []).append(i)
-        run, started = DecodeStats(), time.perf_counter()
-        for length, idx in by_length.items():
-            rows_emb = np.asarray(emb, dtype=np.float32)[idx]
-            known = torch.tensor([list(prefixes[i]) for i in idx], dtype=torch.long) if length else None
-
-            def prompts(rows, rows_emb=rows_emb, known=known):
-                rest = self._rest_of_prompt(rows_emb[list(rows)])
-                if known is None:
-                    return rest
-                return torch.cat([rest, self.embed_tokens(known[list(rows)]).to(rest.dtype)], dim=1)
-
-            got = generate(
-                self._engine_weights(),
-                self.embed_tokens,
-                self.embed_tokens(self.prefix_ids),
-                prompts,
-                len(idx),
-                self.eos_id,
-                [seeds[i] for i in idx],
-                options,
-                slots=batch_size,
-                stats=run,
-            )
-            for i, toks in zip(idx, got):
-                out[i] = toks
-        run.seconds = time.perf_counter() - started
-        self.totals.add(run)
+        with self._accounted() as run:
+            for length, idx in by_length.items():
+                known = torch.tensor([list(prefixes[i]) for i in idx], dtype=torch.long) if length else None
+                rows_emb = np.asarray(emb, dtype=np.float32)[idx]
+                got = self._generate(rows_emb, [seeds[i] for i in idx], options, batch_size, run, known=known)
+                for i, toks in zip(idx, got):
+                    out[i] = toks
         return out
 
     def detokenize(self, tokens: Sequence[int]) -> str:
