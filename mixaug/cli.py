@@ -181,7 +181,7 @@ def augment(
         "none", "--search", help="none, or guided: beam search scored by the encoder every 4 tokens (slow)."
     ),
     search_width: int = typer.Option(
-        4, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
+        3, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
     ),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0),
@@ -421,7 +421,7 @@ def invert(
         "none", "--search", help="none, or guided: beam search scored by the encoder every 4 tokens (slow)."
     ),
     search_width: int = typer.Option(
-        4, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
+        3, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
     ),
     limit: Optional[int] = typer.Option(None),
     overwrite: bool = typer.Option(False, "--overwrite"),
@@ -512,7 +512,7 @@ def _check_out_folder(out: Path) -> None:
 
 
 def _check_decode_options(
-    num_candidates: int, batch_size: int, precision: str, search: str = "none", search_width: int = 4
+    num_candidates: int, batch_size: int, precision: str, search: str = "none", search_width: int = 3
 ) -> None:
     from .config import AugmentConfig
 
@@ -795,7 +795,7 @@ def eval_cmd(
     methods: Optional[str] = typer.Option(
         None,
         help="Comma-separated (default: all): none, eda, embed-mixup, paraphrase, "
-        "mixaug[+adapt|+task][:<hard|parent|soft>:<intra|inter|random>].",
+        "mixaug[+adapt|+task|+guided][:<hard|parent|soft>:<intra|inter|random>[:keep|drop]] (drop: --intrusion drop).",
     ),
     classifier: str = typer.Option(
         "logreg",

@@ -60,37 +60,45 @@ class EvalConfig:
     seed: int = 0
 
 
+# mixaug variants by name: the augment options each one sets
+VARIANTS = {"adapt": {"adapt": True}, "task": {"task_model": "finetune"}, "guided": {"search": "guided"}}
+
+
 @dataclass(frozen=True)
 class Method:
-    """An augmentation arm by name. mixaug arms: `mixaug[+adapt|+task][:policy:pairing]`."""
+    """An augmentation arm by name. mixaug arms: `mixaug[+adapt|+task|+guided][:policy:pairing[:keep|drop]]`."""
 
     name: str
     kind: str  # none, eda, embed-mixup, paraphrase, mixaug
     policy: str | None = None
     pairing: str | None = None
-    variant: str | None = None  # mixaug only: None, "adapt" (stage 2 on the texts) or "task" (--task-model finetune)
+    # mixaug only: None, "adapt" (stage 2 on the texts), "task" (--task-model finetune) or "guided" (--search guided)
+    variant: str | None = None
+    intrusion: str = "keep"  # mixaug only: --intrusion (drop: rows whose label is neither parent's are replanned)
 
 
 def parse_method(name: str) -> Method:
-    """'mixaug' -> hard, intra; 'mixaug+task:soft:inter' -> the task-model variant, soft, inter; others as is."""
+    """'mixaug' -> hard, intra; 'mixaug+task:soft:inter' -> the task-model variant, soft, inter;
+    'mixaug:hard:intra:drop' -> intrusions dropped; others as is."""
     head, _, rest = name.partition(":")
     kind, _, variant = head.partition("+")
     if kind == "mixaug":
-        if variant not in ("", "adapt", "task"):
-            raise MixaugError(f"bad method '{name}': mixaug variants are mixaug+adapt and mixaug+task")
+        if variant not in ("",) + tuple(VARIANTS):
+            raise MixaugError(f"bad method '{name}': mixaug variants are mixaug+adapt, mixaug+task and mixaug+guided")
         parts = rest.split(":") if rest else ["hard", "intra"]
         if (
-            len(parts) != 2
+            len(parts) not in (2, 3)
             or parts[0] not in ("hard", "parent", "soft")
             or parts[1] not in ("intra", "inter", "random")
+            or parts[2:] not in ([], ["keep"], ["drop"])
         ):
             raise MixaugError(
-                f"bad method '{name}': use mixaug[+adapt|+task][:<hard|parent|soft>:<intra|inter|random>]"
+                f"bad method '{name}': use mixaug[+adapt|+task|+guided][:<hard|parent|soft>:<intra|inter|random>[:keep|drop]]"
             )
-        return Method(name, "mixaug", parts[0], parts[1], variant or None)
+        return Method(name, "mixaug", parts[0], parts[1], variant or None, (parts[2:] or ["keep"])[0])
     if name not in ("none", "eda", "embed-mixup", "paraphrase"):
         raise MixaugError(
-            f"unknown method '{name}': use none, eda, embed-mixup, paraphrase, mixaug[+adapt|+task][:policy:pairing]"
+            f"unknown method '{name}': use none, eda, embed-mixup, paraphrase, mixaug[+adapt|+task|+guided][:policy:pairing[:keep|drop]]"
         )
     return Method(name, name)
 
@@ -110,9 +118,11 @@ def sample_shots(labels: Sequence, shots, seed: int) -> np.ndarray:
 
 
 def _paired_p(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Two-sided paired t-test p-value (None when undefined: < 2 pairs or identical results)."""
+    """Two-sided paired t-test p-value (None when undefined: < 2 pairs, unpaired, or identical results)."""
     from scipy import stats
 
+    if len(xs) != len(ys):  # e.g. a run without `none`: nothing to pair with
+        return None
     d = np.asarray(xs) - np.asarray(ys)
     if len(d) < 2 or np.allclose(d, d[0]):
         return None  # the t statistic is undefined when every paired difference is the same
@@ -206,7 +216,7 @@ def run_eval(
 
                     frame = pd.DataFrame({"text": sub_texts, "label": sub_y})
                     before = replace(stack.inverter.totals)
-                    variant = {"adapt": {"adapt": True}, "task": {"task_model": "finetune"}}.get(m.variant, {})
+                    variant = VARIANTS.get(m.variant, {})
                     out = augment(
                         frame,
                         text_column="text",
@@ -221,9 +231,10 @@ def run_eval(
                         batch_size=cfg.batch_size,
                         precision=cfg.precision,
                         task_steps=cfg.finetune_steps,
+                        intrusion=m.intrusion,
                         **variant,
                     )
-                    if m.variant:  # its stack was adapted to this subset alone: free it
+                    if m.variant in ("adapt", "task"):  # its stack was adapted to this subset alone: free it
                         forget_stack(out.attrs["mixaug_stats"]["checkpoint"])
                     if name == "mixaug":
                         mixaug_decode.add(stack.inverter.totals.since(before))
@@ -239,7 +250,7 @@ def run_eval(
                         ]
                     else:
                         new = [Example(t, t, 1.0, y, y) for t, y in zip(out["text"], out["label"])]
-                    if policy == "hard":
+                    if policy == "hard" and m.intrusion == "keep":  # dropped rows would hide the rate
                         intrusion_rows += [
                             {"pairing": pairing, "shots": shots, "lambda": float(l), "intrusion": bool(i)}
                             for l, i in zip(out["mixaug_lambda"], out["mixaug_intrusion"])

@@ -609,7 +609,7 @@ def invert(
     progress: Progress | None = None,
     precision: str = DEFAULT_PRECISION,
     search: str = "none",
-    search_width: int = 4,
+    search_width: int = 3,
 ) -> pd.DataFrame:
     """Round trip: each row gets `reconstruction` and `fidelity` (cosine of re-encoding to the original)."""
     progress = progress or _no_progress

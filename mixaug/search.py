@@ -37,7 +37,7 @@ def guided_decode(
     targets: np.ndarray,
     seeds: Sequence[int],
     options: DecodeOptions,
-    width: int = 4,
+    width: int = 3,
     batch_size: int = 64,
     segment: int = SEGMENT,
 ) -> tuple[list[str], np.ndarray]:

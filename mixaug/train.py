@@ -166,8 +166,8 @@ class _PermCache:
         return out
 
 
-def lm_loss(inverter: Inverter, soft: torch.Tensor, targets: Sequence[str], max_tokens: int) -> torch.Tensor:
-    """Mean token NLL of each target (+ end-of-turn) given its soft prompt inside the template."""
+def target_batch(inverter: Inverter, targets: Sequence[str], max_tokens: int):
+    """Token ids [B, L] of each target + end-of-turn (padded with it), their labels (-100 on padding), mask."""
     tok = inverter.tokenizer
     ids = [tok(t, add_special_tokens=False)["input_ids"][:max_tokens] + [inverter.eos_id] for t in targets]
     length = max(len(x) for x in ids)
@@ -179,6 +179,13 @@ def lm_loss(inverter: Inverter, soft: torch.Tensor, targets: Sequence[str], max_
         target[i, : len(x)] = torch.tensor(x)
         labels[i, : len(x)] = torch.tensor(x)
         mask[i, : len(x)] = 1
+    return target, labels, mask
+
+
+def lm_loss(inverter: Inverter, soft: torch.Tensor, targets: Sequence[str], max_tokens: int) -> torch.Tensor:
+    """Mean token NLL of each target (+ end-of-turn) given its soft prompt inside the template."""
+    target, labels, mask = target_batch(inverter, targets, max_tokens)
+    b, length = target.shape
     prompt = inverter.prompt_embeds(soft)
     embeds = torch.cat([prompt, inverter.embed_tokens(target).to(prompt.dtype)], dim=1)
     p = prompt.shape[1]

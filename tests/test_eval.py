@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mixaug.cli import app
-from mixaug.evaluate import parse_method, sample_shots
+from mixaug.evaluate import parse_method, sample_shots, summary_from_runs
 
 
 def test_sample_shots_is_stratified_and_seeded():
@@ -25,8 +25,11 @@ def test_methods_by_name():
     assert parse_method("mixaug:soft:inter") == Method("mixaug:soft:inter", "mixaug", "soft", "inter")
     assert parse_method("mixaug+task") == Method("mixaug+task", "mixaug", "hard", "intra", "task")
     assert parse_method("mixaug+adapt:parent:random").variant == "adapt"
+    assert parse_method("mixaug:hard:intra:drop").intrusion == "drop"
+    assert parse_method("mixaug+guided").variant == "guided"
+    assert parse_method("mixaug:hard:intra").intrusion == "keep"
     assert parse_method("eda") == Method("eda", "eda")
-    for bad in ("mixaug+lora", "mixaug:soft", "mixaug:soft:x", "eda+task", "nothing"):
+    for bad in ("mixaug+lora", "mixaug:soft", "mixaug:soft:x", "mixaug:hard:intra:x", "eda+task", "nothing"):
         with pytest.raises(MixaugError):
             parse_method(bad)
 
@@ -52,7 +55,7 @@ def test_eval_writes_report(tmp_path, sample_rows, tiny_checkpoint):
             "--seeds",
             "2",
             "--methods",
-            "none,eda,embed-mixup,mixaug,mixaug:soft:intra",
+            "none,eda,embed-mixup,mixaug,mixaug:soft:intra,mixaug:hard:intra:drop",
             "--fidelity-n",
             "3",
             "--control-pairs",
@@ -80,7 +83,7 @@ def test_eval_writes_report(tmp_path, sample_rows, tiny_checkpoint):
     results = json.loads((out / "results.json").read_text())
     made = {r["method"]: r["new_rows"] for r in results["runs"] if r["shots"] == 2 and r["seed"] == 0}
     assert made["eda"] == made["embed-mixup"] == 6 and made["none"] == 0
-    assert made["mixaug"] <= 6
+    assert made["mixaug"] <= 6 and made["mixaug:hard:intra:drop"] <= 6
     assert set(results) >= {"fidelity", "controllability", "intrusion", "speed"}
     assert len(results["controllability"]["curve"]) == 9
     report = (out / "report.md").read_text()
@@ -136,3 +139,13 @@ def test_eval_finetune_classifier(tmp_path, sample_rows, tiny_checkpoint):
     assert summary["none"]["accuracy_mean"] > 1 / 3  # 3 balanced classes: fine-tuning beats chance
     assert summary["mixaug+task"]["p_value_vs_none"] is None or 0 <= summary["mixaug+task"]["p_value_vs_none"] <= 1
     assert "finetune (" in (out / "report.md").read_text() and "tfidf (" in (out / "report.md").read_text()
+
+
+def test_summary_without_none_has_no_p_value():
+    """A run that leaves out `none` (to pair with an earlier run's) has nothing to test against: no crash."""
+    runs = [
+        {"classifier": "logreg", "method": "mixaug", "shots": 10, "seed": s, "accuracy": a, "macro_f1": a}
+        for s, a in enumerate([0.5, 0.6, 0.55])
+    ]
+    (rec,) = summary_from_runs(runs, {"mixaug": 3.0})
+    assert rec["p_value_vs_none"] is None and rec["accuracy_mean"] == 0.55
