@@ -819,7 +819,7 @@ def eval_cmd(
 ):
     """Compare augmentation methods side by side on TRAIN/TEST: accuracy, fidelity, intrusion, speed."""
     from .config import MAX_SEED, check_number, check_whole_numbers
-    from .evaluate import DEFAULT_METHODS, EvalConfig, run_eval
+    from .evaluate import DEFAULT_METHODS, JOURNAL, EvalConfig, run_eval
 
     check_whole_numbers(
         ("--seeds", seeds, 1, 1000),
@@ -865,8 +865,14 @@ def eval_cmd(
         precision=precision,
         seed=seed,
     )
-    with progress_bars(_show_progress(quiet)) as stage:
-        results = run_eval(cfg, stage, say=(lambda m: None) if quiet else (lambda m: err.print(m, highlight=False)))
+    try:
+        with progress_bars(_show_progress(quiet)) as stage:
+            results = run_eval(cfg, stage, say=(lambda m: None) if quiet else (lambda m: err.print(m, highlight=False)))
+    except KeyboardInterrupt:
+        journal = out / JOURNAL
+        if not journal.exists():
+            raise
+        _fail(f"interrupted; finished runs are kept in {journal}: the same command resumes from them", 130)
     if not quiet:
         err.print(f"wrote {out}/report.md, results.json, summary.json")
     print(json.dumps(results["summary"], default=str))

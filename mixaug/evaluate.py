@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -61,7 +62,11 @@ class EvalConfig:
 
 
 # mixaug variants by name: the augment options each one sets
-VARIANTS = {"adapt": {"adapt": True}, "task": {"task_model": "finetune"}, "guided": {"search": "guided"}}
+VARIANTS = {
+    "adapt": {"adapt": True},
+    "task": {"task_model": "finetune"},
+    "guided": {"search": "guided", "search_width": 3},
+}
 
 
 @dataclass(frozen=True)
@@ -159,13 +164,9 @@ def run_eval(
     train_texts, train_y = train_df[text_col].tolist(), train_df[label_col].tolist()
     test_texts, test_y = test_df[text_col].tolist(), test_df[label_col].tolist()
 
-    from .pipeline import DecodeCache
-
     stack = load_stack(cfg.checkpoint, cfg.device, cfg.precision)
-    # Speed is part of the report: decode afresh (in memory only), never from an earlier run's cache.
-    # Within the run, mixaug:parent/soft reuse the decodes of the same plan under the hard policy.
-    stack.decoded = DecodeCache(None)
-    with stack.encoder.memoize():  # TRAIN texts are encoded once, though every run re-augments a subset
+    # TRAIN texts are encoded once, though every run re-augments a subset
+    with _fresh_decodes(stack), stack.encoder.memoize():
         t0 = time.time()
         # fills the memo: each run encodes its subset from it (and encode_s is the cost of encoding TRAIN once)
         stack.encoder.encode(train_texts, cfg.batch_size, on_batch=stage("encode train", len(train_texts)))
@@ -184,6 +185,9 @@ def run_eval(
         mixaug_decode = DecodeStats()  # the default arm's decoding, for the decode ceiling comparison
         settings = [(s, seed) for s in cfg.shots for seed in range(cfg.seeds if s != "all" else min(cfg.seeds, 1) or 1)]
         advance = stage("accuracy runs", len(settings) * len(methods))
+        journal = RunJournal(Path(cfg.out) / JOURNAL, _journal_key(cfg))
+        if journal.done:
+            say(f"resuming: {len(journal.done)} of {len(settings) * len(methods)} runs done in {journal.path}")
         for shots, seed in settings:
             idx = sample_shots(train_y, shots, cfg.seed + seed)
             sub_texts = [train_texts[i] for i in idx]
@@ -192,6 +196,17 @@ def run_eval(
             originals = [Example(t, t, 1.0, y, y) for t, y in zip(sub_texts, sub_y)]
             for m in methods:
                 name, kind, policy, pairing = m.name, m.kind, m.policy, m.pairing
+                kept = journal.done.get(json.dumps([shots, seed, name]))
+                if kept is not None:  # finished by an interrupted run of the same command: every arm is seeded
+                    runs += kept["runs"]
+                    intrusion_rows += kept["intrusion"]
+                    if kept["rate"] is not None:
+                        timing.setdefault(name, []).append(kept["rate"])
+                    if kept["decode"]:
+                        mixaug_decode.add(DecodeStats(**kept["decode"]))
+                    advance(1)
+                    continue
+                first_run, first_intrusion, arm_decode = len(runs), len(intrusion_rows), None
                 started = time.time()
                 new: list[Example] = []
                 if kind == "eda":
@@ -237,7 +252,8 @@ def run_eval(
                     if m.variant in ("adapt", "task"):  # its stack was adapted to this subset alone: free it
                         forget_stack(out.attrs["mixaug_stats"]["checkpoint"])
                     if name == "mixaug":
-                        mixaug_decode.add(stack.inverter.totals.since(before))
+                        arm_decode = stack.inverter.totals.since(before)
+                        mixaug_decode.add(arm_decode)
                     if policy == "soft":  # a readable sentence with the λ-interpolated label distribution
                         new = [
                             Example(t, t, float(l), a, b)
@@ -252,12 +268,19 @@ def run_eval(
                         new = [Example(t, t, 1.0, y, y) for t, y in zip(out["text"], out["label"])]
                     if policy == "hard" and m.intrusion == "keep":  # dropped rows would hide the rate
                         intrusion_rows += [
-                            {"pairing": pairing, "shots": shots, "lambda": float(l), "intrusion": bool(i)}
+                            {
+                                "method": name,
+                                "pairing": pairing,
+                                "shots": shots,
+                                "lambda": float(l),
+                                "intrusion": bool(i),
+                            }
                             for l, i in zip(out["mixaug_lambda"], out["mixaug_intrusion"])
                         ]
                 seconds = time.time() - started
-                if new:
-                    timing.setdefault(name, []).append(len(new) / max(seconds, 1e-9))
+                rate = len(new) / max(seconds, 1e-9) if new else None
+                if rate is not None:
+                    timing.setdefault(name, []).append(rate)
                 for classifier in cfg.classifiers:
                     score = CLASSIFIERS[classifier]
                     if classifier == "finetune":
@@ -275,6 +298,15 @@ def run_eval(
                             "seconds": round(seconds, 2),
                         }
                     )
+                journal.add(
+                    [shots, seed, name],
+                    {
+                        "runs": runs[first_run:],
+                        "intrusion": intrusion_rows[first_intrusion:],
+                        "rate": rate,
+                        "decode": asdict(arm_decode) if arm_decode is not None else None,
+                    },
+                )
                 advance(1)
             done = runs[-len(methods) * len(cfg.classifiers) :]
             say(
@@ -302,7 +334,79 @@ def run_eval(
             "eda_ops": list(eda_ops()),
         }
         write_outputs(results, Path(cfg.out))
+        journal.remove()
     return results
+
+
+JOURNAL = "runs.partial.jsonl"
+
+
+@contextmanager
+def _fresh_decodes(stack):
+    """Speed is part of the report: decode afresh (in memory only), never from an earlier run's cache; within
+    the run, mixaug:parent/soft reuse the decodes of the same plan under the hard policy. The stack is shared
+    with the process's other calls (a notebook's `augment`), so its own cache comes back afterwards."""
+    from .pipeline import DecodeCache
+
+    saved, stack.decoded = stack.decoded, DecodeCache(None)
+    try:
+        yield
+    finally:
+        stack.decoded = saved
+
+
+def _journal_key(cfg: EvalConfig) -> str:
+    """What a finished run depends on: the settings (not where the report goes or the batch size, which never
+    changes a result), TRAIN's and TEST's bytes, and mixaug's version."""
+    import hashlib
+
+    from . import __version__
+
+    h = hashlib.sha256()
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "batch_size")}
+    h.update(json.dumps([settings, __version__], sort_keys=True, default=str).encode())
+    for path in (cfg.train, cfg.test):
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+class RunJournal:
+    """Each finished (shots, seed, method) run of `mixaug eval`, appended as one JSON line the moment it is
+    done, so an interrupted eval loses at most the run in progress and the same command resumes it. A journal
+    written under other settings or data is started afresh; a torn last line is ignored."""
+
+    def __init__(self, path: Path, key: str):
+        self.path, self.key = path, key
+        self.done: dict[str, dict] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and entry.get("key") == key and "run" in entry:
+                    self.done[json.dumps(entry["run"])] = entry["result"]
+
+    def add(self, run: list, result: dict) -> None:
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.done and self.path.exists():  # another command's journal: start afresh
+            self.path.unlink()
+        line = json.dumps({"key": self.key, "run": run, "result": result}, default=str) + "\n"
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise MixaugError(f"cannot write the run journal {self.path}: {exc.strerror or exc}") from None
+        self.done[json.dumps(run)] = result
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def summary_from_runs(runs: list[dict], rates: dict[str, float]) -> list[dict]:
@@ -415,27 +519,21 @@ def _controllability(stack, texts: Sequence[str], labels: Sequence, cfg: EvalCon
 def _intrusion_table(rows: list[dict]) -> list[dict]:
     if not rows:
         return []
+    """Per arm (each hard-label arm decodes its own rows) and pairing: the rate by λ bucket, then overall."""
     df = pd.DataFrame(rows)
     df["bucket"] = pd.cut(df["lambda"], [0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0], include_lowest=True).astype(str)
     out = []
-    for (pairing, bucket), grp in df.groupby(["pairing", "bucket"], sort=True):
-        out.append(
-            {
-                "pairing": pairing,
-                "lambda_bucket": bucket,
-                "n": int(len(grp)),
-                "intrusion_rate": round(float(grp.intrusion.mean()), 4),
-            }
-        )
-    for pairing, grp in df.groupby("pairing"):
-        out.append(
-            {
-                "pairing": pairing,
-                "lambda_bucket": "all",
-                "n": int(len(grp)),
-                "intrusion_rate": round(float(grp.intrusion.mean()), 4),
-            }
-        )
+    for by in (["method", "pairing", "bucket"], ["method", "pairing"]):
+        for key, grp in df.groupby(by, sort=True):
+            out.append(
+                {
+                    "method": key[0],
+                    "pairing": key[1],
+                    "lambda_bucket": key[2] if len(key) > 2 else "all",
+                    "n": int(len(grp)),
+                    "intrusion_rate": round(float(grp.intrusion.mean()), 4),
+                }
+            )
     return out
 
 
@@ -497,8 +595,10 @@ def _plots(results: dict, out: Path) -> list[str]:
     intr = pd.DataFrame(results["intrusion"])
     if not intr.empty:
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        for pairing, grp in intr[intr.lambda_bucket != "all"].groupby("pairing"):
-            ax.plot(grp.lambda_bucket, grp.intrusion_rate, marker="o", label=pairing)
+        if "method" not in intr:  # a results.json from before the table was per arm
+            intr["method"] = "mixaug"
+        for (method, pairing), grp in intr[intr.lambda_bucket != "all"].groupby(["method", "pairing"]):
+            ax.plot(grp.lambda_bucket, grp.intrusion_rate, marker="o", label=f"{method} ({pairing})")
         ax.set_xlabel("λ bucket (weight of parent a)")
         ax.set_ylabel("intrusion rate")
         ax.legend()
@@ -602,14 +702,18 @@ def render_report(results: dict, plots: list[str]) -> str:
         f"Spearman ρ = {results['controllability'].get('spearman')}\n",
         _md_table(results["controllability"].get("curve", []), ["lambda", "margin_mean", "margin_std"]),
         "## 4. Manifold intrusion (hard label neither parent's)\n",
-        _md_table(results["intrusion"], ["pairing", "lambda_bucket", "n", "intrusion_rate"]),
+        _md_table(results["intrusion"], ["method", "pairing", "lambda_bucket", "n", "intrusion_rate"]),
         "## 5. Speed\n",
         _md_table(
             [{"method": k, "new_rows_per_s": v} for k, v in results["speed"]["new_rows_per_s"].items()],
             ["method", "new_rows_per_s"],
         ),
-        "mixaug:parent and mixaug:soft label the sentences already decoded for the same plan under the hard "
-        "policy (same pairs, same λ), so their rows/s measure labelling only; the decoding cost is in `mixaug`.\n",
+        (
+            "mixaug:parent and mixaug:soft label the sentences already decoded for the same plan under the hard "
+            "policy (same pairs, same λ), so their rows/s measure labelling only; the decoding cost is in `mixaug`.\n"
+            if "mixaug" in results["config"].get("methods", [])
+            else ""
+        ),
         f"Encoder: {results['speed']['encode_sentences_per_s']} sentences/s; LM decode (inversion, batch "
         f"{results['fidelity'].get('batch_size')}): {results['fidelity'].get('decode_tokens_per_s')} tokens/s; "
         f"peak RSS {results['speed']['peak_rss_mb']} MB.\n",

@@ -149,3 +149,78 @@ def test_summary_without_none_has_no_p_value():
     ]
     (rec,) = summary_from_runs(runs, {"mixaug": 3.0})
     assert rec["p_value_vs_none"] is None and rec["accuracy_mean"] == 0.55
+
+
+def test_interrupted_eval_resumes_from_its_journal(tmp_path, sample_rows, tiny_checkpoint, monkeypatch):
+    """Ctrl-C in the middle keeps every finished run; the same command then runs only the rest and ends with
+    the results an uninterrupted run gives (every arm is seeded). A journal of other settings is not used."""
+    from mixaug.classifiers import CLASSIFIERS
+    from mixaug.evaluate import JOURNAL, EvalConfig, run_eval
+
+    df = pd.DataFrame(sample_rows)
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    df.iloc[::2].to_json(train, orient="records", lines=True)
+    df.iloc[1::2].to_json(test, orient="records", lines=True)
+
+    def config(out, **kw):
+        return EvalConfig(
+            train=str(train), test=str(test), out=str(tmp_path / out), shots=[2], seeds=2,
+            methods=["none", "eda", "mixaug"], fidelity_n=0, control_pairs=0, checkpoint=str(tiny_checkpoint), **kw,
+        )  # fmt: skip
+
+    def outcome(results):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in results["runs"]]
+
+    from mixaug.pipeline import load_stack
+
+    shared = load_stack(str(tiny_checkpoint), "auto", "auto").decoded
+    whole = outcome(run_eval(config("whole")))
+    # eval decodes into a cache of its own, and gives the process's shared stack its disk cache back
+    assert load_stack(str(tiny_checkpoint), "auto", "auto").decoded is shared
+    real, calls, stop_at = CLASSIFIERS["logreg"], [], [4]
+
+    def scored(*args, **kw):
+        calls.append(1)
+        if len(calls) == stop_at[0]:  # 4: the first seed's three arms are done; the second seed's first is not
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setitem(CLASSIFIERS, "logreg", scored)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(config("resumed"))
+    journal = tmp_path / "resumed" / JOURNAL
+    assert len(journal.read_text().splitlines()) == 3 and not (tmp_path / "resumed" / "results.json").exists()
+    calls.clear()
+    stop_at[0] = 0
+    assert outcome(run_eval(config("resumed"))) == whole
+    assert len(calls) == 3 and not journal.exists()  # only the second seed's arms ran again
+
+    # a journal left by other settings is started afresh, not mixed in
+    calls.clear()
+    stop_at[0] = 4
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(config("other"))
+    calls.clear()
+    stop_at[0] = 0
+    changed = run_eval(config("other", max_new_rows=1))
+    assert len(calls) == 6 and all(r["new_rows"] <= 1 for r in changed["runs"])
+
+
+def test_cli_interrupt_names_the_journal(tmp_path, monkeypatch):
+    import mixaug.evaluate as evaluate
+
+    def interrupted(cfg, *args, **kw):
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / evaluate.JOURNAL).write_text("{}\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "run_eval", interrupted)
+    for name in ("train.jsonl", "test.jsonl"):
+        (tmp_path / name).write_text('{"text": "a", "label": "x"}\n')
+    r = CliRunner().invoke(
+        app,
+        ["eval", "--train", str(tmp_path / "train.jsonl"), "--test", str(tmp_path / "test.jsonl")]
+        + ["--out", str(tmp_path / "out"), "-q"],
+    )
+    assert r.exit_code == 130
+    assert "runs.partial.jsonl" in r.output and "the same command resumes" in r.output
