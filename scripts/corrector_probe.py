@@ -8,7 +8,7 @@ hypotheses for corpus sentences: loss = −log P(x | prompt(e, ê, hypothesis)).
 rewrites each hypothesis; the closer of hypothesis and rewrite (by re-encoded cosine) is kept.
 
     python scripts/corrector_probe.py data build/corpus/corpus.txt build/corr      # 6,000 hypotheses (~7 min)
-    python scripts/corrector_probe.py train build/corr 200                         # 200 steps of 16 (~20 min)
+    python scripts/corrector_probe.py train build/corr 420                         # 420 steps of 16 (~42 min)
     mixaug invert build/corpus/heldout.jsonl -o build/corr/h200.jsonl -q
     python scripts/corrector_probe.py eval build/corr build/corr/h200.jsonl build/corr/eval200.json
     python scripts/corrector_probe.py loss build/corr build/corr/h200.jsonl    # does it use the draft?
