@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH
 from .errors import MixaugError, MixaugWarning
 
 app = typer.Typer(
@@ -181,7 +181,7 @@ def augment(
         "none", "--search", help="none, or guided: beam search scored by the encoder every 4 tokens (slow)."
     ),
     search_width: int = typer.Option(
-        3, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
+        DEFAULT_SEARCH_WIDTH, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
     ),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0),
@@ -421,7 +421,7 @@ def invert(
         "none", "--search", help="none, or guided: beam search scored by the encoder every 4 tokens (slow)."
     ),
     search_width: int = typer.Option(
-        3, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
+        DEFAULT_SEARCH_WIDTH, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
     ),
     limit: Optional[int] = typer.Option(None),
     overwrite: bool = typer.Option(False, "--overwrite"),
@@ -512,7 +512,7 @@ def _check_out_folder(out: Path) -> None:
 
 
 def _check_decode_options(
-    num_candidates: int, batch_size: int, precision: str, search: str = "none", search_width: int = 3
+    num_candidates: int, batch_size: int, precision: str, search: str = "none", search_width: int = DEFAULT_SEARCH_WIDTH
 ) -> None:
     from .config import AugmentConfig
 

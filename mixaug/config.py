@@ -17,6 +17,7 @@ PRECISIONS = ("auto", "fp32", "int8")  # auto + decode.PRECISIONS (here, so chec
 # sentences); 64 rows at once is ~15% faster than 32 and stays under 2 GiB of memory.
 DEFAULT_PRECISION = "auto"
 DEFAULT_BATCH_SIZE = 64
+DEFAULT_SEARCH_WIDTH = 3  # --search guided: the width the README measured (0.64 sentences/s on 2 cores)
 MAX_SEED = 2**32 - 1  # numpy, torch and scikit-learn all take seeds in [0, 2**32)
 MAX_NEW_ROWS = 10_000_000  # a plan is held in memory; a larger request is almost surely a typo
 MAX_ALPHA = 1e6
@@ -74,7 +75,7 @@ class AugmentConfig:
     # "guided": a beam search over the inverter's continuations, scored every 4 tokens by the encoder's cosine
     # to the target (search.py); search_width hypotheses kept, each extended search_width ways. Slow: opt-in.
     search: str = "none"
-    search_width: int = 3  # the width the README measured: 0.64 sentences/s on 2 cores
+    search_width: int = DEFAULT_SEARCH_WIDTH
     temperature: float = 0.0  # 0 = greedy; with num_candidates > 1, extra candidates sample at candidate_temperature
     candidate_temperature: float = 0.8
     top_p: float = 1.0

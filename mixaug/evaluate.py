@@ -196,7 +196,7 @@ def run_eval(
             originals = [Example(t, t, 1.0, y, y) for t, y in zip(sub_texts, sub_y)]
             for m in methods:
                 name, kind, policy, pairing = m.name, m.kind, m.policy, m.pairing
-                kept = journal.done.get(json.dumps([shots, seed, name]))
+                kept = journal.get([shots, seed, name])
                 if kept is not None:  # finished by an interrupted run of the same command: every arm is seeded
                     runs += kept["runs"]
                     intrusion_rows += kept["intrusion"]
@@ -388,6 +388,10 @@ class RunJournal:
                     continue
                 if isinstance(entry, dict) and entry.get("key") == key and "run" in entry:
                     self.done[json.dumps(entry["run"])] = entry["result"]
+
+    def get(self, run: list) -> dict | None:
+        """The result kept for this run, if a run of the same command finished it."""
+        return self.done.get(json.dumps(run))
 
     def add(self, run: list, result: dict) -> None:
         import os

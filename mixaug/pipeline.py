@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .checkpoint import DEFAULT_CHECKPOINT
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, AugmentConfig
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig
 from .decode_cache import DecodeCache
 from .decode_cache import decode_cache_path as _decode_cache_path
 from .encode import Encoder, cosine_rows
@@ -609,7 +609,7 @@ def invert(
     progress: Progress | None = None,
     precision: str = DEFAULT_PRECISION,
     search: str = "none",
-    search_width: int = 3,
+    search_width: int = DEFAULT_SEARCH_WIDTH,
 ) -> pd.DataFrame:
     """Round trip: each row gets `reconstruction` and `fidelity` (cosine of re-encoding to the original)."""
     progress = progress or _no_progress

@@ -166,8 +166,14 @@ class _PermCache:
         return out
 
 
-def target_batch(inverter: Inverter, targets: Sequence[str], max_tokens: int):
-    """Token ids [B, L] of each target + end-of-turn (padded with it), their labels (-100 on padding), mask."""
+def lm_loss(inverter: Inverter, soft: torch.Tensor, targets: Sequence[str], max_tokens: int) -> torch.Tensor:
+    """Mean token NLL of each target (+ end-of-turn) given its soft prompt inside the template."""
+    return prompt_loss(inverter, inverter.prompt_embeds(soft), targets, max_tokens)
+
+
+def prompt_loss(inverter: Inverter, prompt: torch.Tensor, targets: Sequence[str], max_tokens: int) -> torch.Tensor:
+    """Mean token NLL of each target (+ end-of-turn) after its prompt embeddings [B, P, H] (any prompt of the
+    inverter's LM: lm_loss's template, or a corrector's longer one)."""
     tok = inverter.tokenizer
     ids = [tok(t, add_special_tokens=False)["input_ids"][:max_tokens] + [inverter.eos_id] for t in targets]
     length = max(len(x) for x in ids)
@@ -179,14 +185,6 @@ def target_batch(inverter: Inverter, targets: Sequence[str], max_tokens: int):
         target[i, : len(x)] = torch.tensor(x)
         labels[i, : len(x)] = torch.tensor(x)
         mask[i, : len(x)] = 1
-    return target, labels, mask
-
-
-def lm_loss(inverter: Inverter, soft: torch.Tensor, targets: Sequence[str], max_tokens: int) -> torch.Tensor:
-    """Mean token NLL of each target (+ end-of-turn) given its soft prompt inside the template."""
-    target, labels, mask = target_batch(inverter, targets, max_tokens)
-    b, length = target.shape
-    prompt = inverter.prompt_embeds(soft)
     embeds = torch.cat([prompt, inverter.embed_tokens(target).to(prompt.dtype)], dim=1)
     p = prompt.shape[1]
     attn = torch.cat([torch.ones((b, p), dtype=torch.long), mask], dim=1).to(inverter.device)

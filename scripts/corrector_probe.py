@@ -2,8 +2,8 @@
 it records how the measured arm was built, so the README's number can be reproduced.
 
 The corrector is the inverter with two more inputs: its soft vectors are adaptor(e) + delta([e, ê, e − ê])
-(delta a new MLP whose last layer starts at zero, so step 0 is the inverter), and the hypothesis' tokens
-(left-padded to 24) follow them in the prompt. Trained (adaptor, LoRA and delta) on the inverter's own greedy
+(delta a new MLP whose last layer starts at zero, so at step 0 they are the inverter's), and the hypothesis'
+tokens (left-padded to 24 with <|endoftext|>, all attended) follow them in the prompt. Trained (adaptor, LoRA and delta) on the inverter's own greedy
 hypotheses for corpus sentences: loss = −log P(x | prompt(e, ê, hypothesis)). At decode time one step
 rewrites each hypothesis; the closer of hypothesis and rewrite (by re-encoded cosine) is kept.
 
@@ -32,7 +32,7 @@ from mixaug.encode import cosine_rows, load_encoder
 from mixaug.invert import Inverter, attach_lora
 from mixaug.metrics import reconstruction_report
 from mixaug.models import load_lm
-from mixaug.train import _load_init, target_batch
+from mixaug.train import _load_init, prompt_loss
 
 DEFAULT = Path(__file__).resolve().parents[1] / "mixaug" / "checkpoints" / "default"
 HYP_LEN = 24
@@ -81,16 +81,8 @@ def rest(inv, delta, e, eh, hids):
 
 
 def loss_fn(inv, delta, e, eh, hids, targets, max_tokens=40):
-    target, labels, mask = target_batch(inv, targets, max_tokens)
-    b, length = target.shape
-    pre = inv.embed_tokens(inv.prefix_ids)[None].expand(b, -1, -1)
-    prompt = torch.cat([pre, rest(inv, delta, e, eh, hids)], 1)
-    embeds = torch.cat([prompt, inv.embed_tokens(target)], 1)
-    attn = torch.cat([torch.ones((b, prompt.shape[1]), dtype=torch.long), mask], 1)
-    logits = inv.lm(inputs_embeds=embeds, attention_mask=attn, logits_to_keep=length + 1).logits[:, :-1]
-    return torch.nn.functional.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
-    )
+    pre = inv.embed_tokens(inv.prefix_ids)[None].expand(len(e), -1, -1)
+    return prompt_loss(inv, torch.cat([pre, rest(inv, delta, e, eh, hids)], 1), targets, max_tokens)
 
 
 def trainable(inv, delta):
