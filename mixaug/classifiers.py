@@ -7,12 +7,16 @@ classifier the same way.
 - `finetune`: the encoder fine-tuned with a linear head for a fixed number of optimizer steps, the same
   for every arm, so augmentation is never credited with extra steps (a fixed number of epochs would give
   an arm with twice the rows twice the steps).
+
+Each returns `Scores` (accuracy, macro-F1, recall per class) and honours a row's `weight` (the
+class-weights arm), so the only thing that differs between two arms is the rows they hand in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,25 +36,37 @@ class TestSet:
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 
-def scores(test_y, pred) -> tuple[float, float]:
-    from sklearn.metrics import accuracy_score, f1_score
+class Scores(NamedTuple):
+    accuracy: float
+    macro_f1: float
+    recall: dict  # class (as text) -> recall on TEST
 
-    return float(accuracy_score(test_y, pred)), float(f1_score(test_y, pred, average="macro"))
+
+def scores(test_y, pred) -> Scores:
+    from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+    classes = list(dict.fromkeys(test_y))
+    recall = recall_score(test_y, pred, labels=classes, average=None, zero_division=0)
+    return Scores(
+        float(accuracy_score(test_y, pred)),
+        float(f1_score(test_y, pred, average="macro")),
+        {str(c): round(float(r), 6) for c, r in zip(classes, recall)},
+    )
 
 
 def _weighted_rows(x, examples: list[Example]):
-    """A soft target becomes two rows weighted λ and 1−λ."""
+    """A soft target becomes two rows weighted λ and 1−λ (times the row's own weight)."""
     rows, labels, weights = [], [], []
     for i, e in enumerate(examples):
         for label, w in ((e.label_a, e.lam), (e.label_b, 1 - e.lam)):
             if w > 0:
                 rows.append(i)
                 labels.append(label)
-                weights.append(w)
+                weights.append(w * e.weight)
     return x[rows], labels, np.array(weights)
 
 
-def logreg(examples: list[Example], test: TestSet, encoder, embed: Embed, seed: int = 0) -> tuple[float, float]:
+def logreg(examples: list[Example], test: TestSet, encoder, embed: Embed, seed: int = 0) -> Scores:
     """Logistic regression on frozen embeddings."""
     from sklearn.linear_model import LogisticRegression
 
@@ -62,7 +78,7 @@ def logreg(examples: list[Example], test: TestSet, encoder, embed: Embed, seed: 
     return scores(test.labels, clf.predict(test.emb))
 
 
-def tfidf(examples: list[Example], test: TestSet, encoder, embed: Embed, seed: int = 0) -> tuple[float, float]:
+def tfidf(examples: list[Example], test: TestSet, encoder, embed: Embed, seed: int = 0) -> Scores:
     """TF-IDF (word 1–2-grams, sublinear tf) + logistic regression, fitted on the training rows' texts."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -86,7 +102,7 @@ def finetune(
     embed: Embed,
     seed: int = 0,
     steps: int = FINETUNE_STEPS,
-) -> tuple[float, float]:
+) -> Scores:
     """Fine-tune a copy of the encoder with a linear head for exactly `steps` optimizer steps whatever the
     number of rows: `task.fit`, the same training as `augment --task-model finetune`."""
     from .task import fit

@@ -17,8 +17,9 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_NEIGHBOURS, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH
 from .errors import MixaugError, MixaugWarning
 
 app = typer.Typer(
@@ -139,9 +140,20 @@ def _summary_table(stats: dict) -> Table:
         "rows_per_s",
     ):
         table.add_row(key.replace("_", " "), str(stats.get(key)))
+    if stats.get("balance") is not None:  # --balance: where the rows went (labels are user text: no markup)
+        table.add_row("balance", str(stats["balance"]))
+        for c in stats["new_rows_per_class"]:
+            if c["planned_from"]:
+                table.add_row(Text(f"new rows for {_printable(c['label'])}"), str(c["planned_from"]))
     for reason, count in stats.get("rejected", {}).items():
         table.add_row(f"rejected: {reason}", str(count))
     return table
+
+
+def _printable(value, limit: int | None = 60) -> str:
+    """User text shown on a terminal: control characters (C0, C1) as \\xNN, cut to `limit` characters."""
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(value))
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 IN_FMT = typer.Option(
@@ -171,8 +183,18 @@ def augment(
         None, "-n", "--num-augmented", help="New rows (default: as many as input rows)."
     ),
     pairing: Optional[str] = typer.Option(
-        None, help="intra (same label, default), inter (different labels) or random."
+        None,
+        help="intra (same label, default), inter (different labels), random, neighbours (one of the k nearest "
+        "rows of the same label, SMOTE's partner) or boundary (a near row of another label, λ where the labeller "
+        "is least sure).",
     ),
+    balance: Optional[str] = typer.Option(
+        None,
+        "--balance",
+        help="equal, or a ratio in (0, 1]: plan the new rows per class so every class reaches that share of the "
+        "largest one, rare classes first (-n: the total, each row to the class with the fewest).",
+    ),
+    neighbours: int = typer.Option(DEFAULT_NEIGHBOURS, "--neighbours", help="k of --pairing neighbours/boundary."),
     alpha: float = typer.Option(0.4, help="λ ~ Beta(alpha, alpha)."),
     seed: int = typer.Option(0, help="Seeds the plan (pairs, λ) and any sampling."),
     renormalize: bool = typer.Option(True, "--renormalize/--no-renormalize", help="Project mixtures to unit norm."),
@@ -186,7 +208,9 @@ def augment(
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0),
     max_new_tokens: int = typer.Option(48),
-    label_policy: str = typer.Option("hard", help="hard (classifier), parent (λ-dominant parent) or soft."),
+    label_policy: Optional[str] = typer.Option(
+        None, help="hard (classifier; the default), parent (λ-dominant parent; the default with --balance) or soft."
+    ),
     intrusion: str = typer.Option("keep", help="keep (relabelled) or drop manifold intrusions."),
     min_fidelity: Optional[float] = typer.Option(
         None, help="Drop rows whose re-encoding cosine to the target is below this."
@@ -229,6 +253,8 @@ def augment(
         id_column=id_column,
         num_augmented=num_augmented,
         pairing=pairing,
+        balance=balance,
+        neighbours=neighbours,
         alpha=alpha,
         seed=seed,
         renormalize=renormalize,
@@ -794,8 +820,10 @@ def eval_cmd(
     seeds: int = typer.Option(5),
     methods: Optional[str] = typer.Option(
         None,
-        help="Comma-separated (default: all): none, eda, embed-mixup, paraphrase, "
-        "mixaug[+adapt|+task|+guided][:<hard|parent|soft>:<intra|inter|random>[:keep|drop]] (drop: --intrusion drop).",
+        help="Comma-separated: none, class-weights, oversample, eda, smote, embed-mixup, paraphrase, "
+        "mixaug[+adapt|+task|+guided][:<hard|parent|soft>:<intra|inter|random|neighbours|boundary>[:keep|drop]] "
+        "(drop: --intrusion drop). Default: all but class-weights, oversample and smote; with --rare-classes those "
+        "three, none, eda, embed-mixup and mixaug with each pairing.",
     ),
     classifier: str = typer.Option(
         "logreg",
@@ -807,6 +835,13 @@ def eval_cmd(
     ),
     ratio: float = typer.Option(1.0, help="New rows per original row."),
     max_new_rows: int = typer.Option(200, help="Cap on new rows per run."),
+    rare_classes: int = typer.Option(
+        0,
+        "--rare-classes",
+        help="The imbalanced setting: this many classes (drawn per seed) keep only --rare-shots rows, and every "
+        "method makes rows for them alone, up to the largest class; macro-F1 and their recall are the headline.",
+    ),
+    rare_shots: int = typer.Option(3, "--rare-shots", help="Rows a rare class keeps (with --rare-classes)."),
     max_test: int = typer.Option(1000, help="Score on at most this many TEST rows (seeded sample)."),
     fidelity_n: int = typer.Option(100, help="TEST texts to invert for the fidelity section."),
     control_pairs: int = typer.Option(10, help="Pairs for the controllability curve."),
@@ -819,11 +854,13 @@ def eval_cmd(
 ):
     """Compare augmentation methods side by side on TRAIN/TEST: accuracy, fidelity, intrusion, speed."""
     from .config import MAX_SEED, check_number, check_whole_numbers
-    from .evaluate import DEFAULT_METHODS, JOURNAL, EvalConfig, run_eval
+    from .evaluate import DEFAULT_METHODS, IMBALANCED_METHODS, JOURNAL, EvalConfig, run_eval
 
     check_whole_numbers(
         ("--seeds", seeds, 1, 1000),
         ("--max-new-rows", max_new_rows, 1, 1_000_000),
+        ("--rare-classes", rare_classes, 0, 100_000),
+        ("--rare-shots", rare_shots, 1, 1_000_000),
         ("--max-test", max_test, 1, 10_000_000),
         ("--fidelity-n", fidelity_n, 0, 1_000_000),
         ("--control-pairs", control_pairs, 0, 10_000),
@@ -851,11 +888,15 @@ def eval_cmd(
         label_column=label_column,
         shots=shot_list,
         seeds=seeds,
-        methods=[m.strip() for m in methods.split(",")] if methods else list(DEFAULT_METHODS),
+        methods=[m.strip() for m in methods.split(",")]
+        if methods
+        else list(IMBALANCED_METHODS if rare_classes else DEFAULT_METHODS),
         classifiers=[c.strip() for c in classifier.split(",") if c.strip()],
         finetune_steps=finetune_steps,
         ratio=ratio,
         max_new_rows=max_new_rows,
+        rare_classes=rare_classes,
+        rare_shots=rare_shots,
         max_test=max_test,
         fidelity_n=fidelity_n,
         control_pairs=control_pairs,

@@ -7,7 +7,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Literal
 
-Pairing = Literal["intra", "inter", "random"]
+Pairing = Literal["intra", "inter", "random", "neighbours", "boundary"]
 LabelPolicy = Literal["hard", "parent", "soft"]
 IntrusionPolicy = Literal["keep", "drop"]
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -21,6 +21,26 @@ DEFAULT_SEARCH_WIDTH = 3  # --search guided: the width the README measured (0.64
 MAX_SEED = 2**32 - 1  # numpy, torch and scikit-learn all take seeds in [0, 2**32)
 MAX_NEW_ROWS = 10_000_000  # a plan is held in memory; a larger request is almost surely a typo
 MAX_ALPHA = 1e6
+DEFAULT_NEIGHBOURS = 5  # k of --pairing neighbours/boundary: SMOTE's (and imbalanced-learn's) default
+PAIRINGS = ("intra", "inter", "random", "neighbours", "boundary")  # mix.py plans each
+BALANCE_PAIRING = "intra"  # --balance's default pairing: the winner of README "Rare classes"
+
+
+def balance_ratio(balance) -> float | None:
+    """--balance as a ratio: None (off), "equal" = 1.0, or a number (or its text) in (0, 1]."""
+    from .errors import MixaugError
+
+    if balance is None:
+        return None
+    if balance == "equal":
+        return 1.0
+    try:
+        value = float(balance)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(balance, bool) or not math.isfinite(value) or not 0 < value <= 1:
+        raise MixaugError(f"--balance takes 'equal' or a ratio in (0, 1] of the largest class (got {balance!r})")
+    return value
 
 
 def np_bool() -> type:
@@ -68,6 +88,10 @@ class AugmentConfig:
     id_column: str | None = None  # default: the row number
     num_augmented: int | None = None  # default: as many as input rows
     pairing: Pairing | None = None  # default: intra when labelled, random when not
+    # --balance: plan new rows per class, rare classes first: "equal" (= 1.0) or a ratio r in (0, 1] (every
+    # class up to r x the largest); num_augmented, if given, is then the total (see mix.class_quota)
+    balance: str | float | None = None
+    neighbours: int = DEFAULT_NEIGHBOURS  # k of --pairing neighbours/boundary
     alpha: float = 0.4
     seed: int = 0
     renormalize: bool = True  # project the mixture back onto the unit sphere the adaptor was trained on
@@ -80,7 +104,7 @@ class AugmentConfig:
     candidate_temperature: float = 0.8
     top_p: float = 1.0
     max_new_tokens: int = 48
-    label_policy: LabelPolicy = "hard"
+    label_policy: LabelPolicy | None = None  # default: hard, or parent with --balance (see `policy`)
     intrusion: IntrusionPolicy = "keep"
     min_fidelity: float | None = None
     max_rounds: int = 3  # planning rounds: the first plans N rows, later ones replace rejected rows
@@ -100,6 +124,24 @@ class AugmentConfig:
     engine: str = "local"  # where decoding runs: this process, or Ray actors (same output)
     num_workers: int | None = None  # Ray actors (default: one per CPU of the cluster)
 
+    def pairing_for(self, labels) -> str:
+        """The pairing in force for these labels (None: unlabelled): as set, else random for unlabelled rows,
+        BALANCE_PAIRING with --balance (where the rows have two classes to lie between), else intra."""
+        if self.pairing is not None:
+            return self.pairing
+        if labels is None:
+            return "random"
+        if self.balance is not None and (BALANCE_PAIRING != "boundary" or len(set(labels)) > 1):
+            return BALANCE_PAIRING
+        return "intra"
+
+    @property
+    def policy(self) -> str:
+        """The label policy in force: as set, else `hard` (the classifier's label), or `parent` with --balance.
+        Measured (README "Rare classes"): a labeller fitted on every class gives most rows planned for a rare
+        class a common class's label (60-100 % intrusions), so the rows no longer top the rare class up."""
+        return self.label_policy or ("parent" if self.balance is not None else "hard")
+
     def validate(self) -> None:
         """Every option checked before a model loads or a row is read: one line naming the option."""
         from .errors import MixaugError
@@ -111,6 +153,8 @@ class AugmentConfig:
             number("--num-augmented", self.num_augmented, 0, MAX_NEW_ROWS, integer=True)
         number("--num-candidates", self.num_candidates, 1, 64, integer=True)
         number("--search-width", self.search_width, 1, 64, integer=True)
+        number("--neighbours", self.neighbours, 1, 1000, integer=True)
+        balance_ratio(self.balance)
         number("--batch-size", self.batch_size, 1, 4096, integer=True)
         if self.num_workers is not None:
             number("--num-workers", self.num_workers, 1, 4096, integer=True)
@@ -128,8 +172,8 @@ class AugmentConfig:
             if not -1 <= self.min_fidelity <= 1:
                 raise MixaugError("--min-fidelity is a cosine: use a value in [-1, 1]")
         for name, value, allowed in (
-            ("--pairing", self.pairing, ("intra", "inter", "random", None)),
-            ("--label-policy", self.label_policy, ("hard", "parent", "soft")),
+            ("--pairing", self.pairing, PAIRINGS + (None,)),
+            ("--label-policy", self.label_policy, ("hard", "parent", "soft", None)),
             ("--intrusion", self.intrusion, ("keep", "drop")),
             ("--device", self.device, DEVICES),
             ("--precision", self.precision, PRECISIONS),

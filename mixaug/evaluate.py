@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from .baselines import eda, eda_ops, embed_mixup, paraphrase
-from .classifiers import CLASSIFIERS, FINETUNE_STEPS, Example, TestSet
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION
+from .classifiers import CLASSIFIERS, FINETUNE_STEPS, Example, Scores, TestSet
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_NEIGHBOURS, DEFAULT_PRECISION, PAIRINGS
 from .decode import DecodeStats
 from .errors import MixaugError
 
@@ -34,6 +34,19 @@ DEFAULT_METHODS = (
     "mixaug:parent:intra",
     "mixaug:soft:intra",
     "mixaug:hard:inter",
+)
+# with --rare-classes: what a user reaches for when a class is rare, and each way mixaug can pair
+IMBALANCED_METHODS = (
+    "none",
+    "class-weights",
+    "oversample",
+    "eda",
+    "smote",
+    "embed-mixup",
+    "mixaug",  # under --balance: parent labels, BALANCE_PAIRING
+    "mixaug:hard:intra",
+    "mixaug:parent:neighbours",
+    "mixaug:parent:boundary",
 )
 
 
@@ -51,6 +64,11 @@ class EvalConfig:
     finetune_steps: int = FINETUNE_STEPS  # optimizer steps of the finetune classifier (and of mixaug+task's task model)
     ratio: float = 1.0  # new rows per original row
     max_new_rows: int = 200  # cap per run, so "all" stays affordable on a CPU
+    # the imbalanced setting: per seed, rare_classes classes (drawn at random) keep rare_shots rows while the
+    # others keep `shots`; every arm then makes its rows for the rare classes only, as many as bring each up
+    # to the largest (mixaug: --balance equal), and macro-F1 and the rare classes' recall are the headline
+    rare_classes: int = 0
+    rare_shots: int = 3
     max_test: int | None = 1000
     fidelity_n: int = 100
     control_pairs: int = 10
@@ -74,8 +92,8 @@ class Method:
     """An augmentation arm by name. mixaug arms: `mixaug[+adapt|+task|+guided][:policy:pairing[:keep|drop]]`."""
 
     name: str
-    kind: str  # none, eda, embed-mixup, paraphrase, mixaug
-    policy: str | None = None
+    kind: str  # a key of ARMS
+    policy: str | None = None  # mixaug: None = augment's default
     pairing: str | None = None
     # mixaug only: None, "adapt" (stage 2 on the texts), "task" (--task-model finetune) or "guided" (--search guided)
     variant: str | None = None
@@ -83,43 +101,59 @@ class Method:
 
 
 def parse_method(name: str) -> Method:
-    """'mixaug' -> hard, intra; 'mixaug+task:soft:inter' -> the task-model variant, soft, inter;
+    """'mixaug' -> augment's defaults; 'mixaug+task:soft:inter' -> the task-model variant, soft, inter;
     'mixaug:hard:intra:drop' -> intrusions dropped; others as is."""
     head, _, rest = name.partition(":")
     kind, _, variant = head.partition("+")
     if kind == "mixaug":
         if variant not in ("",) + tuple(VARIANTS):
             raise MixaugError(f"bad method '{name}': mixaug variants are mixaug+adapt, mixaug+task and mixaug+guided")
-        parts = rest.split(":") if rest else ["hard", "intra"]
+        if not rest:  # the product's defaults (hard labels, intra pairs; parent labels under --balance)
+            return Method(name, "mixaug", None, None, variant or None)
+        parts = rest.split(":")
         if (
             len(parts) not in (2, 3)
             or parts[0] not in ("hard", "parent", "soft")
-            or parts[1] not in ("intra", "inter", "random")
+            or parts[1] not in PAIRINGS
             or parts[2:] not in ([], ["keep"], ["drop"])
         ):
             raise MixaugError(
-                f"bad method '{name}': use mixaug[+adapt|+task|+guided][:<hard|parent|soft>:<intra|inter|random>[:keep|drop]]"
+                f"bad method '{name}': use mixaug[+adapt|+task|+guided][:<hard|parent|soft>:<{'|'.join(PAIRINGS)}>[:keep|drop]]"
             )
         return Method(name, "mixaug", parts[0], parts[1], variant or None, (parts[2:] or ["keep"])[0])
-    if name not in ("none", "eda", "embed-mixup", "paraphrase"):
+    if name not in ARMS:
         raise MixaugError(
-            f"unknown method '{name}': use none, eda, embed-mixup, paraphrase, mixaug[+adapt|+task|+guided][:policy:pairing[:keep|drop]]"
+            f"unknown method '{name}': use {', '.join(a for a in ARMS if a != 'mixaug')}, "
+            "mixaug[+adapt|+task|+guided][:policy:pairing[:keep|drop]]"
         )
     return Method(name, name)
 
 
-def sample_shots(labels: Sequence, shots, seed: int) -> np.ndarray:
-    """Row indices: `shots` per class (all rows of a smaller class), or every row for 'all'."""
+def sample_shots(labels: Sequence, shots, seed: int, rare: Sequence = (), rare_shots: int = 3) -> np.ndarray:
+    """Row indices: `shots` per class (all rows of a smaller class; `rare_shots` for the classes in `rare`),
+    or every row for 'all'."""
     idx = np.arange(len(labels))
-    if shots == "all":
+    if shots == "all" and not len(rare):
         return idx
     rng = np.random.default_rng([seed, 11])
     labels = np.asarray(labels, dtype=object)
     picked = []
     for cls in pd.unique(labels):
         rows = idx[labels == cls]
-        picked.extend(rng.choice(rows, size=min(int(shots), len(rows)), replace=False).tolist())
+        k = rare_shots if cls in rare else (len(rows) if shots == "all" else int(shots))
+        picked.extend(rng.choice(rows, size=min(k, len(rows)), replace=False).tolist())
     return np.array(sorted(picked))
+
+
+def rare_classes(labels: Sequence, count: int, seed: int) -> list:
+    """The `count` classes the imbalanced setting cuts for this seed (drawn at random, in first-seen order)."""
+    classes = list(pd.unique(np.asarray(labels, dtype=object)))
+    if not count:
+        return []
+    if count >= len(classes):
+        raise MixaugError(f"--rare-classes {count} leaves no common class: TRAIN has {len(classes)} classes")
+    picked = set(np.random.default_rng([seed, 17]).choice(len(classes), count, replace=False).tolist())
+    return [c for k, c in enumerate(classes) if k in picked]
 
 
 def _paired_p(xs: Sequence[float], ys: Sequence[float]) -> float | None:
@@ -178,140 +212,47 @@ def run_eval(
 
         test = TestSet(test_texts, test_y, test_emb)
 
-        para_lm = None
         runs: list[dict] = []
         intrusion_rows: list[dict] = []
         timing: dict[str, list[float]] = {}
         mixaug_decode = DecodeStats()  # the default arm's decoding, for the decode ceiling comparison
+        shared: dict = {}  # what arms load once per eval (the paraphrase LM)
         settings = [(s, seed) for s in cfg.shots for seed in range(cfg.seeds if s != "all" else min(cfg.seeds, 1) or 1)]
         advance = stage("accuracy runs", len(settings) * len(methods))
         journal = RunJournal(Path(cfg.out) / JOURNAL, _journal_key(cfg))
         if journal.done:
             say(f"resuming: {len(journal.done)} of {len(settings) * len(methods)} runs done in {journal.path}")
         for shots, seed in settings:
-            idx = sample_shots(train_y, shots, cfg.seed + seed)
-            sub_texts = [train_texts[i] for i in idx]
-            sub_y = [train_y[i] for i in idx]
-            n_new = min(cfg.max_new_rows, max(1, int(round(cfg.ratio * len(idx)))))
-            originals = [Example(t, t, 1.0, y, y) for t, y in zip(sub_texts, sub_y)]
+            rare = rare_classes(train_y, cfg.rare_classes, cfg.seed + seed)
+            idx = sample_shots(train_y, shots, cfg.seed + seed, rare, cfg.rare_shots)
+            sub = Subset(
+                [train_texts[i] for i in idx],
+                [train_y[i] for i in idx],
+                cfg.seed + seed,
+                rare,
+                cfg,
+                stack,
+                embed,
+                shared,
+            )
             for m in methods:
-                name, kind, policy, pairing = m.name, m.kind, m.policy, m.pairing
-                kept = journal.get([shots, seed, name])
-                if kept is not None:  # finished by an interrupted run of the same command: every arm is seeded
-                    runs += kept["runs"]
-                    intrusion_rows += kept["intrusion"]
-                    if kept["rate"] is not None:
-                        timing.setdefault(name, []).append(kept["rate"])
-                    if kept["decode"]:
-                        mixaug_decode.add(DecodeStats(**kept["decode"]))
-                    advance(1)
-                    continue
-                first_run, first_intrusion, arm_decode = len(runs), len(intrusion_rows), None
-                started = time.time()
-                new: list[Example] = []
-                if kind == "eda":
-                    texts, labels = eda(sub_texts, sub_y, n_new, cfg.seed + seed)
-                    new = [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
-                elif kind == "embed-mixup":
-                    a, b, lam = embed_mixup(len(sub_texts), n_new, cfg.seed + seed)
-                    new = [
-                        Example(sub_texts[i], sub_texts[j], float(l), sub_y[i], sub_y[j]) for i, j, l in zip(a, b, lam)
-                    ]
-                elif kind == "paraphrase":
-                    from .models import DEFAULT_LM, load_lm
-
-                    if para_lm is None:
-                        para_lm = load_lm(DEFAULT_LM, stack.device)[:2]
-                    texts, labels = paraphrase(
-                        sub_texts, sub_y, n_new, cfg.seed + seed, *para_lm, batch_size=cfg.batch_size
-                    )
-                    new = [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
-                elif kind == "mixaug":
-                    from .pipeline import augment, forget_stack
-
-                    frame = pd.DataFrame({"text": sub_texts, "label": sub_y})
-                    before = replace(stack.inverter.totals)
-                    variant = VARIANTS.get(m.variant, {})
-                    out = augment(
-                        frame,
-                        text_column="text",
-                        label_column="label",
-                        num_augmented=n_new,
-                        pairing=pairing,
-                        label_policy=policy,
-                        seed=cfg.seed + seed,
-                        only_new=True,
-                        checkpoint=cfg.checkpoint,
-                        device=cfg.device,
-                        batch_size=cfg.batch_size,
-                        precision=cfg.precision,
-                        task_steps=cfg.finetune_steps,
-                        intrusion=m.intrusion,
-                        **variant,
-                    )
-                    if m.variant in ("adapt", "task"):  # its stack was adapted to this subset alone: free it
-                        forget_stack(out.attrs["mixaug_stats"]["checkpoint"])
-                    if name == "mixaug":
-                        arm_decode = stack.inverter.totals.since(before)
-                        mixaug_decode.add(arm_decode)
-                    if policy == "soft":  # a readable sentence with the λ-interpolated label distribution
-                        new = [
-                            Example(t, t, float(l), a, b)
-                            for t, l, a, b in zip(
-                                out["text"],
-                                out["mixaug_lambda"],
-                                out["mixaug_parent_a_label"],
-                                out["mixaug_parent_b_label"],
-                            )
-                        ]
-                    else:
-                        new = [Example(t, t, 1.0, y, y) for t, y in zip(out["text"], out["label"])]
-                    if policy == "hard" and m.intrusion == "keep":  # dropped rows would hide the rate
-                        intrusion_rows += [
-                            {
-                                "method": name,
-                                "pairing": pairing,
-                                "shots": shots,
-                                "lambda": float(l),
-                                "intrusion": bool(i),
-                            }
-                            for l, i in zip(out["mixaug_lambda"], out["mixaug_intrusion"])
-                        ]
-                seconds = time.time() - started
-                rate = len(new) / max(seconds, 1e-9) if new else None
-                if rate is not None:
-                    timing.setdefault(name, []).append(rate)
-                for classifier in cfg.classifiers:
-                    score = CLASSIFIERS[classifier]
-                    if classifier == "finetune":
-                        score = partial(score, steps=cfg.finetune_steps)
-                    acc, f1 = score(originals + new, test, stack.encoder, embed, cfg.seed + seed)
-                    runs.append(
-                        {
-                            "classifier": classifier,
-                            "method": name,
-                            "shots": shots,
-                            "seed": seed,
-                            "accuracy": acc,
-                            "macro_f1": f1,
-                            "new_rows": len(new),
-                            "seconds": round(seconds, 2),
-                        }
-                    )
-                journal.add(
-                    [shots, seed, name],
-                    {
-                        "runs": runs[first_run:],
-                        "intrusion": intrusion_rows[first_intrusion:],
-                        "rate": rate,
-                        "decode": asdict(arm_decode) if arm_decode is not None else None,
-                    },
-                )
+                kept = journal.get([shots, seed, m.name])
+                if kept is None:  # else finished by an interrupted run of the same command: every arm is seeded
+                    kept = _run_arm(m, sub, test, shots, seed)
+                    journal.add([shots, seed, m.name], kept)
+                runs += kept["runs"]
+                intrusion_rows += kept["intrusion"]
+                if kept["rate"] is not None:
+                    timing.setdefault(m.name, []).append(kept["rate"])
+                if kept["decode"] and m.name == "mixaug":
+                    mixaug_decode.add(DecodeStats(**kept["decode"]))
                 advance(1)
             done = runs[-len(methods) * len(cfg.classifiers) :]
             say(
                 f"shots={shots} seed={seed}: "
-                + ", ".join(f"{r['classifier']}/{r['method']} {r['accuracy']:.3f}" for r in done)
+                + ", ".join(
+                    f"{r['classifier']}/{r['method']} {r['macro_f1' if rare else 'accuracy']:.3f}" for r in done
+                )
             )
 
         summary = _summarise(runs, timing)
@@ -336,6 +277,237 @@ def run_eval(
         write_outputs(results, Path(cfg.out))
         journal.remove()
     return results
+
+
+# -- the arms ---------------------------------------------------------------------------------------------
+@dataclass
+class Subset:
+    """What every arm gets for one (shots, seed) run: the sampled TRAIN rows and the shared tools."""
+
+    texts: list
+    labels: list
+    seed: int
+    rare: list  # the imbalanced setting's cut classes ([] when balanced)
+    cfg: EvalConfig
+    stack: object
+    embed: Callable[[Sequence[str]], np.ndarray]
+    shared: dict
+
+    @property
+    def quota(self) -> dict | None:
+        """Imbalanced: new rows per class, rare classes first up to the largest (capped by max_new_rows)."""
+        if not self.rare:
+            return None
+        from .mix import class_quota
+
+        deficit = sum(class_quota(self.labels, 1.0).values())
+        return class_quota(self.labels, 1.0, min(self.cfg.max_new_rows, deficit))
+
+    @property
+    def n_new(self) -> int:
+        quota = self.quota
+        if quota is not None:
+            return sum(quota.values())
+        return min(self.cfg.max_new_rows, max(1, int(round(self.cfg.ratio * len(self.texts)))))
+
+    @property
+    def originals(self) -> list[Example]:
+        return [Example(t, t, 1.0, y, y) for t, y in zip(self.texts, self.labels)]
+
+    def per_class(self, make: Callable[[list, list, int, int], tuple[list, list]]) -> list[Example]:
+        """make(texts, labels, n, seed) -> (texts, labels): over all rows when balanced; imbalanced, once per
+        class with new rows to make, on that class's rows alone."""
+        if self.quota is None:
+            texts, labels = make(self.texts, self.labels, self.n_new, self.seed)
+        else:
+            texts, labels = [], []
+            for k, (cls, n) in enumerate(self.quota.items()):
+                rows = [t for t, y in zip(self.texts, self.labels) if y == cls]
+                if n and rows:
+                    t, y = make(rows, [cls] * len(rows), n, self.seed + 7919 * k)
+                    texts, labels = texts + t, labels + y
+        return [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
+
+    def pairs(self, plan: pd.DataFrame, soft: bool = True) -> list[Example]:
+        """Rows that mix two originals' features (a classifier's own space) with the λ-interpolated label."""
+        t, y = self.texts, self.labels
+        return [
+            Example(t[a], t[b], float(l), y[a], y[b] if soft else y[a]) for a, b, l in zip(plan.a, plan.b, plan.lam)
+        ]
+
+
+@dataclass
+class ArmRows:
+    """An arm's training rows for the classifiers (originals included) and what it measured making them."""
+
+    rows: list[Example]
+    intrusion: list[dict] = field(default_factory=list)
+    decode: DecodeStats | None = None
+
+
+def arm_none(m: Method, sub: Subset) -> ArmRows:
+    return ArmRows(sub.originals)
+
+
+def arm_class_weights(m: Method, sub: Subset) -> ArmRows:
+    """No new rows: each original weighted n / (classes x its class's size), scikit-learn's 'balanced'."""
+    from collections import Counter
+
+    counts = Counter(sub.labels)
+    w = {c: len(sub.labels) / (len(counts) * k) for c, k in counts.items()}
+    return ArmRows([replace(e, weight=w[e.label_a]) for e in sub.originals])
+
+
+def arm_oversample(m: Method, sub: Subset) -> ArmRows:
+    """Random oversampling (imbalanced-learn's RandomOverSampler): copies of rows drawn with replacement."""
+
+    def copies(texts, labels, n, seed):
+        pick = np.random.default_rng([seed, 13]).integers(0, len(texts), n)
+        return [texts[i] for i in pick], [labels[i] for i in pick]
+
+    return ArmRows(sub.originals + sub.per_class(copies))
+
+
+def arm_eda(m: Method, sub: Subset) -> ArmRows:
+    return ArmRows(sub.originals + sub.per_class(eda))
+
+
+def arm_paraphrase(m: Method, sub: Subset) -> ArmRows:
+    from .models import DEFAULT_LM, load_lm
+
+    if "para_lm" not in sub.shared:
+        sub.shared["para_lm"] = load_lm(DEFAULT_LM, sub.stack.device)[:2]
+
+    def para(texts, labels, n, seed):
+        return paraphrase(texts, labels, n, seed, *sub.shared["para_lm"], batch_size=sub.cfg.batch_size)
+
+    return ArmRows(sub.originals + sub.per_class(para))
+
+
+def arm_embed_mixup(m: Method, sub: Subset) -> ArmRows:
+    """Mixup of two rows' features with the mixed label: random pairs; imbalanced, pairs within a rare class."""
+    from .mix import plan_pairs
+
+    if sub.quota is None:
+        a, b, lam = embed_mixup(len(sub.texts), sub.n_new, sub.seed)
+        return ArmRows(sub.originals + sub.pairs(pd.DataFrame({"a": a, "b": b, "lam": lam})))
+    return ArmRows(sub.originals + sub.pairs(plan_pairs(sub.labels, 0, "intra", 0.4, sub.seed, quota=sub.quota)))
+
+
+def arm_smote(m: Method, sub: Subset) -> ArmRows:
+    """SMOTE (Chawla et al.; imbalanced-learn's defaults): a row of the class and one of its 5 nearest
+    same-class rows in the encoder's space, mixed at a uniform gap (λ ~ Beta(1, 1)). Each classifier mixes the
+    two rows in its own feature space (for logreg that is SMOTE on the frozen embeddings exactly)."""
+    from .mix import plan_pairs
+
+    emb = sub.embed(sub.texts)
+    plan = plan_pairs(
+        sub.labels, sub.n_new, "neighbours", 1.0, sub.seed, quota=sub.quota, emb=emb, neighbours=DEFAULT_NEIGHBOURS
+    )
+    return ArmRows(sub.originals + sub.pairs(plan))
+
+
+def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
+    """`pipeline.augment` itself on the subset (imbalanced: with --balance equal, the same quota)."""
+    from .pipeline import augment, forget_stack
+
+    cfg, stack = sub.cfg, sub.stack
+    frame = pd.DataFrame({"text": sub.texts, "label": sub.labels})
+    before = replace(stack.inverter.totals)
+    out = augment(
+        frame,
+        text_column="text",
+        label_column="label",
+        num_augmented=sub.n_new,
+        balance="equal" if sub.quota is not None else None,
+        pairing=m.pairing,
+        label_policy=m.policy,
+        seed=sub.seed,
+        only_new=True,
+        checkpoint=cfg.checkpoint,
+        device=cfg.device,
+        batch_size=cfg.batch_size,
+        precision=cfg.precision,
+        task_steps=cfg.finetune_steps,
+        intrusion=m.intrusion,
+        **VARIANTS.get(m.variant, {}),
+    )
+    if m.variant in ("adapt", "task"):  # its stack was adapted to this subset alone: free it
+        forget_stack(out.attrs["mixaug_stats"]["checkpoint"])
+    decode = stack.inverter.totals.since(before)
+    if (
+        out.attrs["mixaug_stats"]["label_policy"] == "soft"
+    ):  # a readable sentence with the λ-interpolated label distribution
+        new = [
+            Example(t, t, float(l), a, b)
+            for t, l, a, b in zip(
+                out["text"], out["mixaug_lambda"], out["mixaug_parent_a_label"], out["mixaug_parent_b_label"]
+            )
+        ]
+    else:
+        new = [Example(t, t, 1.0, y, y) for t, y in zip(out["text"], out["label"])]
+    intrusion = []
+    stats = out.attrs["mixaug_stats"]
+    if stats["label_policy"] == "hard" and m.intrusion == "keep":  # dropped rows would hide the rate
+        intrusion = [
+            {
+                "method": m.name,
+                "pairing": stats["pairing"],
+                "lambda": float(l),
+                "intrusion": bool(i),
+                "confidence": float(c),
+            }
+            for l, i, c in zip(out["mixaug_lambda"], out["mixaug_intrusion"], out["mixaug_label_confidence"])
+        ]
+    return ArmRows(sub.originals + new, intrusion, decode)
+
+
+ARMS: dict[str, Callable[[Method, Subset], ArmRows]] = {
+    "none": arm_none,
+    "class-weights": arm_class_weights,
+    "oversample": arm_oversample,
+    "eda": arm_eda,
+    "embed-mixup": arm_embed_mixup,
+    "smote": arm_smote,
+    "paraphrase": arm_paraphrase,
+    "mixaug": arm_mixaug,
+}
+
+
+def _run_arm(m: Method, sub: Subset, test: TestSet, shots, seed: int) -> dict:
+    """One arm on one subset, scored by every classifier: the journal's record of it."""
+    started = time.time()
+    made = ARMS[m.kind](m, sub)
+    seconds = time.time() - started
+    n_new = len(made.rows) - len(sub.texts)
+    rate = n_new / max(seconds, 1e-9) if n_new > 0 else None
+    runs = []
+    for classifier in sub.cfg.classifiers:
+        score = CLASSIFIERS[classifier]
+        if classifier == "finetune":
+            score = partial(score, steps=sub.cfg.finetune_steps)
+        got: Scores = score(made.rows, test, sub.stack.encoder, sub.embed, sub.seed)
+        rare = [got.recall[str(c)] for c in sub.rare if str(c) in got.recall]
+        runs.append(
+            {
+                "classifier": classifier,
+                "method": m.name,
+                "shots": shots,
+                "seed": seed,
+                "accuracy": got.accuracy,
+                "macro_f1": got.macro_f1,
+                "rare_recall": float(np.mean(rare)) if rare else None,
+                "rare_classes": [str(c) for c in sub.rare],
+                "new_rows": n_new,
+                "seconds": round(seconds, 2),
+            }
+        )
+    return {
+        "runs": runs,
+        "intrusion": [dict(r, shots=shots) for r in made.intrusion],
+        "rate": rate,
+        "decode": asdict(made.decode) if made.decode is not None else None,
+    }
 
 
 JOURNAL = "runs.partial.jsonl"
@@ -427,6 +599,8 @@ def _summarise(runs: list[dict], timing: dict) -> list[dict]:
         base = df[(df.classifier == classifier) & (df.method == "none") & (df.shots == shots)].sort_values("seed")
         mine = grp.sort_values("seed")
         p = None if method == "none" else _paired_p(mine.accuracy.tolist(), base.accuracy.tolist())
+        p_f1 = None if method == "none" else _paired_p(mine.macro_f1.tolist(), base.macro_f1.tolist())
+        rare = grp["rare_recall"].dropna() if "rare_recall" in grp else pd.Series(dtype=float)
         out.append(
             {
                 "classifier": classifier,
@@ -437,6 +611,8 @@ def _summarise(runs: list[dict], timing: dict) -> list[dict]:
                 "macro_f1_mean": round(float(grp.macro_f1.mean()), 4),
                 "macro_f1_std": round(float(grp.macro_f1.std(ddof=1)) if len(grp) > 1 else 0.0, 4),
                 "p_value_vs_none": None if p is None else round(p, 4),
+                "macro_f1_p_vs_none": None if p_f1 is None else round(p_f1, 4),
+                "rare_recall_mean": round(float(rare.mean()), 4) if len(rare) else None,
                 "new_rows_per_s": round(float(np.mean(timing[method])), 3) if method in timing else None,
             }
         )
@@ -536,6 +712,7 @@ def _intrusion_table(rows: list[dict]) -> list[dict]:
                     "lambda_bucket": key[2] if len(key) > 2 else "all",
                     "n": int(len(grp)),
                     "intrusion_rate": round(float(grp.intrusion.mean()), 4),
+                    "label_confidence": round(float(grp.confidence.mean()), 4) if "confidence" in grp else None,
                 }
             )
     return out
@@ -687,6 +864,8 @@ def render_report(results: dict, plots: list[str]) -> str:
                 "macro_f1_mean",
                 "macro_f1_std",
                 "p_value_vs_none",
+                "macro_f1_p_vs_none",
+                "rare_recall_mean",
                 "new_rows_per_s",
             ],
         ),
@@ -706,7 +885,9 @@ def render_report(results: dict, plots: list[str]) -> str:
         f"Spearman ρ = {results['controllability'].get('spearman')}\n",
         _md_table(results["controllability"].get("curve", []), ["lambda", "margin_mean", "margin_std"]),
         "## 4. Manifold intrusion (hard label neither parent's)\n",
-        _md_table(results["intrusion"], ["method", "pairing", "lambda_bucket", "n", "intrusion_rate"]),
+        _md_table(
+            results["intrusion"], ["method", "pairing", "lambda_bucket", "n", "intrusion_rate", "label_confidence"]
+        ),
         "## 5. Speed\n",
         _md_table(
             [{"method": k, "new_rows_per_s": v} for k, v in results["speed"]["new_rows_per_s"].items()],

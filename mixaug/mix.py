@@ -1,18 +1,30 @@
-"""Pair planning and embedding mixing.
+"""Pair planning and embedding mixing: which rows to make (--balance's per-class quota, rare classes first)
+and how to pair them (intra, inter, random, SMOTE-style neighbours, the labeller's boundary).
 
-The plan (pairs, λ, per-row seeds) is computed from the labels and --seed alone, before any model runs,
-so the output cannot depend on batch size or device, and a plan could be executed in shards.
+The plan (pairs, λ, per-row seeds) is computed from the labels, --seed and, for neighbours/boundary, the
+rows' embeddings (bit-identical whatever the batch size) and the labeller fitted on them, before any row is
+decoded, so the output cannot depend on batch size or device, and a plan could be executed in shards.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from .config import DEFAULT_NEIGHBOURS
 from .errors import MixaugError
+
+NEEDS_EMBEDDINGS = ("neighbours", "boundary")  # pairings whose plan reads the rows' embeddings
+SAME_CLASS = ("intra", "neighbours")
+# --pairing boundary: the weights of parent a tried for each pair; the one kept puts the mixture closest to
+# the labeller's boundary while a's class still wins
+BOUNDARY_LAMBDAS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+KNN_BLOCK = 1024  # rows whose neighbours are found at a time: memory for a block's similarities, not n x n
 
 
 def check_pairable(labels: Sequence | None, pairing: str) -> None:
@@ -22,46 +34,156 @@ def check_pairable(labels: Sequence | None, pairing: str) -> None:
             raise MixaugError(f"--pairing {pairing} needs a label column; this dataset has none (use --pairing random)")
         return
     counts = Counter(labels)
-    if pairing == "intra":
+    if pairing in SAME_CLASS:
         singles = [str(k) for k, v in counts.items() if v < 2]
         if singles:
             raise MixaugError(
-                f"--pairing intra needs at least 2 examples per class; class {', '.join(repr(s) for s in singles[:5])} "
-                f"has only 1 (add examples or use --pairing random)"
+                f"--pairing {pairing} needs at least 2 examples per class; class "
+                f"{', '.join(repr(s) for s in singles[:5])} has only 1 (add examples or use --pairing random)"
             )
-    if pairing == "inter" and len(counts) < 2:
-        raise MixaugError("--pairing inter needs at least 2 classes; the dataset has 1")
+    if pairing in ("inter", "boundary") and len(counts) < 2:
+        raise MixaugError(f"--pairing {pairing} needs at least 2 classes; the dataset has 1")
 
 
-def plan_pairs(labels: Sequence | None, n: int, pairing: str, alpha: float, seed: int, round_: int = 0) -> pd.DataFrame:
-    """n rows of (a, b, lam, seed): parent row indices, λ ~ Beta(α, α) weighting a, and a decoding seed."""
+def class_quota(labels: Sequence, balance: float, n: int | None = None) -> dict:
+    """New rows per class for --balance: without n, as many as bring every class up to `balance` x the
+    largest class's count (1.0 = equal); with n, exactly n rows, each given to the class that has the fewest
+    rows at that point (rare classes first; ties in first-seen order). A pure function of the labels."""
+    counts = Counter(labels)
+    classes = list(dict.fromkeys(labels))
+    if n is None:
+        target = math.ceil(balance * max(counts.values()) - 1e-9)
+        return {c: max(0, target - counts[c]) for c in classes}
+    quota = dict.fromkeys(classes, 0)
+    heap = [(counts[c], k) for k, c in enumerate(classes)]
+    heapq.heapify(heap)
+    for _ in range(n):
+        have, k = heapq.heappop(heap)
+        quota[classes[k]] += 1
+        heapq.heappush(heap, (have + 1, k))
+    return quota
+
+
+def nearest(emb: np.ndarray, rows: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
+    """For each of `rows`, the (up to) k rows of `pool` most cosine-similar to it, itself excluded, nearest
+    first (ties by row number): [len(rows), min(k, ...)] row indices. Blocked, so memory stays bounded."""
+    unit = _unit(np.asarray(emb[pool], dtype=np.float32))
+    k = min(k, len(pool) - int(np.isin(rows, pool).any()))
+    out = np.empty((len(rows), max(k, 0)), dtype=np.int64)
+    for start in range(0, len(rows), KNN_BLOCK):
+        block = rows[start : start + KNN_BLOCK]
+        sims = _unit(np.asarray(emb[block], dtype=np.float32)) @ unit.T
+        sims = np.round(sims.astype(np.float64), 6)  # ties in the last bits do not decide a neighbour
+        sims[pool[None, :] == block[:, None]] = -np.inf
+        order = np.lexsort((np.broadcast_to(pool, sims.shape), -sims), axis=1)[:, :k]
+        out[start : start + len(block)] = pool[order]
+    return out
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def plan_pairs(
+    labels: Sequence | None,
+    n: int,
+    pairing: str,
+    alpha: float,
+    seed: int,
+    round_: int = 0,
+    quota: dict | None = None,
+    emb: np.ndarray | None = None,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+    proba: Callable[[np.ndarray], np.ndarray] | None = None,
+    renormalize: bool = True,
+) -> pd.DataFrame:
+    """n rows of (a, b, lam, seed): parent row indices, λ ~ Beta(α, α) weighting a, and a decoding seed.
+
+    quota (class -> rows, --balance) draws parent a from each class that many times instead of uniformly
+    (n is then its total). pairing: intra/inter/random draw b from a's class/the other classes/anywhere;
+    neighbours from the `neighbours` rows of a's class nearest to a in `emb` (SMOTE's partner); boundary
+    from the nearest rows of the other classes, with λ (from BOUNDARY_LAMBDAS) the one that leaves the
+    labeller (`proba` over the mixed embedding) least sure while a's class still wins. The plan is a pure
+    function of the labels, the seed, the round and, for those two pairings, the embeddings."""
     size = len(labels) if labels is not None else None
     if size is None:
         raise MixaugError("plan_pairs needs the labels list (or a list of None for unlabelled rows)")
     if size < 2:
         raise MixaugError("need at least 2 rows to mix")
     check_pairable(None if all(l is None for l in labels) else labels, pairing)
+    if pairing in NEEDS_EMBEDDINGS and emb is None:
+        raise MixaugError(f"--pairing {pairing} needs the rows' embeddings")
+    if pairing == "boundary" and proba is None:
+        raise MixaugError("--pairing boundary needs a labeller")
     rng = np.random.default_rng([seed, round_])
-    codes = pd.factorize(pd.Series(list(labels), dtype=object))[0]
+    codes, uniques = pd.factorize(pd.Series(list(labels), dtype=object))
     by_class = {c: np.flatnonzero(codes == c) for c in np.unique(codes)}
-    a = rng.integers(0, size, n)
+    if quota is None:
+        a = rng.integers(0, size, n)
+    else:
+        code_of = {u: c for c, u in enumerate(uniques)}
+        wanted = [(code_of[c], q) for c, q in quota.items() if q > 0]
+        a = np.concatenate(
+            [by_class[c][rng.integers(0, len(by_class[c]), q)] for c, q in wanted] or [np.empty(0, np.int64)]
+        )
+        a = a[rng.permutation(len(a))]
+        n = len(a)
     b = np.empty(n, dtype=np.int64)
-    for i, ai in enumerate(a):
-        if pairing == "intra":
-            pool = by_class[codes[ai]]
-        elif pairing == "inter":
-            pool = np.flatnonzero(codes != codes[ai])
-        else:
-            pool = None
-        if pool is None:
-            bi = rng.integers(0, size - 1)
-            b[i] = bi + (bi >= ai)
-        else:
-            pool = pool[pool != ai]
-            b[i] = pool[rng.integers(0, len(pool))]
+    if pairing in NEEDS_EMBEDDINGS:
+        b = _partners(codes, by_class, a, rng, emb, neighbours, same_class=pairing == "neighbours")
+    else:
+        for i, ai in enumerate(a):
+            if pairing == "intra":
+                pool = by_class[codes[ai]]
+            elif pairing == "inter":
+                pool = np.flatnonzero(codes != codes[ai])
+            else:
+                pool = None
+            if pool is None:
+                bi = rng.integers(0, size - 1)
+                b[i] = bi + (bi >= ai)
+            else:
+                pool = pool[pool != ai]
+                b[i] = pool[rng.integers(0, len(pool))]
     lam = rng.beta(alpha, alpha, n)
+    if pairing == "boundary":
+        lam = _boundary_lambdas(emb, a, b, codes, proba, renormalize)
     seeds = rng.integers(0, 2**31 - 1, n)
     return pd.DataFrame({"a": a, "b": b, "lam": np.round(lam, 6), "seed": seeds})
+
+
+def _partners(codes, by_class, a, rng, emb, k: int, same_class: bool) -> np.ndarray:
+    """b for each a: a random one of a's k nearest rows of its own class (same_class) or of the others."""
+    b = np.empty(len(a), dtype=np.int64)
+    for c in np.unique(codes[a]):
+        where = np.flatnonzero(codes[a] == c)
+        rows = np.unique(a[where])
+        pool = by_class[c] if same_class else np.flatnonzero(codes != c)
+        near = dict(zip(rows.tolist(), nearest(emb, rows, pool, k)))
+        for i in where:
+            cand = near[int(a[i])]
+            b[i] = cand[rng.integers(0, len(cand))]
+    return b
+
+
+def _boundary_lambdas(emb, a, b, codes, proba, renormalize: bool) -> np.ndarray:
+    """Per pair, the weight of a in BOUNDARY_LAMBDAS whose mixture the labeller still gives a's class with the
+    smallest margin over the runner-up; where no λ keeps a's class, the one that comes closest."""
+    grid = np.array(BOUNDARY_LAMBDAS)
+    lam = np.empty(len(a))
+    for start in range(0, len(a), KNN_BLOCK):
+        ia, ib = a[start : start + KNN_BLOCK], b[start : start + KNN_BLOCK]
+        m = len(ia)
+        h = mix(emb, np.repeat(ia, len(grid)), np.repeat(ib, len(grid)), np.tile(grid, m), renormalize)
+        p = np.asarray(proba(h), dtype=np.float64).reshape(m, len(grid), -1)
+        own = np.take_along_axis(p, np.repeat(codes[ia], len(grid)).reshape(m, len(grid), 1), axis=2)[..., 0]
+        others = p.copy()
+        np.put_along_axis(others, np.repeat(codes[ia], len(grid)).reshape(m, len(grid), 1), -np.inf, axis=2)
+        margin = np.round(own - others.max(axis=2), 9)
+        score = np.where(margin > 0, margin, np.inf)
+        pick = np.where(np.isfinite(score).any(axis=1), score.argmin(axis=1), margin.argmax(axis=1))
+        lam[start : start + m] = grid[pick]
+    return lam
 
 
 def mix(emb: np.ndarray, a: np.ndarray, b: np.ndarray, lam: np.ndarray, renormalize: bool = True) -> np.ndarray:

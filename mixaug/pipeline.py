@@ -10,6 +10,7 @@ import json
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .checkpoint import DEFAULT_CHECKPOINT
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig, balance_ratio
 from .decode_cache import DecodeCache
 from .decode_cache import decode_cache_path as _decode_cache_path
 from .encode import Encoder, cosine_rows
@@ -27,7 +28,7 @@ from .filter import Filter
 from .invert import DecodeOptions, Inverter
 from .io import column_list, is_missing, resolve_label_column, resolve_text_column
 from .label import Labeller, assign_labels
-from .mix import check_pairable, mix, plan_pairs
+from .mix import NEEDS_EMBEDDINGS, check_pairable, class_quota, mix, plan_pairs
 from .write import build_output, check_no_collision
 
 _STACKS: dict[tuple[str, str, str], Stack] = {}
@@ -261,6 +262,7 @@ class Prepared:
     skipped: int
     pairing: str
     wanted: int
+    quota: dict | None = None  # --balance: new rows per class (label -> count), summing to wanted
 
     @property
     def plan_labels(self) -> list:
@@ -325,12 +327,18 @@ def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
                 f"row {absent[0] + 1} has a text but no id in '{cfg.id_column}' ({len(absent)} such rows)"
             )
     ids = usable[cfg.id_column].tolist() if cfg.id_column else [int(i) for i in usable.index]
-    pairing = cfg.pairing or ("intra" if labels is not None else "random")
+    pairing = cfg.pairing_for(labels)
     check_pairable(labels, pairing)
     if len(texts) < 2:
         raise MixaugError("need at least 2 rows with text to mix")
     wanted = len(df) if cfg.num_augmented is None else cfg.num_augmented
-    return Prepared(text_col, label_col, texts, labels, ids, skipped, pairing, wanted)
+    quota = None
+    if cfg.balance is not None:
+        if labels is None:
+            raise MixaugError("--balance needs a label column (name it with --label-column)")
+        quota = class_quota(labels, balance_ratio(cfg.balance), cfg.num_augmented)
+        wanted = sum(quota.values())
+    return Prepared(text_col, label_col, texts, labels, ids, skipped, pairing, wanted, quota)
 
 
 def augment(
@@ -456,13 +464,31 @@ def generate(
     plan_labels = p.plan_labels
 
     accepted: list[dict] = []
+    made: Counter = Counter()  # --balance: accepted rows per planned class (parent a's)
     planned = 0
     for round_ in range(cfg.max_rounds):
         need = p.wanted - len(accepted)
         if need <= 0:
             break
         n_plan = need if round_ == 0 else math.ceil(need * 1.5) + 2
-        plan = plan_pairs(plan_labels, n_plan, p.pairing, cfg.alpha, cfg.seed, round_)
+        quota = None
+        if p.quota is not None:  # a retry re-plans each class's shortfall, with the same margin
+            quota = {c: q - made[c] for c, q in p.quota.items()}
+            quota = {c: (q if round_ == 0 else math.ceil(q * 1.5) + 2) if q > 0 else 0 for c, q in quota.items()}
+            n_plan = sum(quota.values())
+        plan = plan_pairs(
+            plan_labels,
+            n_plan,
+            p.pairing,
+            cfg.alpha,
+            cfg.seed,
+            round_,
+            quota=quota,
+            emb=emb if p.pairing in NEEDS_EMBEDDINGS else None,
+            neighbours=cfg.neighbours,
+            proba=labeller.proba if labeller is not None else None,
+            renormalize=cfg.renormalize,
+        )
         planned += n_plan
         stage = "decode" if round_ == 0 else f"decode (retry {round_})"
         advance = progress(stage, n_plan * cfg.num_candidates)
@@ -478,10 +504,12 @@ def generate(
             la = [plan_labels[i] for i in a]
             lb = [plan_labels[i] for i in b]
             if labeller is not None:
-                lab = assign_labels(cfg.label_policy, labeller.proba(out_emb), labeller.classes, la, lb, lam)
+                lab = assign_labels(cfg.policy, labeller.proba(out_emb), labeller.classes, la, lb, lam)
             for i in range(len(block)):
                 if len(accepted) >= p.wanted:
                     break
+                if p.quota is not None and made[la[i]] >= p.quota[la[i]]:
+                    continue  # this class has its rows (a retry plans a margin)
                 intrusion = bool(lab.intrusion[i]) if labeller is not None else None
                 if filt.check(out_text[i], float(fidelity[i]), bool(intrusion)) is not None:
                     continue
@@ -500,13 +528,14 @@ def generate(
                 if labeller is not None and lab.soft is not None:
                     row["soft_label"] = lab.soft[i]
                 accepted.append(row)
+                made[la[i]] += 1
     run = (decoder or stack.inverter).totals.since(decoded_before)
     return Generated(accepted, planned, filt, _decode_summary(stack, run, cfg))
 
 
 def new_rows_frame(rows: list[dict], p: Prepared, cfg: AugmentConfig) -> pd.DataFrame:
     """The new rows as `write.build_output` takes them (no rows: the columns alone)."""
-    soft = cfg.label_policy == "soft" and p.labels is not None
+    soft = cfg.policy == "soft" and p.labels is not None
     return pd.DataFrame(rows, columns=list(NEW_ROW_FIELDS) + (["soft_label"] if soft else []))
 
 
@@ -531,7 +560,9 @@ def run_stats(p: Prepared, g: Generated, cfg: AugmentConfig, stack: Stack, rows_
         "rows_per_s": round(len(accepted) / seconds, 3) if seconds > 0 else None,
         "decode": g.decode,
         "pairing": p.pairing,
-        "label_policy": cfg.label_policy if p.labels is not None else None,
+        "balance": balance_ratio(cfg.balance),
+        "new_rows_per_class": _per_class(p, accepted),
+        "label_policy": cfg.policy if p.labels is not None else None,
         "alpha": cfg.alpha,
         "seed": cfg.seed,
         "checkpoint": str(stack.checkpoint),
@@ -540,6 +571,21 @@ def run_stats(p: Prepared, g: Generated, cfg: AugmentConfig, stack: Stack, rows_
         "label_column": p.label_col,
         "id_column": cfg.id_column,
     }
+
+
+def _per_class(p: Prepared, rows: list[dict]) -> list[dict] | None:
+    """Per class: rows read, new rows planned from it (parent a's class) and new rows labelled with it."""
+    if p.labels is None:
+        return None
+    have, planned, labelled = (
+        Counter(p.labels),
+        Counter(r["parent_a_label"] for r in rows),
+        Counter(r["label"] for r in rows),
+    )
+    return [
+        {"label": c, "rows": have[c], "planned_from": planned[c], "labelled": labelled[c]}
+        for c in dict.fromkeys(p.labels)
+    ]
 
 
 def _augment_loaded(df, p: Prepared, cfg: AugmentConfig, stack: Stack, decoder, task, progress, started: float):
@@ -567,13 +613,33 @@ def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int 
     cfg = _config(config, overrides)
     df = as_table(df)
     p = prepare(df, cfg)
-    plan = plan_pairs(p.plan_labels, max(p.wanted, 1), p.pairing, cfg.alpha, cfg.seed, 0)
     texts = p.texts
-    head = plan.head(samples)
     stack = load_stack(cfg.checkpoint, cfg.device, cfg.precision)
+    every = None
+    if p.pairing in NEEDS_EMBEDDINGS:  # the partner (and λ) depend on every row's embedding
+        every = stack.encoder.encode(texts, batch_size=cfg.batch_size)
+    labeller = Labeller(every, p.labels, cfg.seed) if p.pairing == "boundary" else None
+    plan = plan_pairs(
+        p.plan_labels,
+        max(p.wanted, 1),
+        p.pairing,
+        cfg.alpha,
+        cfg.seed,
+        0,
+        quota=p.quota if p.wanted else None,
+        emb=every,
+        neighbours=cfg.neighbours,
+        proba=labeller.proba if labeller is not None else None,
+        renormalize=cfg.renormalize,
+    )
+    head = plan.head(samples)
     parents = sorted(set(head["a"]) | set(head["b"]))  # encode only the sampled pairs' parents
     row_of = {i: k for k, i in enumerate(parents)}
-    emb = stack.encoder.encode([texts[i] for i in parents], batch_size=cfg.batch_size)
+    emb = (
+        every[parents]
+        if every is not None
+        else stack.encoder.encode([texts[i] for i in parents], batch_size=cfg.batch_size)
+    )
     targets = mix(
         emb, head["a"].map(row_of).to_numpy(), head["b"].map(row_of).to_numpy(), head["lam"].to_numpy(), cfg.renormalize
     )
@@ -583,6 +649,7 @@ def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int 
         "rows_skipped_empty_text": p.skipped,
         "planned": p.wanted,
         "pairing": p.pairing,
+        "balance": None if p.quota is None else [{"label": c, "new_rows": q} for c, q in p.quota.items()],
         "lambda_mean": round(float(plan["lam"].mean()), 4),
         "lambda_quartiles": [round(float(q), 4) for q in plan["lam"].quantile([0.25, 0.5, 0.75])],
         "samples": [

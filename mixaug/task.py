@@ -36,6 +36,7 @@ class Row:
     lam: float
     label_a: object
     label_b: object
+    weight: float = 1.0  # the row's weight in the loss (eval's class-weights arm: n / (classes x class size))
 
 
 @dataclass
@@ -115,7 +116,11 @@ def fit(
         for i, r in enumerate(batch):
             target[i, index[r.label_a]] += r.lam
             target[i, index[r.label_b]] += 1 - r.lam
-        loss = torch.nn.functional.cross_entropy(head(mixed), target)
+        if all(r.weight == 1.0 for r in batch):
+            loss = torch.nn.functional.cross_entropy(head(mixed), target)
+        else:  # a weighted mean, as torch's weight= does it
+            w = torch.tensor([r.weight for r in batch], dtype=torch.float32)
+            loss = (torch.nn.functional.cross_entropy(head(mixed), target, reduction="none") * w).sum() / w.sum()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

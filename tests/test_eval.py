@@ -21,9 +21,9 @@ def test_methods_by_name():
     from mixaug.errors import MixaugError
     from mixaug.evaluate import Method
 
-    assert parse_method("mixaug") == Method("mixaug", "mixaug", "hard", "intra")
+    assert parse_method("mixaug") == Method("mixaug", "mixaug", None, None)  # augment's own defaults
     assert parse_method("mixaug:soft:inter") == Method("mixaug:soft:inter", "mixaug", "soft", "inter")
-    assert parse_method("mixaug+task") == Method("mixaug+task", "mixaug", "hard", "intra", "task")
+    assert parse_method("mixaug+task") == Method("mixaug+task", "mixaug", None, None, "task")
     assert parse_method("mixaug+adapt:parent:random").variant == "adapt"
     assert parse_method("mixaug:hard:intra:drop").intrusion == "drop"
     assert parse_method("mixaug+guided").variant == "guided"
@@ -76,6 +76,8 @@ def test_eval_writes_report(tmp_path, sample_rows, tiny_checkpoint):
         "macro_f1_mean",
         "macro_f1_std",
         "p_value_vs_none",
+        "macro_f1_p_vs_none",
+        "rare_recall_mean",
         "new_rows_per_s",
     }
     assert all(set(rec) == keys for rec in summary)

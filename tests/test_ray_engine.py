@@ -16,7 +16,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_ray_engine_output_is_byte_identical_to_local(tmp_path, sample_file, tiny_checkpoint, monkeypatch):
+@pytest.mark.parametrize(
+    "plan", [[], ["--balance", "equal", "--pairing", "boundary"]], ids=["intra", "balance-boundary"]
+)
+def test_ray_engine_output_is_byte_identical_to_local(tmp_path, sample_file, tiny_checkpoint, monkeypatch, plan):
     import json
 
     monkeypatch.setenv("MIXAUG_NO_DECODE_CACHE", "1")  # both runs decode every row
@@ -24,7 +27,7 @@ def test_ray_engine_output_is_byte_identical_to_local(tmp_path, sample_file, tin
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     runner = CliRunner()
     common = ["--checkpoint", str(tiny_checkpoint), "-n", "24", "--batch-size", "4", "--max-new-tokens", "8"]
-    common += ["--temperature", "0.9", "-q"]  # sampled: each row's generator must travel with it
+    common += ["--temperature", "0.9", "-q", *plan]  # sampled: each row's generator must travel with it
     local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     r = runner.invoke(app, ["augment", str(sample_file), "-o", str(local), *common])
     assert r.exit_code == 0, r.output
