@@ -49,7 +49,11 @@ def _root(
 
 
 def _one_line(message: str) -> str:
-    return " ".join(str(message).split()).replace("[", "\\[")
+    """A message as one line of plain text inside rich markup: user text in it (a column name, a JSON key)
+    can neither open a tag (a hyperlink, a style) nor send a control character (C0, C1) to the terminal."""
+    from rich.markup import escape
+
+    return escape(_printable(" ".join(str(message).split()), limit=None))
 
 
 def _fail(message: str, code: int = 2) -> None:

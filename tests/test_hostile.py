@@ -671,3 +671,14 @@ def test_a_column_name_with_a_line_break_is_escaped_in_the_error(tmp_path, no_mo
     src = tmp_path / "in.csv"
     src.write_text('"te\nxt",label\na b,x\n', encoding="utf-8")  # found by the CSV mutation fuzz
     one_line_error(augment(src, tmp_path / "o.jsonl", "unused"), 'columns found: "te\\nxt", label')
+
+
+def test_user_text_in_an_error_line_can_neither_style_link_nor_control_the_terminal(tmp_path, no_models):
+    """A CSV header holding terminal escapes and rich markup is named in the error as inert text."""
+    header = "\x1b]0;owned\x07\x1b[2J\\[link=https://evil.example]fix\\[/link][bold]x[/bold]\x9b"
+    src = tmp_path / "h.csv"
+    src.write_text(f'"{header}",label\nhello,a\nworld,b\n', encoding="utf-8")
+    line = one_line_error(run("augment", src, "-o", tmp_path / "o.jsonl", "--text-column", "nope"), "not found")
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in line)
+    assert "owned" in line and "\\x9b" in line  # named, escaped
+    assert "[link=https://evil.example]fix" in line and "[bold]x[/bold]" in line  # shown, not obeyed
