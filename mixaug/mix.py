@@ -66,17 +66,25 @@ def class_quota(labels: Sequence, balance: float, n: int | None = None) -> dict:
 
 def nearest(emb: np.ndarray, rows: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
     """For each of `rows`, the (up to) k rows of `pool` most cosine-similar to it, itself excluded, nearest
-    first (ties by row number): [len(rows), min(k, ...)] row indices. Blocked, so memory stays bounded."""
-    unit = _unit(np.asarray(emb[pool], dtype=np.float32))
-    k = min(k, len(pool) - int(np.isin(rows, pool).any()))
-    out = np.empty((len(rows), max(k, 0)), dtype=np.int64)
+    first (ties by row number): [len(rows), min(k, ...)] row indices. Both the rows and the pool are walked
+    in blocks of KNN_BLOCK, keeping a running top k, so memory stays bounded whatever the dataset's size."""
+    k = max(0, min(k, len(pool) - int(np.isin(rows, pool).any())))
+    out = np.empty((len(rows), k), dtype=np.int64)
     for start in range(0, len(rows), KNN_BLOCK):
         block = rows[start : start + KNN_BLOCK]
-        sims = _unit(np.asarray(emb[block], dtype=np.float32)) @ unit.T
-        sims = np.round(sims.astype(np.float64), 6)  # ties in the last bits do not decide a neighbour
-        sims[pool[None, :] == block[:, None]] = -np.inf
-        order = np.lexsort((np.broadcast_to(pool, sims.shape), -sims), axis=1)[:, :k]
-        out[start : start + len(block)] = pool[order]
+        query = _unit(np.asarray(emb[block], dtype=np.float32))
+        best_s = np.empty((len(block), 0))
+        best_i = np.empty((len(block), 0), dtype=np.int64)
+        for at in range(0, len(pool), KNN_BLOCK):
+            part = pool[at : at + KNN_BLOCK]
+            sims = np.round((query @ _unit(np.asarray(emb[part], dtype=np.float32)).T).astype(np.float64), 6)
+            sims[part[None, :] == block[:, None]] = -np.inf  # ties in the last bits do not decide a neighbour
+            cand_s = np.concatenate([best_s, sims], axis=1)
+            cand_i = np.concatenate([best_i, np.broadcast_to(part, sims.shape)], axis=1)
+            order = np.lexsort((cand_i, -cand_s), axis=1)[:, :k]
+            best_s = np.take_along_axis(cand_s, order, axis=1)
+            best_i = np.take_along_axis(cand_i, order, axis=1)
+        out[start : start + len(block)] = best_i
     return out
 
 
