@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -293,15 +293,17 @@ class Subset:
     embed: Callable[[Sequence[str]], np.ndarray]
     shared: dict
 
-    @property
+    @cached_property
     def quota(self) -> dict | None:
         """Imbalanced: new rows per class, rare classes first up to the largest (capped by max_new_rows)."""
         if not self.rare:
             return None
         from .mix import class_quota
 
-        deficit = sum(class_quota(self.labels, 1.0).values())
-        return class_quota(self.labels, 1.0, min(self.cfg.max_new_rows, deficit))
+        quota = class_quota(self.labels, 1.0)
+        if sum(quota.values()) > self.cfg.max_new_rows:
+            quota = class_quota(self.labels, 1.0, self.cfg.max_new_rows)
+        return quota
 
     @property
     def n_new(self) -> int:
@@ -328,12 +330,10 @@ class Subset:
                     texts, labels = texts + t, labels + y
         return [Example(t, t, 1.0, y, y) for t, y in zip(texts, labels)]
 
-    def pairs(self, plan: pd.DataFrame, soft: bool = True) -> list[Example]:
+    def pairs(self, plan: pd.DataFrame) -> list[Example]:
         """Rows that mix two originals' features (a classifier's own space) with the λ-interpolated label."""
         t, y = self.texts, self.labels
-        return [
-            Example(t[a], t[b], float(l), y[a], y[b] if soft else y[a]) for a, b, l in zip(plan.a, plan.b, plan.lam)
-        ]
+        return [Example(t[a], t[b], float(l), y[a], y[b]) for a, b, l in zip(plan.a, plan.b, plan.lam)]
 
 
 @dataclass
@@ -435,9 +435,8 @@ def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
     if m.variant in ("adapt", "task"):  # its stack was adapted to this subset alone: free it
         forget_stack(out.attrs["mixaug_stats"]["checkpoint"])
     decode = stack.inverter.totals.since(before)
-    if (
-        out.attrs["mixaug_stats"]["label_policy"] == "soft"
-    ):  # a readable sentence with the λ-interpolated label distribution
+    stats = out.attrs["mixaug_stats"]  # the label policy and pairing augment resolved
+    if stats["label_policy"] == "soft":  # a readable sentence with the λ-interpolated label distribution
         new = [
             Example(t, t, float(l), a, b)
             for t, l, a, b in zip(
@@ -447,7 +446,6 @@ def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
     else:
         new = [Example(t, t, 1.0, y, y) for t, y in zip(out["text"], out["label"])]
     intrusion = []
-    stats = out.attrs["mixaug_stats"]
     if stats["label_policy"] == "hard" and m.intrusion == "keep":  # dropped rows would hide the rate
         intrusion = [
             {

@@ -184,9 +184,10 @@ def _boundary_lambdas(emb, a, b, codes, proba, renormalize: bool) -> np.ndarray:
         m = len(ia)
         h = mix(emb, np.repeat(ia, len(grid)), np.repeat(ib, len(grid)), np.tile(grid, m), renormalize)
         p = np.asarray(proba(h), dtype=np.float64).reshape(m, len(grid), -1)
-        own = np.take_along_axis(p, np.repeat(codes[ia], len(grid)).reshape(m, len(grid), 1), axis=2)[..., 0]
+        cls = np.repeat(codes[ia], len(grid)).reshape(m, len(grid), 1)  # a's class, for every λ
+        own = np.take_along_axis(p, cls, axis=2)[..., 0]
         others = p.copy()
-        np.put_along_axis(others, np.repeat(codes[ia], len(grid)).reshape(m, len(grid), 1), -np.inf, axis=2)
+        np.put_along_axis(others, cls, -np.inf, axis=2)
         margin = np.round(own - others.max(axis=2), 9)
         score = np.where(margin > 0, margin, np.inf)
         pick = np.where(np.isfinite(score).any(axis=1), score.argmin(axis=1), margin.argmax(axis=1))
