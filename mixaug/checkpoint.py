@@ -4,13 +4,15 @@ manifest.json        encoder, LM (+ weights hash), soft tokens, prompt template,
                      training facts and metrics
 adaptor.safetensors  the MLP that maps a sentence embedding to K soft-prompt vectors
 lora/                optional LoRA adapters on the LM (peft layout, safetensors)
+
+Every field is refused on its own when out of bounds (see the MAX_ constants); the prompt template, bounded
+here in characters, is bounded in the LM's tokens too, by the inverter that tokenizes it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
 import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,12 +22,13 @@ from torch import nn
 
 from .errors import MixaugError
 from .errors import summary as _line
-from .io import atomic_folder
+from .io import atomic_folder, copy_named, read_small
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ADAPTOR_FILE = "adaptor.safetensors"
 LORA_DIR = "lora"
+LORA_FILES = ("adapter_config.json", "adapter_model.safetensors")  # all of lora/ that mixaug reads
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "default"
 
 # The soft prompt is framed as a chat turn of an instruction LM; {soft} marks where the vectors go.
@@ -36,6 +39,7 @@ MAX_DIM = 65536  # encoder_dim, hidden_dim, lm_hidden_size
 MAX_SOFT_TOKENS = 512
 MAX_LORA_R = 1024
 MAX_TEMPLATE_CHARS = 10_000
+MAX_TEMPLATE_TOKENS = 256  # checked once the LM's tokenizer is loaded, before any decode allocates its cache
 MAX_JSON_BYTES = 16 << 20  # manifest.json, adapter_config.json, a safetensors header
 _DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4}
 _REQUIRED = ("encoder", "encoder_dim", "lm", "lm_weights_sha256", "lm_hidden_size")
@@ -263,13 +267,7 @@ def validate_checkpoint(folder: str | Path, manifest: Manifest | None = None) ->
 
 def _read_text(path: Path, folder: Path, label: str) -> str:
     """A small JSON file's text, read with a size bound so a huge file cannot exhaust memory."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_JSON_BYTES + 1)
-    except OSError as exc:
-        raise MixaugError(f"corrupt checkpoint {folder}: cannot read {label} ({exc.strerror or _line(exc)})") from None
-    if len(raw) > MAX_JSON_BYTES:
-        raise MixaugError(f"corrupt checkpoint {folder}: {label} is over {MAX_JSON_BYTES >> 20} MiB")
+    raw = read_small(path, f"corrupt checkpoint {folder}: {label}", MAX_JSON_BYTES)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -361,7 +359,7 @@ def _check_lora(folder: Path, manifest: Manifest) -> None:
     """lora/ must hold a sane peft config whose rank matches the manifest and the adapter tensors: peft sizes
     the adapters from the config alone, before it reads a weight."""
     lora_dir = folder / LORA_DIR
-    config_label, weights_label = f"{LORA_DIR}/adapter_config.json", f"{LORA_DIR}/adapter_model.safetensors"
+    config_label, weights_label = (f"{LORA_DIR}/{name}" for name in LORA_FILES)
     for label in (config_label, weights_label):
         if not (folder / label).is_file():
             raise MixaugError(f"corrupt checkpoint {folder}: manifest.json names LoRA but there is no {label}")
@@ -458,14 +456,15 @@ def load_adaptor(folder: str | Path, manifest: Manifest) -> Adaptor:
 
 
 def export_checkpoint(source: str | Path, dest: str | Path, dtype=torch.float16) -> Path:
-    """Copy manifest + adaptor + LoRA (no training state) into dest, casting weights to dtype."""
+    """Copy manifest + adaptor + LoRA (no training state) into dest, casting weights to dtype. Of lora/ only
+    LORA_FILES are copied, and a link among them is refused: an export carries no file a link points to."""
     source = Path(source)
     manifest = validate_checkpoint(source)
     adaptor = load_adaptor(source, manifest)
     with atomic_folder(dest) as tmp:
         _write_adaptor(tmp, adaptor, dtype)
         if manifest.lora:
-            shutil.copytree(source / LORA_DIR, tmp / LORA_DIR)
+            copy_named(source / LORA_DIR, tmp / LORA_DIR, LORA_FILES)
             _finish_lora(tmp / LORA_DIR, manifest, dtype)
         (tmp / MANIFEST).write_text(manifest.to_json())
     return Path(dest)

@@ -7,13 +7,9 @@ formats only (JSONL, CSV, TSV, gzipped or not): a JSON array or a Parquet file i
 
 from __future__ import annotations
 
-import codecs
-import gzip
 import os
-import re
 import stat
-import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +27,8 @@ from .io import (
     detect_format,
     jsonl_records,
     serialise,
+    text_lines,
+    universal,
     write_files_atomic,
     write_stdout,
 )
@@ -38,7 +36,6 @@ from .io import (
 STREAMABLE = ("jsonl", "csv", "tsv")
 CHUNK_ROWS = 4096
 CHUNK_BYTES = 32 * 2**20  # a chunk also ends after this much of the file: wide rows make smaller chunks
-_LONE_CR = re.compile("(?<=\r)(?!\n)")  # where universal-newline reading would end a line
 
 
 def streamable(path: str | Path, fmt: str | None = None) -> bool:
@@ -50,36 +47,6 @@ def streamable(path: str | Path, fmt: str | None = None) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return False
-
-
-def _binary_lines(path: str | Path, gz: bool) -> Iterator[bytes]:
-    check_readable(path)
-    try:
-        with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
-            yield from fh  # split at b"\n" only; UTF-8 never holds that byte inside a character
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise MixaugError(f"{path}: not a valid gzip file ({exc})") from None
-    except OSError as exc:
-        raise MixaugError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _text_lines(path: str | Path, gz: bool) -> Iterator[str]:
-    """Decoded lines, "\\n" kept; a BOM at the start dropped; bad UTF-8 named by its line."""
-    for lineno, raw in enumerate(_binary_lines(path, gz), start=1):
-        if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8) :]
-        try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MixaugError(
-                f"{path}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at line {lineno}); re-encode the file as UTF-8"
-            ) from None
-
-
-def _universal(lines: Iterable[str]) -> Iterator[str]:
-    """Lines as CSV reading wants them: also ended at a lone \\r (as io.StringIO(newline="") does)."""
-    for line in lines:
-        yield from (part for part in _LONE_CR.split(line) if part)
 
 
 class ChunkedReader:
@@ -128,8 +95,8 @@ class ChunkedReader:
 
     def _rows(self) -> Iterator:
         self._read = 0
-        lines = _text_lines(self.path, self.gz)
-        lines = self._counted(_universal(lines) if self.fmt == "csv" else lines)
+        lines = text_lines(self.path, self.gz)
+        lines = self._counted(universal(lines) if self.fmt == "csv" else lines)
         if self.fmt == "jsonl":
             return jsonl_records(lines, self.path)
         return delimited_rows(lines, self.path, self.fmt)

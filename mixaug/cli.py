@@ -28,7 +28,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Augment labelled text datasets by inverted mixup.",
 )
-err = Console(stderr=True)
+
+
+class _Terminal(Console):
+    """stderr, where user text is shown: every str printed is literal text (no rich markup, control
+    characters C0 and C1 shown as \\xNN, line breaks kept), so a label, a file name, a column or a group
+    can neither open a tag (a link, a style) nor reach the terminal raw. Styles come only from the Text
+    objects the CLI builds itself (`_line`). One mechanism, at the one place text is printed."""
+
+    def print(self, *objects, **kwargs) -> None:
+        kwargs["markup"] = False
+        kwargs.setdefault("highlight", False)
+        super().print(*(Text(_printable(o, None, keep="\n")) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+err = _Terminal(stderr=True, markup=False, highlight=False)
 
 
 def _version(value: bool) -> None:
@@ -48,22 +62,24 @@ def _root(
     """Augment labelled text datasets by inverted mixup."""
 
 
-def _one_line(message: str) -> str:
-    """A message as one line of plain text inside rich markup: user text in it (a column name, a JSON key)
-    can neither open a tag (a hyperlink, a style) nor send a control character (C0, C1) to the terminal."""
-    from rich.markup import escape
+def _one_line(message) -> str:
+    """A message as one line of plain text: whitespace folded, control characters (C0, C1) as \\xNN."""
+    return _printable(" ".join(str(message).split()), limit=None)
 
-    return escape(_printable(" ".join(str(message).split()), limit=None))
+
+def _line(kind: str, style: str, message) -> Text:
+    """An error or warning line: our styled prefix, then the message as one line of literal text."""
+    return Text.assemble((kind, style), " ", _one_line(message))
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {_one_line(message)}", highlight=False, markup=True, soft_wrap=True)
+    err.print(_line("error:", "red", message), soft_wrap=True)
     raise typer.Exit(code)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """MixaugWarning (and any other warning that reaches the CLI) as one 'warning:' line on stderr."""
-    err.print(f"[yellow]warning:[/yellow] {_one_line(message)}", highlight=False, markup=True, soft_wrap=True)
+    err.print(_line("warning:", "yellow", message), soft_wrap=True)
 
 
 def cli_errors(fn):
@@ -154,9 +170,10 @@ def _summary_table(stats: dict) -> Table:
     return table
 
 
-def _printable(value, limit: int | None = 60) -> str:
-    """User text shown on a terminal: control characters (C0, C1) as \\xNN, cut to `limit` characters."""
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(value))
+def _printable(value, limit: int | None = 60, keep: str = "") -> str:
+    """User text shown on a terminal: control characters (C0, C1; all but those in `keep`) and other
+    unprintable ones as \\xNN, cut to `limit` characters."""
+    text = "".join(c if c.isprintable() or c in keep else f"\\x{ord(c):02x}" for c in str(value))
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -660,45 +677,10 @@ def train(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Train (or --resume) an inversion checkpoint on unlabelled sentences (stage 1 alignment)."""
-    from .config import MAX_SEED, check_number, check_whole_numbers
     from .train import TrainConfig, saved_config
     from .train import train as run_train
 
-    check_whole_numbers(
-        ("--num-soft-tokens", num_soft_tokens, 1, 512),
-        ("--hidden-dim", hidden_dim, 1, 65536),
-        ("--lora-r", lora_r, 0, 1024),
-        ("--batch-size", batch_size, 1, 4096),
-        ("--eval-size", eval_size, 1, 1_000_000),
-        ("--seed", seed, 0, MAX_SEED),
-        ("--min-words", min_words, 1, 10_000),
-        ("--max-words", max_words, min_words, 10_000),
-    )
-    for name, value in (
-        ("--max-steps", max_steps),
-        ("--eval-every", eval_every),
-        ("--save-every", save_every),
-        ("--max-sentences", max_sentences),
-    ):
-        if value is not None:
-            check_number(name, value, 1, integer=True)
-    if decay_from is not None:
-        check_number("--decay-from", decay_from, 0, integer=True)
-    if lr is not None:
-        check_number("--lr", lr, 0, 10, low_open=True)
-    if max_minutes is not None:
-        check_number("--max-minutes", max_minutes, 0, low_open=True)
-    if noise_std is not None:
-        check_number("--noise-std", noise_std, 0, 10)
-    if mix_prob is not None:
-        check_number("--mix-prob", mix_prob, 0, 1)
-    if device not in ("auto", "cpu", "cuda", "mps"):
-        raise MixaugError(f"--device must be one of auto, cpu, cuda, mps (got {device})")
     _check_out_folder(out)
-    if not resume and not corpus:
-        raise MixaugError("pass --corpus FILE (or --resume an existing run)")
-    if max_steps is None and max_minutes is None:
-        raise MixaugError("pass --max-steps or --max-minutes to bound the run")
     # Settings a resumed run may change: left out, they keep the run's own values (not the defaults).
     base = saved_config(out) if resume else TrainConfig(out=str(out))
     given = {
@@ -783,8 +765,12 @@ def report_cmd(
     stats_json: Optional[str] = typer.Option(
         None, "--stats-json", help="The run's --stats-json file: adds rejections and settings."
     ),
-    text_column: Optional[str] = typer.Option(None, help="Default: from the stats file, else text/sentence/content."),
-    label_column: Optional[str] = typer.Option(None, help="Default: from the stats file, else 'label' if present."),
+    text_column: Optional[str] = typer.Option(
+        None, help="Default: from the stats file, else the column the new rows fill, else text/sentence/content."
+    ),
+    label_column: Optional[str] = typer.Option(
+        None, help="Default: from the stats file, else the other column the new rows fill, else 'label' if present."
+    ),
     id_column: Optional[str] = typer.Option(
         None, help="What mixaug_parent_a/b name [default: from the stats file, else the row number]."
     ),
@@ -970,13 +956,13 @@ def main() -> None:
         message = _one_line(exc.format_message())
         if message:  # no_args_is_help has printed the help already and has nothing to add
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            err.print(f"[red]error:[/red] {message}{hint}", highlight=False, soft_wrap=True)
+            err.print(_line("error:", "red", message + hint), soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
-        err.print("[red]error:[/red] interrupted; no output written", highlight=False, soft_wrap=True)
+        err.print(_line("error:", "red", "interrupted; no output written"), soft_wrap=True)
         sys.exit(130)
     except click_errors.ClickException as exc:
-        err.print(f"[red]error:[/red] {_one_line(exc.format_message())}", highlight=False, soft_wrap=True)
+        err.print(_line("error:", "red", exc.format_message()), soft_wrap=True)
         sys.exit(exc.exit_code)
     except SystemExit:
         raise
@@ -984,9 +970,7 @@ def main() -> None:
         if os.environ.get("MIXAUG_DEBUG"):
             raise
         err.print(
-            f"[red]internal error:[/red] {type(exc).__name__}: {_one_line(exc)} (set MIXAUG_DEBUG=1 for a traceback)",
-            highlight=False,
-            markup=True,
+            _line("internal error:", "red", f"{type(exc).__name__}: {exc} (set MIXAUG_DEBUG=1 for a traceback)"),
             soft_wrap=True,
         )
         sys.exit(1)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import MixaugWarning
+from .io import append_named, named_folder
 
 if TYPE_CHECKING:
     from .invert import DecodeOptions
@@ -116,28 +117,9 @@ class DecodeCache:
         data = b"".join(_line(k, t) for k, t in pairs if isinstance(k, str) and isinstance(t, str))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._append(data)
+            append_named(self.path, data)  # the whole batch at once: a failed write spoils only its own line
         except OSError as exc:
             self._give_up(exc)
-
-    def _append(self, data: bytes) -> None:
-        """Write the whole batch at once, after a newline if the file's last line was cut short, so a
-        failed or interrupted write can spoil at most its own line."""
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError(errno.EINVAL, "not a regular file")
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                if n <= 0:
-                    raise OSError(errno.EIO, "short write")
-                view = view[n:]
-        finally:
-            os.close(fd)
 
     def clear(self) -> None:
         self.texts.clear()
@@ -170,4 +152,9 @@ def decode_cache_path(checkpoint: Path, device: str, precision: str = "fp32") ->
             _warn_unusable(f"for {checkpoint}", exc)
             return None
     where = device if precision == "fp32" else f"{device}-{precision}"
-    return cache_dir() / "decodes" / f"{h.hexdigest()[:20]}-{where}-v{VERSION}.jsonl"
+    try:
+        folder = named_folder(cache_dir(), "decodes")
+    except OSError as exc:
+        _warn_unusable(f"folder {cache_dir() / 'decodes'}", exc)
+        return None
+    return folder / f"{h.hexdigest()[:20]}-{where}-v{VERSION}.jsonl"

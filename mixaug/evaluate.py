@@ -564,17 +564,14 @@ class RunJournal:
         return self.done.get(json.dumps(run))
 
     def add(self, run: list, result: dict) -> None:
-        import os
+        from .io import append_named
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.done and self.path.exists():  # another command's journal: start afresh
-            self.path.unlink()
         line = json.dumps({"key": self.key, "run": run, "result": result}, default=str) + "\n"
         try:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line)
-                f.flush()
-                os.fsync(f.fileno())
+            if not self.done and self.path.exists():  # another command's journal: start afresh
+                self.path.unlink()
+            append_named(self.path, line.encode())
         except OSError as exc:
             raise MixaugError(f"cannot write the run journal {self.path}: {exc.strerror or exc}") from None
         self.done[json.dumps(run)] = result
@@ -724,15 +721,21 @@ def _peak_rss_mb() -> float:
 
 # -- outputs -------------------------------------------------------------------------------------
 def write_outputs(results: dict, out: Path) -> None:
-    from .io import write_bytes_atomic
+    """The files of the --out folder, named by mixaug: a link planted at one is replaced, not written through."""
+    from .io import write_named
 
     out.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(
-        out / "results.json", (json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n").encode()
-    )
-    write_bytes_atomic(out / "summary.json", (json.dumps(results["summary"], indent=2, default=str) + "\n").encode())
+    write_named(out / "results.json", (json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n").encode())
+    write_named(out / "summary.json", (json.dumps(results["summary"], indent=2, default=str) + "\n").encode())
     plots = _plots(results, out)
-    write_bytes_atomic(out / "report.md", render_report(results, plots).encode())
+    write_named(out / "report.md", render_report(results, plots).encode())
+
+
+def _save_plot(fig, path: Path) -> None:
+    from .io import named_file
+
+    with named_file(path) as fh:
+        fig.savefig(fh, format="png", dpi=110)
 
 
 def _plots(results: dict, out: Path) -> list[str]:
@@ -768,7 +771,7 @@ def _plots(results: dict, out: Path) -> list[str]:
         ax.set_ylim(max(0, summary.accuracy_mean.min() - 0.15), min(1, summary.accuracy_mean.max() + 0.08))
         ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
-        fig.savefig(out / "accuracy.png", dpi=110)
+        _save_plot(fig, out / "accuracy.png")
         plt.close(fig)
         made.append("accuracy.png")
     intr = pd.DataFrame(results["intrusion"])
@@ -782,7 +785,7 @@ def _plots(results: dict, out: Path) -> list[str]:
         ax.set_ylabel("intrusion rate")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out / "intrusion.png", dpi=110)
+        _save_plot(fig, out / "intrusion.png")
         plt.close(fig)
         made.append("intrusion.png")
     ctrl = results.get("controllability") or {}
@@ -795,7 +798,7 @@ def _plots(results: dict, out: Path) -> list[str]:
         ax.set_ylabel("cos(decoded, a) − cos(decoded, b)")
         ax.set_title(f"Spearman ρ = {ctrl['spearman']}")
         fig.tight_layout()
-        fig.savefig(out / "controllability.png", dpi=110)
+        _save_plot(fig, out / "controllability.png")
         plt.close(fig)
         made.append("controllability.png")
     return made
@@ -822,12 +825,36 @@ def _ceiling_line(speed: dict) -> str:
     )
 
 
+# What md_text changes: HTML's three (no tag, so no <img> that fetches); every character of Markdown's inline
+# syntax (links, images, code, emphasis, table cells, headings) behind a backslash; line breaks (a table row is
+# one line) as ↵; other control characters (C0, C1) and bidi overrides as \xNN, so a text cannot reorder or hide
+# what is around it.
+_MD_LINE_BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_MD_HIDDEN = [*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_MD_ESCAPES = {
+    **{code: f"\\x{code:02x}" for code in _MD_HIDDEN},
+    **{ord(c): "↵" for c in _MD_LINE_BREAKS},
+    ord("\t"): " ",
+    ord("&"): "&amp;",
+    ord("<"): "&lt;",
+    ord(">"): "&gt;",
+    **{ord(c): "\\" + c for c in "\\`*_~[]()!|#{}"},
+}
+
+
+def md_text(value) -> str:
+    """Text from the data (a TEST text, its reconstruction, a file name) as inert Markdown: shown as the
+    characters it holds, never as markup a previewer acts on (an image or HTML tag it fetches, a link)."""
+    return str(value).replace("\r\n", "\n").translate(_MD_ESCAPES)
+
+
 def _md_table(rows: list[dict], cols: list[str]) -> str:
+    """A Markdown table of mixaug's own columns; every cell goes through md_text."""
     if not rows:
         return "_(none)_\n"
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        lines.append("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |")
+        lines.append("| " + " | ".join("" if r.get(c) is None else md_text(r.get(c)) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -847,7 +874,8 @@ def render_report(results: dict, plots: list[str]) -> str:
     cfg = results["config"]
     parts = [
         "# mixaug eval report\n",
-        f"TRAIN `{cfg['train']}` ({results['train_rows']} rows), TEST `{cfg['test']}` ({results['test_rows']} rows), "
+        f"TRAIN {md_text(cfg['train'])} ({results['train_rows']} rows), TEST {md_text(cfg['test'])} "
+        f"({results['test_rows']} rows), "
         f"{len(results['classes'])} classes; seeds {cfg['seeds']}; classifiers: {_classifier_words(cfg)}; "
         f"new rows per run = min({cfg['max_new_rows']}, {cfg['ratio']} x originals).\n",
         "## 1-2. Downstream accuracy by method\n",

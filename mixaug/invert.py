@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import LORA_DIR, Adaptor, Manifest, load_adaptor, validate_checkpoint
+from .checkpoint import LORA_DIR, MAX_TEMPLATE_TOKENS, Adaptor, Manifest, load_adaptor, validate_checkpoint
 from .decode import (
     DecodeOptions,
     DecodeStats,
@@ -54,6 +54,12 @@ class Inverter:
         prefix, suffix = manifest.prompt_template.split("{soft}", 1)
         self.prefix_ids = tokenizer(prefix, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
         self.suffix_ids = tokenizer(suffix, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+        template_tokens = len(self.prefix_ids) + len(self.suffix_ids)
+        if template_tokens > MAX_TEMPLATE_TOKENS:  # each prompt token costs KV cache in every decode slot
+            raise MixaugError(
+                f"checkpoint prompt_template is {template_tokens:,} tokens long: at most {MAX_TEMPLATE_TOKENS} "
+                "(every prompt token is held in the decode cache of every row)"
+            )
         eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.eos_id = eos if isinstance(eos, int) and eos != tokenizer.unk_token_id else tokenizer.eos_token_id
 

@@ -13,12 +13,15 @@ ordinary character, and a value holding a tab or a line break cannot be written 
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import datetime as dt
 import decimal
 import errno
 import gzip
 import io
+import itertools
 import json
 import math
 import os
@@ -88,21 +91,71 @@ def check_readable(path: str | Path) -> None:
         raise MixaugError(f"input is a directory, not a file: {path}")
 
 
-def _read_bytes(path: str | Path, gz: bool) -> bytes:
-    if str(path) == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        p = Path(path)
-        check_readable(p)
+# Bounds on what one read may hold, whatever the file claims: a small gzip can inflate a thousandfold and a
+# Parquet footer can declare any number of rows, so each is checked before the memory is taken.
+MAX_LINE_BYTES = 64 << 20  # one line of a text file (a JSONL row; a CSV record may span several)
+MAX_CELLS = 20_000_000  # values (rows x columns) of a table read whole; more: --limit, or the streamed engine
+MAX_JSON_BYTES = 1 << 30  # a .json array is one document, parsed whole
+MAX_PARQUET_BYTES = 4 << 30  # a Parquet table's uncompressed size, as its row groups declare it
+
+
+@contextmanager
+def _input_stream(path: str | Path, gz: bool):
+    """The input's bytes as a stream (a file, or stdin for '-'), decompressed on the fly when gzipped:
+    nothing is read whole. A bad gzip or a read error is one line."""
+    if str(path) != "-":
+        check_readable(path)
+    try:
+        with contextlib.ExitStack() as stack:
+            raw = sys.stdin.buffer if str(path) == "-" else stack.enter_context(open(path, "rb"))
+            yield stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb")) if gz else raw
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise MixaugError(f"{path}: not a valid gzip file ({exc})") from None
+    except OSError as exc:
+        raise MixaugError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def binary_lines(path: str | Path, gz: bool) -> Iterator[bytes]:
+    """The input's lines as bytes, split at b"\\n" only (UTF-8 never holds that byte inside a character),
+    ends kept; a line longer than MAX_LINE_BYTES is refused before more of it is read."""
+    with _input_stream(path, gz) as fh:
+        for lineno in itertools.count(1):
+            line = fh.readline(MAX_LINE_BYTES + 1)
+            if not line:
+                return
+            if len(line) > MAX_LINE_BYTES:
+                raise MixaugError(f"{path}: line {lineno} is longer than {MAX_LINE_BYTES >> 20} MiB")
+            yield line
+
+
+def text_lines(path: str | Path, gz: bool) -> Iterator[str]:
+    """Decoded lines, "\n" kept; a BOM at the start dropped; bad UTF-8 named by its line."""
+    for lineno, raw in enumerate(binary_lines(path, gz), start=1):
+        if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
         try:
-            data = p.read_bytes()
-        except OSError as exc:
-            raise MixaugError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if gz:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise MixaugError(f"{path}: not a valid gzip file ({exc})") from None
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MixaugError(
+                f"{path}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at line {lineno}); re-encode the file as UTF-8"
+            ) from None
+
+
+_LONE_CR = re.compile("(?<=\r)(?!\n)")  # where universal-newline reading would end a line
+
+
+def universal(lines: Iterable[str]) -> Iterator[str]:
+    """Lines as CSV reading wants them: also ended at a lone \\r (as io.StringIO(newline="") does)."""
+    for line in lines:
+        yield from (part for part in _LONE_CR.split(line) if part)
+
+
+def _read_bytes(path: str | Path, gz: bool, limit: int) -> bytes:
+    """A whole input of at most `limit` bytes (after decompression), read in bounded pieces."""
+    with _input_stream(path, gz) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise MixaugError(f"{path}: more than {limit >> 20} MiB to read whole")
     return data
 
 
@@ -114,6 +167,34 @@ def _decode_utf8(data: bytes, path: str | Path) -> str:
         raise MixaugError(
             f"{path}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at line {line}); re-encode the file as UTF-8"
         ) from None
+
+
+def _refuse_cells(path: str | Path) -> MixaugError:
+    return MixaugError(f"{path}: more than {MAX_CELLS:,} values to hold in memory; read fewer rows with --limit")
+
+
+def _values(value) -> int:
+    """How many values a parsed JSON value holds (itself included)."""
+    if isinstance(value, dict):
+        return 1 + sum(_values(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_values(v) for v in value)
+    return 1
+
+
+def _held(items: Iterable, path: str | Path, limit: int | None, width) -> list:
+    """The first `limit` items (all, without one), refused once they hold more than MAX_CELLS values
+    (`width(item)` each); the items after them are still read (each error of the file is raised, whatever
+    the limit) but not kept, so what a read costs in memory is bounded whatever the file's compression."""
+    held, cells = [], 0
+    for item in items:
+        if limit is not None and len(held) >= limit:
+            continue
+        cells += width(item)
+        if cells > MAX_CELLS:
+            raise _refuse_cells(path)
+        held.append(item)
+    return held
 
 
 class _JsonProblem(ValueError):
@@ -219,11 +300,23 @@ def jsonl_records(lines: Iterable[str], path: str | Path) -> Iterator[dict]:
         yield obj
 
 
-def _read_jsonl(text: str, path: str | Path) -> pd.DataFrame:
-    return _frame_from_records(list(jsonl_records(io.StringIO(text, newline="\n"), path)))
+def _read_jsonl(path: str | Path, gz: bool, limit: int | None) -> pd.DataFrame:
+    """The rows held are the first `limit`; the columns are those of the whole file (in the order keys first
+    appear), as the chunked reader has them."""
+    columns: dict[str, None] = {}
+
+    def keyed(records: Iterable[dict]) -> Iterator[dict]:
+        for record in records:
+            columns.update(dict.fromkeys(record))
+            yield record
+
+    held = _held(keyed(jsonl_records(text_lines(path, gz), path)), path, limit, _values)
+    return _frame_from_records(held, list(columns))
 
 
 def _read_json(text: str, path: str | Path) -> pd.DataFrame:
+    if 1 + sum(text.count(mark) for mark in ",[{") > MAX_CELLS:  # each value but the first follows one of these
+        raise _refuse_cells(path)
     try:
         obj = _parse_json(text)
     except _JsonProblem as exc:
@@ -293,13 +386,13 @@ def delimited_rows(lines: Iterable[str], path: str | Path, fmt: str) -> Iterator
         yield row
 
 
-def _read_delimited(text: str, path: str | Path, fmt: str) -> pd.DataFrame:
-    lines = io.StringIO(text, newline="" if fmt == "csv" else "\n")
-    rows = delimited_rows(lines, path, fmt)
+def _read_delimited(path: str | Path, gz: bool, fmt: str, limit: int | None) -> pd.DataFrame:
+    lines = text_lines(path, gz)
+    rows = delimited_rows(universal(lines) if fmt == "csv" else lines, path, fmt)
     header = next(rows, None)
     if header is None:
         return pd.DataFrame()
-    return delimited_frame(header, list(rows))
+    return delimited_frame(header, _held(rows, path, limit, len))
 
 
 def delimited_frame(header: list[str], rows: list[list[str]], start: int = 0) -> pd.DataFrame:
@@ -311,12 +404,47 @@ def delimited_frame(header: list[str], rows: list[list[str]], start: int = 0) ->
     )
 
 
-def _read_parquet(data: bytes, path: str | Path) -> pd.DataFrame:
+def _parquet_table(data: bytes, path: str | Path, limit: int | None):
+    """The first `limit` rows (all, without one) of a Parquet file, read only after its footer's row count,
+    width and the uncompressed size of the row groups they need are within bounds."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    parquet = pq.ParquetFile(pa.BufferReader(data))
+    meta = parquet.metadata
+    rows = meta.num_rows if limit is None else min(meta.num_rows, limit)
+    if rows * max(1, meta.num_columns) > MAX_CELLS:
+        raise _refuse_cells(path)
+    size, covered = 0, 0  # uncompressed bytes of the rows to read, as the row groups declare them
+    for i in range(meta.num_row_groups):
+        if covered >= rows:
+            break
+        group = meta.row_group(i)
+        take = min(group.num_rows, rows - covered)
+        size += group.total_byte_size * take // max(1, group.num_rows)
+        covered += take
+    if size > MAX_PARQUET_BYTES:
+        raise MixaugError(
+            f"{path}: declares {size >> 20:,} MiB of uncompressed data, more than {MAX_PARQUET_BYTES >> 20:,} MiB"
+        )
+    if rows == meta.num_rows:
+        return parquet.read()
+    batches, have = [], 0  # the first rows only, decoded a batch at a time
+    for batch in parquet.iter_batches(batch_size=min(rows, 65536)):
+        if have >= rows:
+            break
+        batches.append(batch)
+        have += batch.num_rows
+    return pa.Table.from_batches(batches, schema=parquet.schema_arrow).slice(0, rows)
+
+
+def _read_parquet(data: bytes, path: str | Path, limit: int | None) -> pd.DataFrame:
+    import pyarrow as pa
+
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        table = _parquet_table(data, path, limit)
+    except MixaugError:
+        raise
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise MixaugError(f"{path}: cannot read as parquet ({type(exc).__name__}: {str(exc)[:200]})") from None
     names = table.column_names
@@ -348,19 +476,15 @@ def read_dataset(path: str | Path, fmt: str | None = None, limit: int | None = N
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise MixaugError(f"limit must be a whole number >= 1 (got {limit!r})")
     fmt, gz = detect_format(path, fmt)
-    data = _read_bytes(path, gz)
     if fmt == "parquet":
-        df = _read_parquet(data, path)
+        df = _read_parquet(_read_bytes(path, gz, MAX_PARQUET_BYTES), path, limit)
+    elif fmt == "json":
+        df = _read_json(_decode_utf8(_read_bytes(path, gz, MAX_JSON_BYTES), path), path)
+        df = df.head(limit) if limit is not None else df
+    elif fmt == "jsonl":
+        df = _read_jsonl(path, gz, limit)
     else:
-        text = _decode_utf8(data, path)
-        if fmt == "jsonl":
-            df = _read_jsonl(text, path)
-        elif fmt == "json":
-            df = _read_json(text, path)
-        else:
-            df = _read_delimited(text, path, fmt)
-    if limit is not None:
-        df = df.head(limit)
+        df = _read_delimited(path, gz, fmt, limit)
     return df.reset_index(drop=True)
 
 
@@ -567,7 +691,10 @@ def _serialise(df: pd.DataFrame, fmt: str, header: bool = True, first_row: int =
     if fmt == "json":
         return (_dump_json(_json_records(df, fmt), indent=1) + "\n").encode("utf-8")
     if fmt in ("csv", "tsv"):
-        return _delimited(df, fmt, header, first_row)
+        data = _delimited(df, fmt, header, first_row)
+        # A file's leading U+FEFF is read as the encoding mark and dropped: a header whose first name starts
+        # with that character gets a mark of its own in front, so the name's own survives the round trip.
+        return codecs.BOM_UTF8 + data if data.startswith(codecs.BOM_UTF8) else data
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -705,17 +832,29 @@ def _umask() -> int:
 
 
 def make_readable(folder: Path) -> None:
-    """Folders from mkdtemp are 0700 and some writers make 0600 files: apply the usual umask modes."""
+    """Folders from mkdtemp are 0700 and some writers make 0600 files: apply the usual umask modes (to the
+    folder's own files: chmod would follow a link to its target)."""
     mask = _umask()
     for path in [folder, *folder.rglob("*")]:
-        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a link (not what it points to) or a folder tree, if there."""
+    import shutil
+
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager
 def atomic_folder(dest: str | Path):
-    """Yield a temp folder beside `dest`; on success it replaces `dest` whole (readers never see half)."""
-    import shutil
-
+    """Yield a temp folder beside `dest`; on success it replaces `dest` whole (readers never see half).
+    A link at `dest` is replaced by the folder, never written through (see "files mixaug names"); the temp
+    folder is new (mkdtemp), so what is written inside it meets no planted link."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
@@ -723,13 +862,13 @@ def atomic_folder(dest: str | Path):
         yield tmp
         make_readable(tmp)
         old = dest.with_name(f".{dest.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if dest.exists():
+        _remove(old)
+        if os.path.lexists(dest):
             os.replace(dest, old)
         os.replace(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
         raise
 
 
@@ -738,9 +877,10 @@ def _write_error(path: str | Path, exc: OSError) -> MixaugError:
     return MixaugError(f"cannot write {path}: {reason}; nothing was written")
 
 
-def _open_staged(path: str | Path):
-    """A temp file beside path's target (a symlink's target), open for writing: (file, temp, target)."""
-    target = Path(os.path.realpath(path))
+def _open_staged(path: str | Path, follow: bool = True):
+    """A temp file beside path's target, open for writing: (file, temp, target). With `follow` the target of
+    a link at path is the one replaced; without, the link itself is."""
+    target = Path(os.path.realpath(path)) if follow else Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     return os.fdopen(fd, "wb"), tmp, target
 
@@ -751,7 +891,9 @@ def _seal_staged(fh, tmp: str, target: Path) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     try:
-        old = target.stat()
+        old = target.lstat()
+        if stat.S_ISLNK(old.st_mode):  # a link being replaced: the file it points to lends nothing
+            raise FileNotFoundError
     except FileNotFoundError:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
     else:
@@ -829,6 +971,136 @@ def write_dataset(
         return
     check_output_path(path, overwrite)
     write_files_atomic([(path, data), *extra])
+
+
+# -- files mixaug names --------------------------------------------------------------------------------
+# A file the user names (-o, --report, --stats-json) is written through a link to its target: pointing an
+# output at a link is the user's choice, as is an --out folder that is one. A file or folder mixaug names
+# itself inside a folder (eval's report.md and journal, a run's state.json and train_log.jsonl, a checkpoint
+# folder, the caches) is another matter: a link planted there must never redirect a write to what it points
+# at. One rule per kind of write, all below:
+#   whole files (write_named, named_file, atomic_folder) are made beside the name and renamed onto it, so a
+#     link there is replaced by the new file, and its target is never opened;
+#   appends (append_named) refuse a link, since appending means writing into whatever the name holds;
+#   folders (named_folder) refuse a link, since everything below would land where it points;
+#   copies (copy_named) take the files mixaug knows by name, refusing a link among them, and nothing else.
+# Links are seen with lstat and O_NOFOLLOW: this stops a link planted before the run, not a race with a
+# process that plants one while mixaug runs in the same folder.
+
+_IS_A_LINK = "is a symbolic link (mixaug writes and copies no file of its own through a link)"
+
+
+def _link_refused(path: str | Path) -> OSError:
+    return OSError(errno.ELOOP, _IS_A_LINK, str(path))
+
+
+def named_folder(root: str | Path, *names: str) -> Path:
+    """root/names...: a folder mixaug names below a folder `root` that the user or the environment chose
+    ($MIXAUG_CACHE, --out; it may itself be a link). A link at any of `names` is refused (OSError); one not
+    there yet is left for the writer to make (mkdir makes a real folder)."""
+    folder = Path(root)
+    for name in names:
+        folder = folder / name
+        if folder.is_symlink():
+            raise _link_refused(folder)
+    return folder
+
+
+@contextmanager
+def named_file(path: str | Path):
+    """An open binary file for a writer that takes one (np.save, savefig), staged beside `path` and renamed
+    onto it on success: readers never see half, and a link at `path` is replaced, never written through."""
+    fh, tmp, target = _open_staged(path, follow=False)
+    try:
+        yield fh
+        _seal_staged(fh, tmp, target)
+        os.replace(tmp, target)
+    except BaseException:
+        fh.close()
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_named(path: str | Path, data: bytes) -> None:
+    """A whole file mixaug names itself (see named_file); a failure is one MixaugError naming the path."""
+    try:
+        with named_file(path) as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+
+
+def _open_named(path: str | Path, flags: int) -> int:
+    """os.open without following a link at path (refused as one, not ELOOP's 'too many levels'), and only
+    onto a regular file: a FIFO would block the run for ever."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _link_refused(path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return fd
+
+
+def append_named(path: str | Path, data: bytes) -> None:
+    """Append data to a file mixaug names itself (a journal, a log), creating it; a link at `path` is refused
+    (OSError). Written whole in one go, after a newline if the file's last line was cut short, and synced, so
+    a failed or interrupted append spoils at most its own line and a finished one survives a crash."""
+    fd = _open_named(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            if n <= 0:
+                raise OSError(errno.EIO, "short write")
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def copy_named(source: str | Path, dest: str | Path, names: Iterable[str]) -> None:
+    """Copy the files `names` of folder `source`, and nothing else, into a new folder `dest`; a link at
+    `source` or at any of them is refused (OSError): a copy carries what mixaug wrote, never a file a
+    link points to."""
+    import shutil
+
+    source, dest = Path(source), Path(dest)
+    if source.is_symlink():
+        raise _link_refused(source)
+    dest.mkdir()
+    for name in names:
+        with os.fdopen(_open_named(source / name, os.O_RDONLY), "rb") as src, open(dest / name, "xb") as out:
+            shutil.copyfileobj(src, out)
+
+
+def read_small(path: str | Path, where: str, limit: int) -> bytes:
+    """A small file mixaug reads (a manifest, a model folder's modules.json, a run's state.json) within
+    `limit` bytes: a huge one cannot exhaust memory. Too large or unreadable is one MixaugError starting
+    with `where`, which names the file."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(limit + 1)
+    except OSError as exc:
+        raise MixaugError(f"{where} cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > limit:
+        raise MixaugError(f"{where} is larger than {limit >> 20} MiB")
+    return raw
+
+
+def read_json_file(path: str | Path, where: str, limit: int) -> object:
+    """A small JSON file (see read_small); not JSON is one MixaugError too."""
+    raw = read_small(path, where, limit)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise MixaugError(f"{where} is not valid JSON") from None
 
 
 # -- columns ------------------------------------------------------------------------------------------

@@ -167,20 +167,20 @@ def weights_sha256(model) -> str:
 
 def _convert_gguf(gguf: Path) -> Path:
     """Dequantise a GGUF once into a plain HF folder under the cache; returns the folder."""
-    target = cache_dir() / "lm" / f"{gguf.stem}-{_file_sha256(gguf)[:16]}"
+    from .io import atomic_folder, named_folder
+
+    target = named_folder(cache_dir(), "lm", f"{gguf.stem}-{_file_sha256(gguf)[:16]}")
     if (target / _SOURCE_FILE).exists():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with quiet_hf(), _no_gguf_bar():
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
     model.hf_quantizer = None
     model.config.quantization_config = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    from .io import atomic_folder
-
     with atomic_folder(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
@@ -227,10 +227,14 @@ def load_lm(spec: str | None, device: str = "cpu", base: str | Path | None = Non
         raise MixaugError(f"cannot load LM from {folder}: no config.json")
     if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
         raise MixaugError(f"cannot load LM from {folder}: no tokenizer (tokenizer.json or tokenizer_config.json)")
+    if not any(folder.glob("*.safetensors")):
+        raise MixaugError(f"cannot load LM from {folder}: no .safetensors weights (pickled weights are never loaded)")
     with quiet_hf():
         try:
-            tokenizer = AutoTokenizer.from_pretrained(folder)
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
+            tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype="float32", trust_remote_code=False, use_safetensors=True
+            )
         except Exception as exc:
             raise MixaugError(f"cannot load LM from {folder}: {_one_line(exc)}") from None
     model.to(device).eval()
@@ -239,15 +243,57 @@ def load_lm(spec: str | None, device: str = "cpu", base: str | Path | None = Non
     return model, tokenizer, folder
 
 
+MAX_MODULES_JSON_BYTES = 1 << 20
+_ST_MODULES = "sentence_transformers."
+
+
+def check_encoder_modules(folder: Path) -> None:
+    """A local encoder folder runs no code of its own: sentence-transformers imports each module type its
+    `modules.json` names, so every type must be one of sentence-transformers' own (`sentence_transformers.*`)
+    and every module path must stay inside the folder. Checked before the library reads the file."""
+    path = folder / "modules.json"
+    if not path.is_file():
+        return
+    from .io import read_json_file
+
+    where = f"cannot load encoder from {folder}: modules.json"
+    modules = read_json_file(path, where, MAX_MODULES_JSON_BYTES)
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise MixaugError(f"{where} is not a list of modules")
+    for module in modules:
+        kind, sub = module.get("type"), module.get("path", "")
+        if not isinstance(kind, str) or not kind.startswith(_ST_MODULES):
+            raise MixaugError(
+                f"{where} names module type {_shown(kind)}: only sentence-transformers' own modules "
+                f"({_ST_MODULES}*) are loaded, never code from a model folder"
+            )
+        if not isinstance(sub, str) or Path(sub).is_absolute() or ".." in Path(sub).parts:
+            raise MixaugError(f"{where} names module path {_shown(sub)} outside the folder")
+
+
+def _shown(value) -> str:
+    """A value read from a file, quoted and cut short for an error line (the CLI escapes what it prints)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def load_encoder(spec: str | None, device: str = "cpu", base: str | Path | None = None):
-    """Load a SentenceTransformer from a resolved local folder; any failure is a one-line error."""
+    """Load a SentenceTransformer from a resolved local folder, running no code from it (remote code off,
+    module types checked, safetensors weights only); any failure is a one-line error."""
     from sentence_transformers import SentenceTransformer
 
     folder = resolve_encoder(spec, base)
     if not (folder / "config.json").is_file() and not (folder / "modules.json").is_file():
         raise MixaugError(f"cannot load encoder from {folder}: no modules.json or config.json")
+    check_encoder_modules(folder)
     with quiet_hf():
         try:
-            return SentenceTransformer(str(folder), device=device, local_files_only=True)
+            return SentenceTransformer(
+                str(folder),
+                device=device,
+                local_files_only=True,
+                trust_remote_code=False,
+                model_kwargs={"use_safetensors": True},
+            )
         except Exception as exc:
             raise MixaugError(f"cannot load encoder from {folder}: {_one_line(exc)}") from None

@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +20,14 @@ import pandas as pd
 
 from .errors import MixaugError
 from .io import column_list, is_missing, read_dataset, resolve_text_column
-from .write import PROVENANCE
+from .write import PREFIX, PROVENANCE
 
 MAX_MAP_POINTS = 4000  # beyond this the map shows a seeded sample
 PARENT_LINES = 25  # new rows whose lines to their parents are drawn on the map
-SAMPLE_ROWS = 20
+SAMPLE_ROWS = 20  # new rows in each of the two tables of rows
+TOP_LABELS = 20  # labels (and parent pairs) named in each plot and table; the rest share one bucket, OTHER
+LABEL_CHARS = 32  # a label is cut to this many characters (ending in …) wherever the page shows it
+TEXT_CHARS = 300  # any other text from the file or the stats file (a row's text, a column name) is cut to this
 
 
 @dataclass
@@ -72,6 +76,49 @@ def read_stats(path: str | Path | None) -> dict | None:
     return stats
 
 
+def _blank(value) -> bool:
+    """An unfilled cell: None/NaN (JSON, Parquet) or "" (how CSV/TSV read one back)."""
+    return is_missing(value) or (isinstance(value, str) and value == "")
+
+
+def filled_columns(new: pd.DataFrame) -> list[str]:
+    """The user columns that the new rows fill: `write.build_output` fills only the text and the label column
+    of a new row (besides provenance) and leaves the others empty."""
+    return [c for c in new.columns if not str(c).startswith(PREFIX) and not all(_blank(v) for v in new[c])]
+
+
+def _label_share(new: pd.DataFrame, originals: pd.DataFrame, col: str) -> float:
+    """The share of the new rows whose value in `col` is a known label: a parent's label or one of the
+    originals' values there (the labeller picks among the input's labels). A new text is neither: copies of
+    inputs are rejected."""
+    known = {_key(v) for c in ("mixaug_parent_a_label", "mixaug_parent_b_label") for v in new[c]}
+    known |= {_key(v) for v in originals[col]}
+    return float(np.mean([_key(v) in known for v in new[col]]))
+
+
+def columns_from_rows(
+    new: pd.DataFrame, originals: pd.DataFrame, text: str | None = None, label: str | None = None
+) -> tuple[str, str | None] | None:
+    """(text, label column) as the new rows show them, keeping either one already given (a flag, the stats
+    file): a file written with `--text-column message` says so itself. None where the rows do not tell: no
+    new rows, or more columns filled than two, or two and neither looks more like labels."""
+    rest = [c for c in filled_columns(new) if c not in (text, label)]
+    if text is None and label is None and len(rest) == 2:
+        share = [_label_share(new, originals, c) for c in rest]
+        if share[0] == share[1]:
+            return None
+        label = rest.pop(int(share[1] > share[0]))
+    if text is None:
+        if len(rest) != 1:
+            return None
+        text = rest.pop()
+    if label is None:
+        if len(rest) > 1:
+            return None
+        label = rest[0] if rest else None  # nothing else filled: an unlabelled run
+    return text, label
+
+
 def split(
     df: pd.DataFrame,
     text_column: str | None = None,
@@ -79,8 +126,8 @@ def split(
     id_column: str | None = None,
     stats: dict | None = None,
 ) -> Augmented:
-    """Originals and new rows, and which columns hold text, label and ids (options, else the stats file,
-    else the names `augment` picks by default)."""
+    """Originals and new rows, and which columns hold text, label and ids (options, else the stats file, else
+    the columns the new rows fill, else the names `augment` picks by default)."""
     stats = stats or {}
     for key in ("text_column", "label_column", "id_column"):
         if stats.get(key) is not None and not isinstance(stats[key], str):
@@ -94,8 +141,14 @@ def split(
         raise MixaugError(f"mixaug_source holds {str(odd[0])[:40]!r}; expected original or mixup")
     is_new = np.array([s == "mixup" for s in source], dtype=bool)
     originals, new = df[~is_new].reset_index(drop=True), df[is_new].reset_index(drop=True)
-    text_col = text_column or stats.get("text_column") or resolve_text_column(df, None)
-    label_col = label_column or stats.get("label_column") or ("label" if "label" in df.columns else None)
+    text_col = text_column or stats.get("text_column")
+    label_col = label_column or stats.get("label_column")
+    inferred = columns_from_rows(new, originals, text_col, label_col)
+    if inferred is not None:
+        text_col, label_col = inferred
+    else:
+        text_col = text_col or resolve_text_column(df, None)
+        label_col = label_col or ("label" if "label" in df.columns else None)
     id_col = id_column or stats.get("id_column")
     for what, col in (("text", text_col), ("label", label_col), ("id", id_col)):
         if col is not None and col not in df.columns:
@@ -105,6 +158,51 @@ def split(
     else:  # parents are named by input row number, and the originals keep the input's order
         parent_text = {_key(i): t for i, t in enumerate(originals[text_col].tolist())}
     return Augmented(originals, new, text_col, label_col, parent_text)
+
+
+# -- labels shown -------------------------------------------------------------------------------------
+
+
+class _Other:
+    """The bucket of everything not named. Not a string: labels are shown as text, so no label, whatever
+    it is called, can be mistaken for it."""
+
+    def __repr__(self) -> str:
+        return "OTHER"
+
+
+OTHER = _Other()
+
+
+def short(text: str, limit: int = LABEL_CHARS) -> str:
+    """A label cut to `limit` characters: the page must not grow with the length of a label."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class Buckets:
+    """What a plot or table shows of some labels (or parent pairs): the commonest by name, the rest as OTHER."""
+
+    shown: list  # the TOP_LABELS commonest values, commonest first, then OTHER if any value is left
+    of: list  # each value's bucket: itself, or OTHER
+    others: int  # how many distinct values OTHER holds
+    noun: str
+
+    def name(self, bucket) -> str:
+        """A bucket as the page writes it, cut to LABEL_CHARS (a pair: each label cut)."""
+        if bucket is OTHER:
+            return f"({self.others:,} other {self.noun})"
+        return " + ".join(map(short, bucket)) if isinstance(bucket, tuple) else short(bucket)
+
+
+def top_labels(values: list, noun: str = "labels", k: int = TOP_LABELS) -> Buckets:
+    """Bucket `values` (strings, or tuples of them): every plot and table goes through here, so the page grows
+    with k, not with the number of distinct labels."""
+    counts = Counter(values)
+    named = sorted(counts, key=lambda v: (-counts[v], v))[:k]
+    keep = set(named)
+    others = len(counts) - len(named)
+    return Buckets(named + [OTHER] * bool(others), [v if v in keep else OTHER for v in values], others, noun)
 
 
 # -- plots ----------------------------------------------------------------------------------------------
@@ -128,11 +226,40 @@ def _figure(width=5.2, height=3.4):
     return plt.subplots(figsize=(width, height))
 
 
-def _label_colours(labels: list) -> dict:
+def _label_colours(buckets: list) -> dict:
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
-    return {l: cmap(i % cmap.N) for i, l in enumerate(labels)}
+    named = [b for b in buckets if b is not OTHER]
+    cmap = matplotlib.colormaps["tab10" if len(named) <= 10 else "tab20"]
+    return {b: (0.6, 0.6, 0.6, 1.0) if b is OTHER else cmap(named.index(b) % cmap.N) for b in buckets}
+
+
+def _limits(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The map's extent: the points' range cut at 2 IQRs past the quartiles (a few unusual texts must not
+    squash the rest, so they fall outside), plus a margin."""
+    q1, q3 = np.percentile(xy, [25, 75], axis=0)
+    lo = np.maximum(xy.min(axis=0), q1 - 2 * (q3 - q1))
+    hi = np.minimum(xy.max(axis=0), q3 + 2 * (q3 - q1))
+    pad = (hi - lo) * 0.05 + 1e-9
+    return lo - pad, hi + pad
+
+
+def _parent_lines(a: Augmented, visible: np.ndarray, rng) -> list[tuple[int, int]]:
+    """(parent, new row) point indices for up to PARENT_LINES new rows, only where both ends are visible: a
+    parent sampled out of the map, or beyond its limits, would draw a line to nothing, off the plot."""
+    n = len(a.originals)
+    row_of = {pid: i for i, pid in enumerate(a.parent_text)}
+    parents = list(zip(a.new["mixaug_parent_a"].tolist(), a.new["mixaug_parent_b"].tolist()))
+    lines: list[tuple[int, int]] = []
+    drawn = 0
+    for j in rng.permutation(len(a.new)):
+        if drawn == PARENT_LINES:
+            break
+        ends = [row_of.get(_key(pid)) for pid in parents[j]] if visible[n + j] else []
+        ends = [i for i in ends if i is not None and visible[i]]
+        lines += [(i, n + j) for i in ends]
+        drawn += bool(ends)
+    return lines
 
 
 def map_plot(a: Augmented, seed: int = 0) -> str | None:
@@ -152,44 +279,39 @@ def map_plot(a: Augmented, seed: int = 0) -> str | None:
     if x.shape[1] < 3:
         return None
     xy = TruncatedSVD(n_components=2, random_state=seed).fit_transform(x)
-    labels = _labels(a)
-    colours = _label_colours(sorted({str(l) for l in labels}, key=str))
+    labels = top_labels([str(l) for l in _labels(a)])
+    colours = _label_colours(labels.shown)
+    code = {b: i for i, b in enumerate(labels.shown)}
+    codes = np.array([code[b] for b in labels.of])
     rng = np.random.default_rng(seed)
     shown = (
         np.arange(len(texts))
         if len(texts) <= MAX_MAP_POINTS
         else np.sort(rng.choice(len(texts), MAX_MAP_POINTS, replace=False))
     )
+    lo, hi = _limits(xy[shown])
+    visible = np.zeros(len(texts), dtype=bool)
+    visible[shown] = np.all((xy[shown] >= lo) & (xy[shown] <= hi), axis=1)
     fig, ax = _figure(6.4, 4.6)
     for kind, marker, size, alpha in ((0, "o", 14, 0.55), (1, "x", 18, 0.9)):
         idx = shown[kinds[shown] == kind]
-        for label in colours:
-            pick = idx[np.array([str(labels[i]) == label for i in idx], dtype=bool)] if len(idx) else idx
+        for bucket, i in code.items():
+            pick = idx[codes[idx] == i]
             if len(pick):
                 ax.scatter(
                     xy[pick, 0],
                     xy[pick, 1],
                     s=size,
                     marker=marker,
-                    color=colours[label],
+                    color=colours[bucket],
                     alpha=alpha,
                     linewidths=1,
-                    label=f"{label} ({'new' if kind else 'original'})",
+                    label=f"{labels.name(bucket)} ({'new' if kind else 'original'})",
                 )
-    row_of = {pid: i for i, pid in enumerate(a.parent_text)}
-    new_idx = np.arange(len(a.new))
-    for j in rng.permutation(new_idx)[:PARENT_LINES]:
-        for col in ("mixaug_parent_a", "mixaug_parent_b"):
-            pid = _key(a.new[col].iloc[j])
-            if pid in row_of and row_of[pid] < len(a.originals):
-                p, q = xy[row_of[pid]], xy[len(a.originals) + j]
-                ax.plot([p[0], q[0]], [p[1], q[1]], color="grey", lw=0.5, alpha=0.5)
-    q1, q3 = np.percentile(xy[shown], [25, 75], axis=0)  # a few unusual texts must not squash the rest
-    lo = np.maximum(xy[shown].min(axis=0), q1 - 2 * (q3 - q1))
-    hi = np.minimum(xy[shown].max(axis=0), q3 + 2 * (q3 - q1))
-    pad = (hi - lo) * 0.05 + 1e-9
-    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
-    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    for p, q in _parent_lines(a, visible, rng):
+        ax.plot(xy[[p, q], 0], xy[[p, q], 1], color="grey", lw=0.5, alpha=0.5)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title("texts on a TF-IDF + SVD plane (x = new row; grey: a sample's parents)", fontsize=9)
@@ -208,17 +330,18 @@ def _labels(a: Augmented) -> list:
 def label_count_plot(a: Augmented) -> str | None:
     if a.label_col is None:
         return None
-    before = pd.Series([str(l) for l in a.originals[a.label_col]]).value_counts()
-    added = pd.Series([str(l) for l in a.new[a.label_col]]).value_counts()
-    names = sorted(set(before.index) | set(added.index))
-    b = np.array([before.get(n, 0) for n in names])
-    n = np.array([added.get(k, 0) for k in names])
-    fig, ax = _figure(max(4.0, 0.5 * len(names) + 2), 3.2)
-    ax.bar(names, b, label="original", color="#4c72b0")
-    ax.bar(names, n, bottom=b, label="new", color="#dd8452")
+    labels = top_labels([str(l) for l in _labels(a)])
+    counts = Counter((bucket, i >= len(a.originals)) for i, bucket in enumerate(labels.of))
+    b = np.array([counts[s, False] for s in labels.shown])
+    n = np.array([counts[s, True] for s in labels.shown])
+    x = np.arange(len(labels.shown))  # positions, not names: two long labels may share a cut name
+    fig, ax = _figure(max(4.0, 0.5 * len(x) + 2), 3.2)
+    ax.bar(x, b, label="original", color="#4c72b0")
+    ax.bar(x, n, bottom=b, label="new", color="#dd8452")
+    slant = {"rotation": 45, "ha": "right", "rotation_mode": "anchor"} if len(x) > 6 else {}
+    ax.set_xticks(x, [labels.name(s) for s in labels.shown], fontsize=8, **slant)
     ax.set_ylabel("rows")
     ax.set_title("label counts: before, and added", fontsize=9)
-    ax.tick_params(axis="x", labelrotation=45 if len(names) > 6 else 0, labelsize=8)
     ax.legend(fontsize=8, frameon=False)
     return _png(fig)
 
@@ -268,10 +391,14 @@ def fidelity_plot(lam: np.ndarray, fid: np.ndarray, intrusion: np.ndarray) -> st
 # -- page -----------------------------------------------------------------------------------------------
 
 
-def _e(value) -> str:
+def _e(value, limit: int = TEXT_CHARS) -> str:
+    """A value from the file or the stats file as escaped HTML, cut to `limit` characters: every such value on
+    the page goes through here, so the page does not grow with the length of a text or a column name. It is cut
+    before it is escaped, so an entity is never split; no title attribute, which would carry it whole again."""
     if is_missing(value):
         return ""
-    return html.escape(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str))
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return html.escape(short(text, limit))
 
 
 def _fmt(value, digits=3) -> str:
@@ -280,32 +407,49 @@ def _fmt(value, digits=3) -> str:
 
 
 def intrusion_table(a: Augmented) -> str:
-    """Parent labels (a + b) → the label written: the diagonal is agreement, off it manifold intrusion."""
+    """Parent labels (a + b) → the label written: agreement is green, manifold intrusion red. The commonest
+    pairs and labels are named, the rest pooled, so a cell is red when any of its rows is an intrusion."""
     if a.label_col is None or not len(a.new):
         return "<p>No labels, or no new rows.</p>"
-    pair = [
-        " + ".join(sorted({str(x), str(y)}))
-        for x, y in zip(a.new["mixaug_parent_a_label"], a.new["mixaug_parent_b_label"])
+    pairs = [
+        tuple(sorted({str(x), str(y)})) for x, y in zip(a.new["mixaug_parent_a_label"], a.new["mixaug_parent_b_label"])
     ]
     got = [str(l) for l in a.new[a.label_col]]
-    table = pd.crosstab(pd.Series(pair, name="parents"), pd.Series(got, name="label"))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    by_pair, by_label = top_labels(pairs, "parent pairs"), top_labels(got)
+    count, bad = Counter(zip(by_pair.of, by_label.of)), Counter()
+    for cell, pair, label in zip(zip(by_pair.of, by_label.of), pairs, got):
+        bad[cell] += label not in pair
+    head = "".join(f"<th>{_e(by_label.name(c))}</th>" for c in by_label.shown)
     rows = []
-    for parents, counts in table.iterrows():
-        names = set(parents.split(" + "))
+    for r in by_pair.shown:
         cells = "".join(
-            f'<td class="{"ok" if col in names else ("bad" if n else "")}">{n or ""}</td>' for col, n in counts.items()
+            f'<td class="{"bad" if bad[r, c] else ("ok" if count[r, c] else "")}">{count[r, c] or ""}</td>'
+            for c in by_label.shown
         )
-        rows.append(f"<tr><th>{html.escape(parents)}</th>{cells}</tr>")
+        rows.append(f"<tr><th>{_e(by_pair.name(r))}</th>{cells}</tr>")
     return f'<table class="matrix"><tr><th>parents ↓ / label →</th>{head}</tr>{"".join(rows)}</table>'
 
 
+def rejected_table(rejected: dict) -> str:
+    """Rejections by reason, the most first: TOP_LABELS reasons named and the rest pooled in one row, so a
+    stats file with many reasons does not grow the page."""
+    if not rejected:
+        return "<p>None rejected.</p>"
+    reasons = sorted(rejected.items(), key=lambda kv: -np.nan_to_num(_float(kv[1]), nan=-np.inf))
+    shown, rest = reasons[:TOP_LABELS], reasons[TOP_LABELS:]
+    if rest:
+        shown.append((f"({len(rest):,} other reasons)", int(np.nansum(_floats(v for _, v in rest)))))
+    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in shown)
+    return f"<table><tr><th>reason</th><th>rows</th></tr>{rows}</table>"
+
+
 def rows_table(a: Augmented, rows: pd.DataFrame) -> str:
+    """New rows (at most SAMPLE_ROWS: the caller picks them) beside their parents, every text cut by `_e`."""
     head = "<tr><th>new row</th><th>label</th><th>λ</th><th>fidelity</th><th>parent a</th><th>parent b</th></tr>"
     body = []
     for _, r in rows.iterrows():
         pa, pb = r["mixaug_parent_a"], r["mixaug_parent_b"]
-        label = _e(r[a.label_col]) if a.label_col else ""
+        label = _e(r[a.label_col], LABEL_CHARS) if a.label_col else ""
         flag = ' <span class="bad">intrusion</span>' if _truthy(r.get("mixaug_intrusion")) else ""
         body.append(
             f"<tr><td>{_e(r[a.text_col])}</td><td>{label}{flag}</td><td>{_fmt(r['mixaug_lambda'], 2)}</td>"
@@ -366,28 +510,21 @@ def render(a: Augmented, stats: dict | None = None, title: str = "mixaug report"
     images = "".join(f'<img alt="plot" src="{p}">' for p in plots if p)
     rejected = stats.get("rejected")
     rejected_html = (
-        "<table><tr><th>reason</th><th>rows</th></tr>"
-        + "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_e(v)}</td></tr>" for k, v in rejected.items())
-        + "</table>"
-        if isinstance(rejected, dict) and rejected
-        else "<p>None rejected.</p>"
+        rejected_table(rejected)
         if isinstance(rejected, dict)
         else '<p class="note">Pass the run\'s <code>--stats-json</code> file to see rejections.</p>'
     )
     new = a.new
     sample = new.sample(min(SAMPLE_ROWS, len(new)), random_state=seed) if len(new) else new
     worst = new.assign(_f=fid).sort_values("_f", kind="stable").head(SAMPLE_ROWS) if len(new) else new
-    fact_html = "".join(
-        f"<div>{html.escape(k)}<b>{_e(v) if not isinstance(v, str) else html.escape(v)}</b></div>"
-        for k, v in facts.items()
-    )
+    fact_html = "".join(f"<div>{html.escape(k)}<b>{_e(v)}</b></div>" for k, v in facts.items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p class="note">Text column <code>{html.escape(a.text_col)}</code>, label column
-<code>{html.escape(a.label_col or "(none)")}</code>. Made by <code>mixaug report</code>; no model was loaded.</p>
+<p class="note">Text column <code>{_e(a.text_col)}</code>, label column
+<code>{_e(a.label_col or "(none)")}</code>. Made by <code>mixaug report</code>; no model was loaded.</p>
 <div class="facts">{fact_html}</div>
 <h2>Plots</h2><div class="grid">{images or "<p>No new rows to plot.</p>"}</div>
 <h2>Manifold intrusion: parent labels → label written</h2>{intrusion_table(a)}

@@ -144,10 +144,10 @@ def fit_cached(base_encoder, texts: Sequence[str], labels: Sequence, seed: int =
     """The task model of these labelled rows (fitted once, then read from the cache): its folder."""
     from safetensors.torch import save_file
 
-    from .io import atomic_folder
+    from .io import atomic_folder, named_folder
     from .models import cache_dir
 
-    folder = cache_dir() / "task" / _key(base_encoder.name, texts, labels, seed, steps)
+    folder = named_folder(cache_dir(), "task", _key(base_encoder.name, texts, labels, seed, steps))
     if (folder / "task.json").is_file():
         return folder
     fitted = fit(base_encoder.model, [Row(t, t, 1.0, y, y) for t, y in zip(texts, labels)], seed, steps)

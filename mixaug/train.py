@@ -5,7 +5,7 @@ The encoder and the LM are frozen; the adaptor (and optional LoRA adapters on th
 
     checkpoint/        the usable checkpoint (manifest.json, adaptor.safetensors, lora/)
     state.safetensors  trainable weights + optimizer moments, for --resume
-    state.json         step, elapsed time, the config, the held-out texts
+    state.json         step, elapsed time, the config, the corpus fingerprint (what --resume checks), evals
     train_log.jsonl    one line per logged step / evaluation
 """
 
@@ -26,9 +26,12 @@ import torch
 
 from .checkpoint import Adaptor, Manifest, save_checkpoint, validate_checkpoint
 from .errors import MixaugError
+from .errors import summary as _line
 from .invert import Inverter, attach_lora
+from .io import append_named, named_file, named_folder, read_json_file, write_named
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+MAX_STEPS = 1_000_000_000  # any step count or interval: far above a real run, far below an overflow
 # What a resumed run may change; everything else (corpus, sizes, seed) is the saved run's own.
 # Stage 3 is a later phase of the same run, hence noise_std and mix_prob.
 RESUMABLE = (
@@ -82,6 +85,62 @@ class TrainConfig:
     init_checkpoint: str | None = None  # stage 2: start from this checkpoint's adaptor/LoRA
     resume: bool = False
 
+    def validate(self) -> None:
+        """Every setting checked, one line naming the option: a new run's (before a model loads) and a
+        saved run's alike (`saved_config`), so a run folder's state.json cannot ask for what the CLI refuses."""
+        from .checkpoint import MAX_DIM, MAX_LORA_R, MAX_SOFT_TOKENS
+        from .config import DEVICES, MAX_SEED, check_number
+
+        whole = [
+            ("--min-words", self.min_words, 1, 10_000),
+            ("--max-words", self.max_words, self.min_words, 10_000),
+            ("--max-target-tokens", self.max_target_tokens, 1, 1024),
+            ("--num-soft-tokens", self.num_soft_tokens, 1, MAX_SOFT_TOKENS),
+            ("--hidden-dim", self.hidden_dim, 1, MAX_DIM),
+            ("--lora-r", self.lora_r, 0, MAX_LORA_R),
+            ("--lora-alpha", self.lora_alpha, 1, 1_000_000),
+            ("--warmup-steps", self.warmup_steps, 0, MAX_STEPS),
+            ("--batch-size", self.batch_size, 1, 4096),
+            ("--eval-every", self.eval_every, 1, MAX_STEPS),
+            ("--eval-size", self.eval_size, 1, 1_000_000),
+            ("--save-every", self.save_every, 1, MAX_STEPS),
+            ("--log-every", self.log_every, 1, MAX_STEPS),
+            ("--seed", self.seed, 0, MAX_SEED),
+        ]
+        optional = [("--max-sentences", self.max_sentences, 1), ("--max-steps", self.max_steps, 1)]
+        optional.append(("--decay-from", self.decay_from, 0))
+        for name, value, low, high in whole + [(n, v, lo, MAX_STEPS) for n, v, lo in optional if v is not None]:
+            check_number(name, value, low, high, integer=True)
+        check_number("--lr", self.lr, 0, 10, low_open=True)
+        check_number("--noise-std", self.noise_std, 0, 10)
+        check_number("--mix-prob", self.mix_prob, 0, 1)
+        if self.max_minutes is not None:
+            check_number("--max-minutes", self.max_minutes, 0, 60 * 24 * 365, low_open=True)
+        if self.device not in DEVICES:
+            raise MixaugError(f"--device must be one of {', '.join(DEVICES)} (got {self.device!r})")
+        for name, value in (
+            ("--split-sentences", self.split_sentences),
+            ("bf16", self.bf16),
+            ("--resume", self.resume),
+        ):
+            if not isinstance(value, bool):
+                raise MixaugError(f"{name} must be true or false (got {value!r})")
+        for name, value in (
+            ("--out", self.out),
+            ("--text-column", self.text_column),
+            ("--encoder", self.encoder),
+            ("--lm", self.lm),
+            ("--init-checkpoint", self.init_checkpoint),
+        ):
+            if (value is not None or name == "--out") and not (isinstance(value, str) and value):
+                raise MixaugError(f"{name} must be a non-empty text (got {value!r})")
+        if not isinstance(self.corpus, list) or not all(isinstance(c, str) and c for c in self.corpus):
+            raise MixaugError(f"--corpus must be a list of file names (got {self.corpus!r})")
+        if self.max_steps is None and self.max_minutes is None:
+            raise MixaugError("pass --max-steps or --max-minutes to bound the run")
+        if self.decay_from is not None and self.max_steps is None:
+            raise MixaugError("--decay-from needs --max-steps: the step where the learning rate reaches 0")
+
 
 # -- corpus ------------------------------------------------------------------------------------------
 def read_corpus(
@@ -91,32 +150,30 @@ def read_corpus(
     min_words: int = 3,
     max_words: int = 40,
 ) -> list[str]:
-    """Sentences from text files (one per line) or datasets (--text-column), deduplicated, in order."""
-    from .io import read_dataset, resolve_text_column
+    """Sentences from text files (one per line, gzipped or not) or datasets (--text-column), deduplicated,
+    in order. Read line by line within the readers' bounds (a line, and MAX_CELLS sentences in all)."""
+    from .io import MAX_CELLS, check_readable, read_dataset, resolve_text_column, text_lines
 
     seen: set[str] = set()
     out: list[str] = []
     for path in paths:
         p = Path(path)
         if p.suffix in (".txt",) or p.name.endswith(".txt.gz"):
-            import gzip
-
             if not p.exists():
                 raise MixaugError(f"corpus file not found: {path}")
-            raw = gzip.decompress(p.read_bytes()) if p.name.endswith(".gz") else p.read_bytes()
-            try:
-                lines = raw.decode("utf-8").splitlines()
-            except UnicodeDecodeError:
-                raise MixaugError(f"corpus file {path} is not UTF-8") from None
+            check_readable(p)
+            lines = (piece for line in text_lines(p, p.name.endswith(".gz")) for piece in line.splitlines())
         else:
             df = read_dataset(p)
             col = resolve_text_column(df, text_column)
-            lines = [str(t) for t in df[col].tolist() if isinstance(t, str)]
+            lines = (str(t) for t in df[col].tolist() if isinstance(t, str))
         for line in lines:
             pieces = _SENTENCE_END.split(line) if split_sentences else [line]
             for s in pieces:
                 s = " ".join(s.split())
                 if min_words <= len(s.split()) <= max_words and s not in seen:
+                    if len(out) >= MAX_CELLS:
+                        raise MixaugError(f"corpus holds more than {MAX_CELLS:,} sentences; pass fewer files")
                     seen.add(s)
                     out.append(s)
     if not out:
@@ -134,7 +191,7 @@ def cached_embeddings(
     for t in texts:
         h.update(t.encode())
         h.update(b"\n")
-    path = cache_dir() / "embeddings" / f"{h.hexdigest()[:24]}.npy"
+    path = named_folder(cache_dir(), "embeddings") / f"{h.hexdigest()[:24]}.npy"
     if path.exists():
         emb = np.load(path, allow_pickle=False)
         if emb.shape == (len(texts), encoder.dim):
@@ -143,9 +200,8 @@ def cached_embeddings(
             return emb
     emb = encoder.encode(texts, batch_size=batch_size, on_batch=on_batch)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, emb)
-    tmp.replace(path)
+    with named_file(path) as fh:
+        np.save(fh, emb)
     return emb
 
 
@@ -203,34 +259,41 @@ def _trainable(adaptor: Adaptor, lm) -> dict[str, torch.nn.Parameter]:
 
 
 def _save_state(run: Path, params: dict, optimizer, info: dict) -> None:
-    from safetensors.torch import save_file
-
-    from .io import write_bytes_atomic
+    from safetensors.torch import save
 
     tensors = {f"param/{k}": v.detach().cpu().contiguous() for k, v in params.items()}
     names = list(params)
     for idx, st in optimizer.state_dict()["state"].items():
         for key, val in st.items():
             tensors[f"optim/{names[idx]}/{key}"] = torch.as_tensor(val).detach().cpu().contiguous()
-    tmp = run / "state.safetensors.tmp"
-    save_file(tensors, tmp)
-    tmp.replace(run / "state.safetensors")
-    write_bytes_atomic(run / "state.json", json.dumps(info, indent=1).encode())
+    write_named(run / "state.safetensors", save(tensors))
+    write_named(run / "state.json", json.dumps(info, indent=1).encode())
 
 
 def _load_state(run: Path, params: dict, optimizer) -> dict:
     from safetensors.torch import load_file
 
-    info = json.loads((run / "state.json").read_text())
-    tensors = load_file(run / "state.safetensors")
+    info = _state_info(run)
+    try:
+        tensors = load_file(run / "state.safetensors")
+    except Exception as exc:  # safetensors raises its own types for a bad file
+        raise MixaugError(f"cannot resume {run}: state.safetensors: {_line(exc)}") from None
     with torch.no_grad():
         for k, v in params.items():
-            v.copy_(tensors[f"param/{k}"])
+            saved = tensors.get(f"param/{k}")
+            if saved is None or saved.shape != v.shape or saved.dtype != v.dtype:
+                raise MixaugError(f"cannot resume {run}: state.safetensors has no {k} of shape {tuple(v.shape)}")
+            v.copy_(saved)
     names = list(params)
     sd = optimizer.state_dict()
     state = {}
     for idx, name in enumerate(names):
         entry = {key.rsplit("/", 1)[1]: t for key, t in tensors.items() if key.startswith(f"optim/{name}/")}
+        for key, t in entry.items():
+            if key != "step" and t.shape != params[name].shape:
+                raise MixaugError(
+                    f"cannot resume {run}: state.safetensors' optimizer {key} of {name} has the wrong shape"
+                )
         if entry:
             state[idx] = entry
     sd["state"] = state
@@ -256,10 +319,12 @@ def train(
     run = Path(cfg.out)
     if run.exists() and (run / "state.json").exists() and not cfg.resume:
         raise MixaugError(f"{run} already holds a training run: pass --resume to continue it, or another --out")
+    cfg.validate()
     if cfg.resume:
         cfg = TrainConfig(**{**asdict(saved_config(run)), **{k: getattr(cfg, k) for k in RESUMABLE}, "out": cfg.out})
-    if cfg.decay_from is not None and cfg.max_steps is None:
-        raise MixaugError("--decay-from needs --max-steps: the step where the learning rate reaches 0")
+        cfg.validate()
+    if texts is None and not cfg.corpus:
+        raise MixaugError("pass --corpus FILE (or --resume an existing run)")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = resolve_device(cfg.device)
@@ -268,6 +333,14 @@ def train(
     if texts is None:
         texts = read_corpus(cfg.corpus, cfg.text_column, cfg.split_sentences, cfg.min_words, cfg.max_words)
     texts = list(texts)
+    corpus_sha256 = hashlib.sha256(json.dumps(texts).encode()).hexdigest()
+    if cfg.resume and _state_info(run).get("corpus_sha256") != corpus_sha256:
+        # A run folder names its corpus files: resumed, it reads only the sentences it was trained on, never a
+        # file a planted state.json points at (whose fingerprint it cannot know).
+        raise MixaugError(
+            f"cannot resume {run}: its corpus files no longer hold the sentences it was trained on "
+            "(or state.json records none): start a new run"
+        )
     rng = random.Random(cfg.seed)
     rng.shuffle(texts)
     if cfg.max_sentences:
@@ -355,7 +428,16 @@ def train(
             manifest.metrics = final_metrics
         save_checkpoint(run / "checkpoint", manifest, adaptor, lm if manifest.lora else None)
         _save_state(
-            run, params, optimizer, {"step": step, "elapsed_s": elapsed(), "config": asdict(cfg), "evals": history}
+            run,
+            params,
+            optimizer,
+            {
+                "step": step,
+                "elapsed_s": elapsed(),
+                "config": asdict(cfg),
+                "corpus_sha256": corpus_sha256,
+                "evals": history,
+            },
         )
 
     def evaluate() -> dict:
@@ -449,14 +531,39 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 
 
 def saved_config(run: str | Path) -> TrainConfig:
-    """The config a run folder was last trained with (what --resume continues)."""
-    state = Path(run) / "state.json"
-    if not state.exists():
-        raise MixaugError(f"nothing to resume in {run}: no state.json")
+    """The config a run folder was last trained with (what --resume continues), checked by the same rules
+    as a new run's."""
+    config = _state_info(run)["config"]
     try:
-        return TrainConfig(**json.loads(state.read_text())["config"])
-    except (ValueError, KeyError, TypeError) as exc:
+        saved = TrainConfig(**config)
+        saved.validate()
+    except MixaugError as exc:
+        raise MixaugError(f"cannot resume {run}: state.json's config: {exc}") from None
+    except TypeError as exc:
         raise MixaugError(f"cannot resume {run}: state.json is not a mixaug training state ({exc})") from None
+    return saved
+
+
+MAX_STATE_JSON_BYTES = 64 << 20
+
+
+def _state_info(run: Path) -> dict:
+    """state.json, read within bounds and checked field by field: what a resumed run takes from it."""
+    state = Path(run) / "state.json"
+    if not state.is_file():
+        raise MixaugError(f"nothing to resume in {run}: no state.json")
+    bad = f"cannot resume {run}: state.json"
+    info = read_json_file(state, bad, MAX_STATE_JSON_BYTES)
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
+        raise MixaugError(f"{bad} is not a mixaug training state (no config)")
+    step, elapsed, evals = info.get("step", 0), info.get("elapsed_s", 0.0), info.get("evals", [])
+    if not (isinstance(step, int) and not isinstance(step, bool) and 0 <= step <= MAX_STEPS):
+        raise MixaugError(f"{bad}: step must be a whole number from 0 to {MAX_STEPS:,} (got {step!r})")
+    if not (isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) and 0 <= elapsed < float("inf")):
+        raise MixaugError(f"{bad}: elapsed_s must be a finite number of seconds (got {elapsed!r})")
+    if not (isinstance(evals, list) and all(isinstance(e, dict) for e in evals)):
+        raise MixaugError(f"{bad}: evals must be a list of records")
+    return info
 
 
 def adapt(
@@ -486,7 +593,7 @@ def adapt(
     h.update(json.dumps([steps, minutes, seed, batch_size, lr] + ([encoder] if encoder else [])).encode())
     for t in texts:
         h.update(t.encode() + b"\n")
-    run = cache_dir() / "adapted" / h.hexdigest()[:20]
+    run = named_folder(cache_dir(), "adapted", h.hexdigest()[:20])
     if (run / "checkpoint" / MANIFEST).exists() and (run / "done").exists():
         (log or (lambda m: None))(f"reusing adapted checkpoint {run / 'checkpoint'}")
         return run / "checkpoint"
@@ -509,10 +616,10 @@ def adapt(
         save_every=max(10, steps // 4),
         eval_size=100,
         min_words=1,
-        max_words=10**6,
+        max_words=10_000,  # unused: the texts are given
     )
     out = train(cfg, texts=list(dict.fromkeys(texts)), progress=progress, log=log)
-    (run / "done").write_text("ok\n")
+    write_named(run / "done", b"ok\n")
     return out
 
 
@@ -550,8 +657,7 @@ def _load_init(folder: str, adaptor: Adaptor, lm) -> None:
 
 
 def _append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    append_named(path, (json.dumps(record, ensure_ascii=False) + "\n").encode())
 
 
 def _hardware(device: str) -> str:

@@ -17,9 +17,13 @@ from mixaug.errors import MixaugError
 from mixaug.io import ABSENT_KEYS, MISSING, _same, read_dataset, write_dataset
 
 EXAMPLES = int(os.environ.get("MIXAUG_HYPOTHESIS_EXAMPLES", "60"))  # raise it for a deeper run
+# CI replays the same examples (a red CI means a change broke something); every other run draws new ones,
+# which is how the cases CI could not know about are found (a BOM-named CSV header was).
+PINNED = os.environ.get("CI") == "true"
 SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
+    derandomize=PINNED,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 # Text with the characters that broke readers before: line separators, quotes, NUL, BOM, CR, tabs.
@@ -216,7 +220,12 @@ def mutate(text: str, edits) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-@settings(max_examples=EXAMPLES * 3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES * 3,
+    deadline=None,
+    derandomize=PINNED,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(fmt=st.sampled_from(sorted(SEEDS)), edits=MUTATIONS)
 def test_malformed_files_error_in_one_line_or_round_trip(tmp_path, fmt, edits):
     path = tmp_path / f"f.{fmt}"

@@ -154,7 +154,7 @@ def test_cli_resume_keeps_the_runs_settings_unless_given(tmp_path, tiny_lm_dir):
     assert state["config"]["out"] == str(run)
     (run / "state.json").write_text("{not json")
     result = CliRunner().invoke(app, ["train", *common, "--resume", "--max-steps", "6"])
-    assert result.exit_code != 0 and "state.json is not a mixaug training state" in result.output
+    assert result.exit_code != 0 and "state.json is not valid JSON" in result.output
 
 
 def test_decay_from_anneals_lr_to_zero_and_survives_resume(tmp_path, tiny_lm_dir):
