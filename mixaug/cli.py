@@ -843,8 +843,8 @@ def eval_cmd(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Compare augmentation methods side by side on TRAIN/TEST: accuracy, fidelity, intrusion, speed."""
-    from .config import MAX_SEED, check_number, check_whole_numbers
-    from .evaluate import DEFAULT_METHODS, IMBALANCED_METHODS, JOURNAL, EvalConfig, run_eval
+    from .config import DEFAULT_METHODS, IMBALANCED_METHODS, MAX_SEED, EvalConfig, check_number, check_whole_numbers
+    from .evaluate import JOURNAL, run_eval
 
     check_whole_numbers(
         ("--seeds", seeds, 1, 1000),

@@ -20,64 +20,10 @@ import numpy as np
 import pandas as pd
 
 from .baselines import eda, eda_ops, embed_mixup, paraphrase
-from .classifiers import CLASSIFIERS, FINETUNE_STEPS, Example, Scores, TestSet
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_NEIGHBOURS, DEFAULT_PRECISION, PAIRINGS
+from .classifiers import CLASSIFIERS, Example, Scores, TestSet
+from .config import DEFAULT_NEIGHBOURS, PAIRINGS, EvalConfig
 from .decode import DecodeStats
 from .errors import MixaugError
-
-DEFAULT_METHODS = (
-    "none",
-    "eda",
-    "embed-mixup",
-    "paraphrase",
-    "mixaug",
-    "mixaug:parent:intra",
-    "mixaug:soft:intra",
-    "mixaug:hard:inter",
-)
-# with --rare-classes: what a user reaches for when a class is rare, and each way mixaug can pair
-IMBALANCED_METHODS = (
-    "none",
-    "class-weights",
-    "oversample",
-    "eda",
-    "smote",
-    "embed-mixup",
-    "mixaug",  # under --balance: parent labels, BALANCE_PAIRING
-    "mixaug:hard:intra",
-    "mixaug:parent:neighbours",
-    "mixaug:parent:boundary",
-)
-
-
-@dataclass
-class EvalConfig:
-    train: str
-    test: str
-    out: str
-    text_column: str | None = None
-    label_column: str | None = None
-    shots: list = field(default_factory=lambda: [10, 20, "all"])
-    seeds: int = 5
-    methods: list = field(default_factory=lambda: list(DEFAULT_METHODS))
-    classifiers: list = field(default_factory=lambda: ["logreg"])  # each scores every method's rows
-    finetune_steps: int = FINETUNE_STEPS  # optimizer steps of the finetune classifier (and of mixaug+task's task model)
-    ratio: float = 1.0  # new rows per original row
-    max_new_rows: int = 200  # cap per run, so "all" stays affordable on a CPU
-    # the imbalanced setting: per seed, rare_classes classes (drawn at random) keep rare_shots rows while the
-    # others keep `shots`; every arm then makes its rows for the rare classes only, as many as bring each up
-    # to the largest (mixaug: --balance equal), and macro-F1 and the rare classes' recall are the headline
-    rare_classes: int = 0
-    rare_shots: int = 3
-    max_test: int | None = 1000
-    fidelity_n: int = 100
-    control_pairs: int = 10
-    checkpoint: str | None = None
-    device: str = "auto"
-    batch_size: int = DEFAULT_BATCH_SIZE
-    precision: str = DEFAULT_PRECISION
-    seed: int = 0
-
 
 # mixaug variants by name: the augment options each one sets
 VARIANTS = {

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import TASK_STEPS
 from .errors import MixaugError
 
-TASK_STEPS = 100  # optimizer steps, whatever the number of rows (a fair budget for every eval arm)
 TASK_BATCH = 16
 TASK_LR = 3e-5  # the encoder's; the head's is HEAD_LR
 HEAD_LR = 1e-3

@@ -18,20 +18,20 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .checkpoint import Adaptor, Manifest, save_checkpoint, validate_checkpoint
+from .config import MAX_STEPS, TrainConfig
 from .errors import MixaugError
 from .errors import summary as _line
 from .invert import Inverter, attach_lora
 from .io import append_named, named_file, named_folder, read_json_file, write_named
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
-MAX_STEPS = 1_000_000_000  # any step count or interval: far above a real run, far below an overflow
 # What a resumed run may change; everything else (corpus, sizes, seed) is the saved run's own.
 # Stage 3 is a later phase of the same run, hence noise_std and mix_prob.
 RESUMABLE = (
@@ -47,99 +47,6 @@ RESUMABLE = (
     "decay_from",
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])")
-
-
-@dataclass
-class TrainConfig:
-    """One training run. Everything here is recorded in the manifest's `training` section."""
-
-    out: str
-    corpus: list[str] = field(default_factory=list)
-    text_column: str | None = None
-    split_sentences: bool = False
-    min_words: int = 3
-    max_words: int = 40
-    max_sentences: int | None = None
-    max_target_tokens: int = 40
-    encoder: str | None = None
-    lm: str | None = None
-    num_soft_tokens: int = 8
-    hidden_dim: int = 1024
-    lora_r: int = 16  # 0 = adaptor only
-    lora_alpha: int = 32
-    lr: float = 2e-3
-    warmup_steps: int = 30
-    decay_from: int | None = None  # from this step lr falls linearly to 0 at max_steps (an annealing phase)
-    batch_size: int = 32
-    max_steps: int | None = None
-    max_minutes: float | None = None
-    eval_every: int = 100
-    eval_size: int = 200
-    save_every: int = 25
-    log_every: int = 10
-    noise_std: float = 0.0  # stage 3: Gaussian noise on the (renormalised) input embedding
-    mix_prob: float = 0.0  # stage 3: fraction of rows replaced by mixtures of two embeddings, target = dominant parent
-    seed: int = 0
-    device: str = "auto"
-    bf16: bool = False  # autocast bf16 measured 20x slower than fp32 on this CPU with torch 2.13
-    init_checkpoint: str | None = None  # stage 2: start from this checkpoint's adaptor/LoRA
-    resume: bool = False
-
-    def validate(self) -> None:
-        """Every setting checked, one line naming the option: a new run's (before a model loads) and a
-        saved run's alike (`saved_config`), so a run folder's state.json cannot ask for what the CLI refuses."""
-        from .checkpoint import MAX_DIM, MAX_LORA_R, MAX_SOFT_TOKENS
-        from .config import DEVICES, MAX_SEED, check_number
-
-        whole = [
-            ("--min-words", self.min_words, 1, 10_000),
-            ("--max-words", self.max_words, self.min_words, 10_000),
-            ("--max-target-tokens", self.max_target_tokens, 1, 1024),
-            ("--num-soft-tokens", self.num_soft_tokens, 1, MAX_SOFT_TOKENS),
-            ("--hidden-dim", self.hidden_dim, 1, MAX_DIM),
-            ("--lora-r", self.lora_r, 0, MAX_LORA_R),
-            ("--lora-alpha", self.lora_alpha, 1, 1_000_000),
-            ("--warmup-steps", self.warmup_steps, 0, MAX_STEPS),
-            ("--batch-size", self.batch_size, 1, 4096),
-            ("--eval-every", self.eval_every, 1, MAX_STEPS),
-            ("--eval-size", self.eval_size, 1, 1_000_000),
-            ("--save-every", self.save_every, 1, MAX_STEPS),
-            ("--log-every", self.log_every, 1, MAX_STEPS),
-            ("--seed", self.seed, 0, MAX_SEED),
-        ]
-        optional = [("--max-sentences", self.max_sentences, 1), ("--max-steps", self.max_steps, 1)]
-        optional.append(("--decay-from", self.decay_from, 0))
-        for name, value, low, high in whole + [(n, v, lo, MAX_STEPS) for n, v, lo in optional if v is not None]:
-            check_number(name, value, low, high, integer=True)
-        check_number("--lr", self.lr, 0, 10, low_open=True)
-        check_number("--noise-std", self.noise_std, 0, 10)
-        check_number("--mix-prob", self.mix_prob, 0, 1)
-        if self.max_minutes is not None:
-            check_number("--max-minutes", self.max_minutes, 0, 60 * 24 * 365, low_open=True)
-        if self.device not in DEVICES:
-            raise MixaugError(f"--device must be one of {', '.join(DEVICES)} (got {self.device!r})")
-        for name, value in (
-            ("--split-sentences", self.split_sentences),
-            ("bf16", self.bf16),
-            ("--resume", self.resume),
-        ):
-            if not isinstance(value, bool):
-                raise MixaugError(f"{name} must be true or false (got {value!r})")
-        for name, value in (
-            ("--out", self.out),
-            ("--text-column", self.text_column),
-            ("--encoder", self.encoder),
-            ("--lm", self.lm),
-            ("--init-checkpoint", self.init_checkpoint),
-        ):
-            if (value is not None or name == "--out") and not (isinstance(value, str) and value):
-                raise MixaugError(f"{name} must be a non-empty text (got {value!r})")
-        if not isinstance(self.corpus, list) or not all(isinstance(c, str) and c for c in self.corpus):
-            raise MixaugError(f"--corpus must be a list of file names (got {self.corpus!r})")
-        if self.max_steps is None and self.max_minutes is None:
-            raise MixaugError("pass --max-steps or --max-minutes to bound the run")
-        if self.decay_from is not None and self.max_steps is None:
-            raise MixaugError("--decay-from needs --max-steps: the step where the learning rate reaches 0")
 
 
 # -- corpus ------------------------------------------------------------------------------------------
