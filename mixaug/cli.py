@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_NEIGHBOURS, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH
+from .config import DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig, EvalConfig, TrainConfig, shots_text
 from .errors import MixaugError, MixaugWarning
 
 app = typer.Typer(
@@ -43,6 +43,8 @@ class _Terminal(Console):
 
 
 err = _Terminal(stderr=True, markup=False, highlight=False)
+# The defaults every option shows and uses, read from the configs (never written twice).
+AUG, TRAIN, EVAL = AugmentConfig(), TrainConfig(out=""), EvalConfig(train="", test="", out="")
 
 
 def _version(value: bool) -> None:
@@ -197,47 +199,50 @@ def augment(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Output file, or '-' for stdout."),
     input_format: Optional[str] = IN_FMT,
     output_format: Optional[str] = OUT_FMT,
-    text_column: Optional[str] = typer.Option(None, help="Default: first of text, sentence, content."),
-    label_column: Optional[str] = typer.Option(None, help="Default: 'label' if present (else unlabelled)."),
-    id_column: Optional[str] = typer.Option(None, help="Default: the row number."),
+    text_column: Optional[str] = typer.Option(AUG.text_column, help="Default: first of text, sentence, content."),
+    label_column: Optional[str] = typer.Option(AUG.label_column, help="Default: 'label' if present (else unlabelled)."),
+    id_column: Optional[str] = typer.Option(AUG.id_column, help="Default: the row number."),
     num_augmented: Optional[int] = typer.Option(
-        None, "-n", "--num-augmented", help="New rows (default: as many as input rows)."
+        AUG.num_augmented, "-n", "--num-augmented", help="New rows (default: as many as input rows)."
     ),
     pairing: Optional[str] = typer.Option(
-        None,
+        AUG.pairing,
         help="intra (same label, default), inter (different labels), random, neighbours (one of the k nearest "
         "rows of the same label, SMOTE's partner) or boundary (a near row of another label, λ where the labeller "
         "is least sure).",
     ),
     balance: Optional[str] = typer.Option(
-        None,
+        AUG.balance,
         "--balance",
         help="equal, or a ratio in (0, 1]: plan the new rows per class so every class reaches that share of the "
         "largest one, rare classes first (-n: the total, each row to the class with the fewest).",
     ),
-    neighbours: int = typer.Option(DEFAULT_NEIGHBOURS, "--neighbours", help="k of --pairing neighbours/boundary."),
-    alpha: float = typer.Option(0.4, help="λ ~ Beta(alpha, alpha)."),
-    seed: int = typer.Option(0, help="Seeds the plan (pairs, λ) and any sampling."),
-    renormalize: bool = typer.Option(True, "--renormalize/--no-renormalize", help="Project mixtures to unit norm."),
-    num_candidates: int = typer.Option(1, help="Decode K candidates, keep the closest re-encoding."),
+    neighbours: int = typer.Option(AUG.neighbours, "--neighbours", help="k of --pairing neighbours/boundary."),
+    alpha: float = typer.Option(AUG.alpha, help="λ ~ Beta(alpha, alpha)."),
+    seed: int = typer.Option(AUG.seed, help="Seeds the plan (pairs, λ) and any sampling."),
+    renormalize: bool = typer.Option(
+        AUG.renormalize, "--renormalize/--no-renormalize", help="Project mixtures to unit norm."
+    ),
+    num_candidates: int = typer.Option(AUG.num_candidates, help="Decode K candidates, keep the closest re-encoding."),
     search: str = typer.Option(
-        "none", "--search", help="none, or guided: beam search scored by the encoder every 4 tokens (slow)."
+        AUG.search, "--search", help="none, or guided: beam search scored by the encoder every 4 tokens (slow)."
     ),
     search_width: int = typer.Option(
-        DEFAULT_SEARCH_WIDTH, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
+        AUG.search_width, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
     ),
-    temperature: float = typer.Option(0.0, help="0 = greedy."),
-    top_p: float = typer.Option(1.0),
-    max_new_tokens: int = typer.Option(48),
+    temperature: float = typer.Option(AUG.temperature, help="0 = greedy."),
+    top_p: float = typer.Option(AUG.top_p),
+    max_new_tokens: int = typer.Option(AUG.max_new_tokens),
     label_policy: Optional[str] = typer.Option(
-        None, help="hard (classifier; the default), parent (λ-dominant parent; the default with --balance) or soft."
+        AUG.label_policy,
+        help="hard (classifier; the default), parent (λ-dominant parent; the default with --balance) or soft.",
     ),
-    intrusion: str = typer.Option("keep", help="keep (relabelled) or drop manifold intrusions."),
+    intrusion: str = typer.Option(AUG.intrusion, help="keep (relabelled) or drop manifold intrusions."),
     min_fidelity: Optional[float] = typer.Option(
-        None, help="Drop rows whose re-encoding cosine to the target is below this."
+        AUG.min_fidelity, help="Drop rows whose re-encoding cosine to the target is below this."
     ),
-    max_rounds: int = typer.Option(3, help="Planning rounds (retries that replace rejected rows)."),
-    only_new: bool = typer.Option(False, "--only-new", help="Write only the new rows."),
+    max_rounds: int = typer.Option(AUG.max_rounds, help="Planning rounds (retries that replace rejected rows)."),
+    only_new: bool = typer.Option(AUG.only_new, "--only-new", help="Write only the new rows."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and 5 decoded samples; write nothing."),
     limit: Optional[int] = typer.Option(None, help="Read only the first N input rows."),
@@ -248,21 +253,25 @@ def augment(
         None, "--report", help="Also write an HTML report of the run here (see `mixaug report`)."
     ),
     checkpoint: Optional[str] = CHECKPOINT,
-    adapt: bool = typer.Option(False, "--adapt", help="Stage 2: refine the checkpoint on this dataset first (cached)."),
-    adapt_steps: int = typer.Option(60, help="Training steps for --adapt."),
-    adapt_minutes: Optional[float] = typer.Option(None, help="Wall-clock cap for --adapt."),
+    adapt: bool = typer.Option(
+        AUG.adapt, "--adapt", help="Stage 2: refine the checkpoint on this dataset first (cached)."
+    ),
+    adapt_steps: int = typer.Option(AUG.adapt_steps, help="Training steps for --adapt."),
+    adapt_minutes: Optional[float] = typer.Option(AUG.adapt_minutes, help="Wall-clock cap for --adapt."),
     task_model: str = typer.Option(
-        "none",
+        AUG.task_model,
         "--task-model",
         help="none, or finetune: fine-tune the encoder + a head on the labelled rows, refine the checkpoint "
         "on its embeddings (--adapt-steps), then mix, decode and label in that space (cached).",
     ),
-    task_steps: int = typer.Option(100, help="Optimizer steps of --task-model finetune."),
+    task_steps: int = typer.Option(AUG.task_steps, help="Optimizer steps of --task-model finetune."),
     device: str = DEVICE,
-    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, help="Rows decoded at once."),
+    batch_size: int = typer.Option(AUG.batch_size, help="Rows decoded at once."),
     precision: str = PRECISION,
-    engine: str = typer.Option("local", "--engine", help="local, or ray: decode on Ray actors (same output)."),
-    num_workers: Optional[int] = typer.Option(None, "--num-workers", help="Ray actors (default: one per CPU)."),
+    engine: str = typer.Option(AUG.engine, "--engine", help="local, or ray: decode on Ray actors (same output)."),
+    num_workers: Optional[int] = typer.Option(
+        AUG.num_workers, "--num-workers", help="Ray actors (default: one per CPU)."
+    ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or summary."),
 ):
     """Write INPUT's rows plus new rows decoded from mixed embeddings, with provenance columns."""
@@ -468,7 +477,7 @@ def invert(
         "none", "--search", help="none, or guided: beam search scored by the encoder every 4 tokens (slow)."
     ),
     search_width: int = typer.Option(
-        DEFAULT_SEARCH_WIDTH, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
+        AUG.search_width, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
     ),
     limit: Optional[int] = typer.Option(None),
     overwrite: bool = typer.Option(False, "--overwrite"),
@@ -478,7 +487,7 @@ def invert(
     group_column: Optional[str] = typer.Option(None, help="Also report the metrics per value of this column."),
     checkpoint: Optional[str] = CHECKPOINT,
     device: str = DEVICE,
-    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, help="Rows decoded at once."),
+    batch_size: int = typer.Option(AUG.batch_size, help="Rows decoded at once."),
     precision: str = PRECISION,
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
@@ -647,33 +656,44 @@ def train(
     corpus: Optional[list[str]] = typer.Option(
         None, "--corpus", help="Text file(s), one sentence per line, or datasets."
     ),
-    text_column: Optional[str] = typer.Option(None),
-    split_sentences: bool = typer.Option(False, "--split-sentences"),
-    min_words: int = typer.Option(3),
-    max_words: int = typer.Option(40),
-    max_sentences: Optional[int] = typer.Option(None),
-    lm: Optional[str] = typer.Option(None, help="LM spec: hub id, folder or .gguf (default SmolLM2-135M-Instruct)."),
-    encoder: Optional[str] = typer.Option(None),
-    num_soft_tokens: int = typer.Option(8),
-    hidden_dim: int = typer.Option(1024),
-    lora_r: int = typer.Option(16, help="LoRA rank on q,k,v,o (0 = adaptor only)."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate [default: 2e-3; on --resume: the run's own]."),
-    batch_size: int = typer.Option(16),
-    max_steps: Optional[int] = typer.Option(None),
-    max_minutes: Optional[float] = typer.Option(None),
-    eval_every: Optional[int] = typer.Option(None, help="Steps between held-out evaluations [default: 100]."),
-    eval_size: int = typer.Option(200),
-    save_every: Optional[int] = typer.Option(None, help="Steps between saved checkpoints [default: 25]."),
-    noise_std: Optional[float] = typer.Option(None, help="Stage 3: Gaussian noise on input embeddings [default: 0]."),
+    text_column: Optional[str] = typer.Option(TRAIN.text_column),
+    split_sentences: bool = typer.Option(TRAIN.split_sentences, "--split-sentences"),
+    min_words: int = typer.Option(TRAIN.min_words),
+    max_words: int = typer.Option(TRAIN.max_words),
+    max_sentences: Optional[int] = typer.Option(TRAIN.max_sentences),
+    lm: Optional[str] = typer.Option(
+        TRAIN.lm, help="LM spec: hub id, folder or .gguf (default SmolLM2-135M-Instruct)."
+    ),
+    encoder: Optional[str] = typer.Option(TRAIN.encoder),
+    num_soft_tokens: int = typer.Option(TRAIN.num_soft_tokens),
+    hidden_dim: int = typer.Option(TRAIN.hidden_dim),
+    lora_r: int = typer.Option(TRAIN.lora_r, help="LoRA rank on q,k,v,o (0 = adaptor only)."),
+    lr: Optional[float] = typer.Option(
+        None, help=f"Peak learning rate (default: {TRAIN.lr:g}; on --resume: the run's own)."
+    ),
+    batch_size: int = typer.Option(TRAIN.batch_size, help="The optimizer's batch (sentences per step)."),
+    max_steps: Optional[int] = typer.Option(TRAIN.max_steps),
+    max_minutes: Optional[float] = typer.Option(TRAIN.max_minutes),
+    eval_every: Optional[int] = typer.Option(
+        None, help=f"Steps between held-out evaluations (default: {TRAIN.eval_every})."
+    ),
+    eval_size: int = typer.Option(TRAIN.eval_size),
+    save_every: Optional[int] = typer.Option(
+        None, help=f"Steps between saved checkpoints (default: {TRAIN.save_every})."
+    ),
+    noise_std: Optional[float] = typer.Option(
+        None, help=f"Stage 3: Gaussian noise on input embeddings (default: {TRAIN.noise_std:g})."
+    ),
     mix_prob: Optional[float] = typer.Option(
-        None, help="Stage 3: share of inputs replaced by mixtures (target: dominant parent) [default: 0]."
+        None,
+        help=f"Stage 3: share of inputs replaced by mixtures (target: dominant parent) (default: {TRAIN.mix_prob:g}).",
     ),
     decay_from: Optional[int] = typer.Option(
-        None, help="From this step the lr falls linearly to 0 at --max-steps [default: constant lr]."
+        TRAIN.decay_from, help="From this step the lr falls linearly to 0 at --max-steps (default: constant lr)."
     ),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(TRAIN.seed),
     device: str = DEVICE,
-    resume: bool = typer.Option(False, "--resume"),
+    resume: bool = typer.Option(TRAIN.resume, "--resume"),
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Train (or --resume) an inversion checkpoint on unlabelled sentences (stage 1 alignment)."""
@@ -759,7 +779,7 @@ def adapt_cmd(
 def report_cmd(
     input: str = typer.Argument(..., help="A file `mixaug augment` wrote (any format), or '-'."),
     output: Optional[str] = typer.Option(
-        None, "-o", "--output", help="HTML file [default: INPUT's name + .report.html; '-': stdout]."
+        None, "-o", "--output", help="HTML file (default: INPUT's name + .report.html; '-': stdout)."
     ),
     input_format: Optional[str] = IN_FMT,
     stats_json: Optional[str] = typer.Option(
@@ -772,7 +792,7 @@ def report_cmd(
         None, help="Default: from the stats file, else the other column the new rows fill, else 'label' if present."
     ),
     id_column: Optional[str] = typer.Option(
-        None, help="What mixaug_parent_a/b name [default: from the stats file, else the row number]."
+        None, help="What mixaug_parent_a/b name (default: from the stats file, else the row number)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite"),
     quiet: bool = typer.Option(False, "-q", "--quiet"),
@@ -804,10 +824,10 @@ def eval_cmd(
     train: str = typer.Option(..., "--train", help="Labelled training file."),
     test: str = typer.Option(..., "--test", help="Labelled test file."),
     out: Path = typer.Option(..., "--out", help="Folder for report.md, plots, results.json, summary.json."),
-    text_column: Optional[str] = typer.Option(None),
-    label_column: Optional[str] = typer.Option(None),
-    shots: str = typer.Option("10,20,all", help="Comma-separated: examples per class, or 'all'."),
-    seeds: int = typer.Option(5),
+    text_column: Optional[str] = typer.Option(EVAL.text_column),
+    label_column: Optional[str] = typer.Option(EVAL.label_column),
+    shots: str = typer.Option(shots_text(EVAL.shots), help="Comma-separated: examples per class, or 'all'."),
+    seeds: int = typer.Option(EVAL.seeds),
     methods: Optional[str] = typer.Option(
         None,
         help="Comma-separated: none, class-weights, oversample, eda, smote, embed-mixup, paraphrase, "
@@ -816,67 +836,46 @@ def eval_cmd(
         "three, none, eda, embed-mixup and mixaug with each pairing.",
     ),
     classifier: str = typer.Option(
-        "logreg",
+        ",".join(EVAL.classifiers),
         help="Comma-separated, each scores every method: logreg (frozen embeddings), tfidf (TF-IDF + logistic "
         "regression), finetune (the encoder + a head, the same number of steps for every method).",
     ),
     finetune_steps: int = typer.Option(
-        100, help="Optimizer steps of the finetune classifier, for every method (and of mixaug+task's task model)."
+        EVAL.finetune_steps,
+        help="Optimizer steps of the finetune classifier, for every method (and of mixaug+task's task model).",
     ),
-    ratio: float = typer.Option(1.0, help="New rows per original row."),
-    max_new_rows: int = typer.Option(200, help="Cap on new rows per run."),
+    ratio: float = typer.Option(EVAL.ratio, help="New rows per original row."),
+    max_new_rows: int = typer.Option(EVAL.max_new_rows, help="Cap on new rows per run."),
     rare_classes: int = typer.Option(
-        0,
+        EVAL.rare_classes,
         "--rare-classes",
         help="The imbalanced setting: this many classes (drawn per seed) keep only --rare-shots rows, and every "
         "method makes rows for them alone, up to the largest class; macro-F1 and their recall are the headline.",
     ),
-    rare_shots: int = typer.Option(3, "--rare-shots", help="Rows a rare class keeps (with --rare-classes)."),
-    max_test: int = typer.Option(1000, help="Score on at most this many TEST rows (seeded sample)."),
-    fidelity_n: int = typer.Option(100, help="TEST texts to invert for the fidelity section."),
-    control_pairs: int = typer.Option(10, help="Pairs for the controllability curve."),
-    seed: int = typer.Option(0),
+    rare_shots: int = typer.Option(
+        EVAL.rare_shots, "--rare-shots", help="Rows a rare class keeps (with --rare-classes)."
+    ),
+    max_test: int = typer.Option(EVAL.max_test, help="Score on at most this many TEST rows (seeded sample)."),
+    fidelity_n: int = typer.Option(EVAL.fidelity_n, help="TEST texts to invert for the fidelity section."),
+    control_pairs: int = typer.Option(EVAL.control_pairs, help="Pairs for the controllability curve."),
+    seed: int = typer.Option(EVAL.seed),
     checkpoint: Optional[str] = CHECKPOINT,
     device: str = DEVICE,
-    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, help="Rows decoded at once."),
+    batch_size: int = typer.Option(EVAL.batch_size, help="Rows decoded at once."),
     precision: str = PRECISION,
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Compare augmentation methods side by side on TRAIN/TEST: accuracy, fidelity, intrusion, speed."""
-    from .config import DEFAULT_METHODS, IMBALANCED_METHODS, MAX_SEED, EvalConfig, check_number, check_whole_numbers
+    from .config import DEFAULT_METHODS, IMBALANCED_METHODS, parse_shots
     from .evaluate import JOURNAL, run_eval
 
-    check_whole_numbers(
-        ("--seeds", seeds, 1, 1000),
-        ("--max-new-rows", max_new_rows, 1, 1_000_000),
-        ("--rare-classes", rare_classes, 0, 100_000),
-        ("--rare-shots", rare_shots, 1, 1_000_000),
-        ("--max-test", max_test, 1, 10_000_000),
-        ("--fidelity-n", fidelity_n, 0, 1_000_000),
-        ("--control-pairs", control_pairs, 0, 10_000),
-        ("--finetune-steps", finetune_steps, 1, 1_000_000),
-        ("--seed", seed, 0, MAX_SEED),
-        ("--batch-size", batch_size, 1, 4096),
-    )
-    check_number("--ratio", ratio, 0, 100, low_open=True)
-    _check_decode_options(1, batch_size, precision)
-    _check_out_folder(out)
-    shot_list = []
-    for s in shots.split(","):
-        s = s.strip()
-        if s == "all":
-            shot_list.append("all")
-        elif s.isdigit() and int(s) > 0:
-            shot_list.append(int(s))
-        else:
-            raise MixaugError(f"--shots takes positive numbers or 'all' (got '{s}')")
     cfg = EvalConfig(
         train=train,
         test=test,
         out=str(out),
         text_column=text_column,
         label_column=label_column,
-        shots=shot_list,
+        shots=parse_shots(shots),
         seeds=seeds,
         methods=[m.strip() for m in methods.split(",")]
         if methods
@@ -896,6 +895,8 @@ def eval_cmd(
         precision=precision,
         seed=seed,
     )
+    cfg.validate()
+    _check_out_folder(out)
     try:
         with progress_bars(_show_progress(quiet)) as stage:
             results = run_eval(cfg, stage, say=(lambda m: None) if quiet else (lambda m: err.print(m, highlight=False)))

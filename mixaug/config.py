@@ -221,7 +221,7 @@ class TrainConfig:
     lr: float = 2e-3
     warmup_steps: int = 30
     decay_from: int | None = None  # from this step lr falls linearly to 0 at max_steps (an annealing phase)
-    batch_size: int = 32
+    batch_size: int = 16  # the optimizer's batch (the shipped checkpoint's); augment's batch_size is decode slots
     max_steps: int | None = None
     max_minutes: float | None = None
     eval_every: int = 100
@@ -244,17 +244,17 @@ class TrainConfig:
         whole = [
             ("--min-words", self.min_words, 1, 10_000),
             ("--max-words", self.max_words, self.min_words, 10_000),
-            ("--max-target-tokens", self.max_target_tokens, 1, 1024),
+            ("max_target_tokens", self.max_target_tokens, 1, 1024),
             ("--num-soft-tokens", self.num_soft_tokens, 1, MAX_SOFT_TOKENS),
             ("--hidden-dim", self.hidden_dim, 1, MAX_DIM),
             ("--lora-r", self.lora_r, 0, MAX_LORA_R),
-            ("--lora-alpha", self.lora_alpha, 1, 1_000_000),
-            ("--warmup-steps", self.warmup_steps, 0, MAX_STEPS),
+            ("lora_alpha", self.lora_alpha, 1, 1_000_000),
+            ("warmup_steps", self.warmup_steps, 0, MAX_STEPS),
             ("--batch-size", self.batch_size, 1, 4096),
             ("--eval-every", self.eval_every, 1, MAX_STEPS),
             ("--eval-size", self.eval_size, 1, 1_000_000),
             ("--save-every", self.save_every, 1, MAX_STEPS),
-            ("--log-every", self.log_every, 1, MAX_STEPS),
+            ("log_every", self.log_every, 1, MAX_STEPS),
             ("--seed", self.seed, 0, MAX_SEED),
         ]
         optional = [("--max-sentences", self.max_sentences, 1), ("--max-steps", self.max_steps, 1)]
@@ -280,7 +280,7 @@ class TrainConfig:
             ("--text-column", self.text_column),
             ("--encoder", self.encoder),
             ("--lm", self.lm),
-            ("--init-checkpoint", self.init_checkpoint),
+            ("init_checkpoint", self.init_checkpoint),
         ):
             if (value is not None or name == "--out") and not (isinstance(value, str) and value):
                 raise MixaugError(f"{name} must be a non-empty text (got {value!r})")
@@ -323,6 +323,8 @@ IMBALANCED_METHODS = (
 
 @dataclass
 class EvalConfig:
+    """One `mixaug eval` run: which arms, classifiers, shots and seeds, on which TRAIN/TEST files."""
+
     train: str
     test: str
     out: str
@@ -348,3 +350,61 @@ class EvalConfig:
     batch_size: int = DEFAULT_BATCH_SIZE
     precision: str = DEFAULT_PRECISION
     seed: int = 0
+
+    def validate(self) -> None:
+        """Every setting checked before a file is read or a model loads, one line naming the option (the
+        CLI's own checks are these)."""
+        from .classifiers import CLASSIFIERS
+        from .evaluate import parse_method
+
+        for name, value, low, high in (
+            ("--seeds", self.seeds, 1, 1000),
+            ("--max-new-rows", self.max_new_rows, 1, 1_000_000),
+            ("--rare-classes", self.rare_classes, 0, 100_000),
+            ("--rare-shots", self.rare_shots, 1, 1_000_000),
+            ("--fidelity-n", self.fidelity_n, 0, 1_000_000),
+            ("--control-pairs", self.control_pairs, 0, 10_000),
+            ("--finetune-steps", self.finetune_steps, 1, 1_000_000),
+            ("--seed", self.seed, 0, MAX_SEED),
+        ):
+            check_number(name, value, low, high, integer=True)
+        if self.max_test is not None:
+            check_number("--max-test", self.max_test, 1, 10_000_000, integer=True)
+        check_number("--ratio", self.ratio, 0, 100, low_open=True)
+        AugmentConfig(batch_size=self.batch_size, precision=self.precision, device=self.device).validate()
+        if not isinstance(self.shots, list) or not self.shots:
+            raise MixaugError(f"--shots takes positive numbers or 'all' (got {self.shots!r})")
+        for shot in self.shots:
+            if shot != "all":
+                check_number("--shots", shot, 1, 10_000_000, integer=True)
+        for name, value in (("--train", self.train), ("--test", self.test), ("--out", self.out)):
+            if not isinstance(value, str) or not value:
+                raise MixaugError(f"{name} must name a file or folder (got {value!r})")
+        bad = [c for c in self.classifiers if c not in CLASSIFIERS] or ([] if self.classifiers else ["(none)"])
+        if bad:
+            raise MixaugError(
+                f"--classifier takes one or more of {', '.join(CLASSIFIERS)} (got {', '.join(map(str, bad))})"
+            )
+        if not self.methods:
+            raise MixaugError("--methods names no method")
+        for method in self.methods:
+            parse_method(method)
+
+
+def parse_shots(text: str) -> list:
+    """--shots as a list: "10,20,all" -> [10, 20, "all"]."""
+    shots = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if part == "all":
+            shots.append("all")
+        elif part.isdigit() and int(part) > 0:
+            shots.append(int(part))
+        else:
+            raise MixaugError(f"--shots takes positive numbers or 'all' (got '{part}')")
+    return shots
+
+
+def shots_text(shots: list) -> str:
+    """The inverse of parse_shots: how --shots writes a list (the CLI's default)."""
+    return ",".join(map(str, shots))

@@ -123,9 +123,7 @@ def run_eval(
     from .io import read_dataset, resolve_label_column, resolve_text_column
     from .pipeline import clean_texts, load_stack
 
-    bad = [c for c in cfg.classifiers if c not in CLASSIFIERS] or ([] if cfg.classifiers else ["(none)"])
-    if bad:
-        raise MixaugError(f"--classifier takes one or more of {', '.join(CLASSIFIERS)} (got {', '.join(bad)})")
+    cfg.validate()
     stage = stage or (lambda name, total: lambda n: None)
     methods = [parse_method(m) for m in cfg.methods]
     train_df, test_df = read_dataset(cfg.train), read_dataset(cfg.test)
