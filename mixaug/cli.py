@@ -209,7 +209,7 @@ def augment(
         AUG.pairing,
         help="intra (same label, default), inter (different labels), random, neighbours (one of the k nearest "
         "rows of the same label, SMOTE's partner) or boundary (a near row of another label, λ where the labeller "
-        "is least sure).",
+        "is least sure; the default with --balance when there are two classes).",
     ),
     balance: Optional[str] = typer.Option(
         AUG.balance,

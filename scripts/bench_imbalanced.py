@@ -2,7 +2,7 @@
 recall of every arm, and mixaug's arms against the remedies a practitioner reaches for first (class weights,
 random oversampling, EDA), paired seed by seed.
 
-    python scripts/bench_imbalanced.py bench/results/imbalanced [--arm mixaug:parent:intra]
+    python scripts/bench_imbalanced.py bench/results/imbalanced [--arm mixaug:parent:intra]  # default: --balance
     python scripts/bench_imbalanced.py --pairings bench/results/pairings   # the balanced setting
 
 Every arm of a (dataset, seed) trains on the same sampled rows with the same rare classes (sampling depends
@@ -32,6 +32,18 @@ def load(root: Path, dataset: str) -> list[dict]:
     return list(runs.values())
 
 
+def balance_arm(root: Path, dataset: str) -> str:
+    """The arm `augment --balance` runs on this dataset (parent labels; the pairing its rule picks for the
+    dataset's classes), by its explicit name, which is how the eval runs stored it."""
+    from mixaug.config import AugmentConfig
+
+    for path in sorted(root.glob(f"{dataset}*/results.json")):
+        classes = json.loads(path.read_text())["classes"]
+        cfg = AugmentConfig(balance="equal")
+        return f"mixaug:{cfg.policy}:{cfg.pairing_for(classes)}"
+    return "mixaug"
+
+
 def series(runs, classifier, method, metric) -> dict[int, float]:
     return {r["seed"]: r[metric] for r in runs if r["classifier"] == classifier and r["method"] == method}
 
@@ -55,12 +67,15 @@ def fmt(diff) -> str:
 
 
 def main(folder: str, arm: str) -> None:
+    """arm: an eval method name, or "balance" for what `augment --balance` runs on each dataset."""
     root = Path(folder)
     wins: dict[str, list] = {}
-    print(f"## {arm} against the remedies (macro-F1; rare-class recall below)\n")
+    shown = "mixaug --balance" if arm == "balance" else arm
+    arm_of = (lambda d: balance_arm(root, d)) if arm == "balance" else (lambda d: arm)
+    print(f"## {shown} against the remedies (macro-F1; rare-class recall below)\n")
     print(
         "| dataset | classifier | none | class weights | oversample | EDA | SMOTE | "
-        + arm
+        + shown
         + " | − class weights | − oversample | − EDA |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -68,24 +83,26 @@ def main(folder: str, arm: str) -> None:
         if metric == "rare_recall":
             print(
                 "\n| dataset | classifier | none | class weights | oversample | EDA | SMOTE | "
-                + arm
+                + shown
                 + " | − class weights | − oversample | − EDA |"
             )
             print("|---|---|---|---|---|---|---|---|---|---|---|")
         for dataset in DATASETS:
             runs = load(root, dataset)
+            mixaug = arm_of(dataset)
+            named = dataset if arm != "balance" else f"{dataset} ({mixaug.rsplit(':', 1)[-1]})"
             for classifier in dict.fromkeys(r["classifier"] for r in runs):
-                mine = series(runs, classifier, arm, metric)
+                mine = series(runs, classifier, mixaug, metric)
                 if not mine:
                     continue
                 cells = []
-                for m in ("none", *REMEDIES[:2], "eda", "smote", arm):
+                for m in ("none", *REMEDIES[:2], "eda", "smote", mixaug):
                     xs = series(runs, classifier, m, metric)
                     cells.append(f"{np.mean(list(xs.values())):.3f}" if xs else "–")
                 diffs = [paired(mine, series(runs, classifier, m, metric)) for m in REMEDIES]
                 if metric == "macro_f1":
                     wins.setdefault(classifier, []).append((dataset, diffs))
-                print(f"| {dataset} | {classifier} | " + " | ".join(cells) + " | " + " | ".join(map(fmt, diffs)) + " |")
+                print(f"| {named} | {classifier} | " + " | ".join(cells) + " | " + " | ".join(map(fmt, diffs)) + " |")
     print(
         "\n## Verdict per classifier (macro-F1): datasets where the arm is above each remedy (p < 0.05 in brackets)\n"
     )
@@ -159,7 +176,7 @@ if __name__ == "__main__":
     if args and args[0] == "--pairings":
         pairings(args[1] if len(args) > 1 else "bench/results/pairings")
         sys.exit()
-    arm = "mixaug"
+    arm = "balance"
     if "--arm" in args:
         arm = args[args.index("--arm") + 1]
         del args[args.index("--arm") : args.index("--arm") + 2]

@@ -201,3 +201,16 @@ def test_eval_imbalanced_setting(tmp_path, sample_rows, tiny_checkpoint):
     summary = json.loads((out / "summary.json").read_text())
     assert all(rec["rare_recall_mean"] is not None for rec in summary)
     assert "label_confidence" in (out / "report.md").read_text()
+
+
+def test_balance_pairs_by_the_number_of_classes():
+    """--balance without --pairing: boundary for two classes, intra for more (README "Rare classes");
+    an explicit --pairing always wins, and without --balance the default stays intra."""
+    from mixaug.config import AugmentConfig
+
+    two, six = ["a", "b", "a"], list("abcdef")
+    assert AugmentConfig(balance="equal").pairing_for(two) == "boundary"
+    assert AugmentConfig(balance="equal").pairing_for(six) == "intra"
+    assert AugmentConfig(balance="equal", pairing="neighbours").pairing_for(two) == "neighbours"
+    assert AugmentConfig().pairing_for(two) == "intra"
+    assert AugmentConfig(balance="equal").pairing_for(None) == "random"
