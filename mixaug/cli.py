@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .config import DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig, EvalConfig, TrainConfig, shots_text
+from .config import DEFAULT_PRECISION, AugmentConfig, EvalConfig, TrainConfig, shots_text
 from .errors import MixaugError, MixaugWarning
 
 app = typer.Typer(
@@ -312,43 +312,29 @@ def augment(
         num_workers=num_workers,
     )
     cfg.validate()
-    if not dry_run and output is None:
-        raise MixaugError("missing -o/--output (use '-' for stdout, or --dry-run)")
-    from .pipeline import augment as run_augment  # torch: after the checks
-    from .pipeline import prepare, preview, validate_checkpoint
-
-    outputs = _Outputs(
-        input,
-        None if dry_run else output,
-        output_format,
-        None if dry_run else stats_json,
-        overwrite,
-        None if dry_run else report,
-    )
-    if _streams(cfg, input, input_format, output, output_format, dry_run, report):
-        _check_limit(limit)
-        validate_checkpoint(cfg.checkpoint)
-        _augment_streamed(cfg, input, input_format, outputs, limit, quiet)
-        return
-    df = _read_input(input, input_format, limit)
-    prepare(df, cfg)
-    outputs.check_can_hold(df)
-    validate_checkpoint(cfg.checkpoint)
     if dry_run:
-        plan = preview(df, cfg)
+        from .files import preview_file
+
+        plan = preview_file(input, cfg, input_format=input_format, limit=limit)
         err.print_json(json.dumps(plan, ensure_ascii=False))
         return
-    with progress_bars(_show_progress(quiet)) as stage:
-        result = run_augment(df, cfg, progress=stage)
-    stats = result.attrs.pop("mixaug_stats")
-    outputs.write(result, stats)
-    if report is not None:
-        from .report import render, split
+    if output is None:
+        raise MixaugError("missing -o/--output (use '-' for stdout, or --dry-run)")
+    from .files import augment_file
 
-        page = render(
-            split(result, stats=stats), stats, title=f"mixaug report: {Path(str(output)).name}", seed=cfg.seed
+    with progress_bars(_show_progress(quiet)) as stage:
+        stats = augment_file(
+            input,
+            output,
+            cfg,
+            stats_json=stats_json,
+            report=report,
+            input_format=input_format,
+            output_format=output_format,
+            overwrite=overwrite,
+            limit=limit,
+            progress=stage,
         )
-        outputs.write_report(page)
     _finish(stats, cfg, quiet)
 
 
@@ -363,105 +349,6 @@ def _finish(stats: dict, cfg, quiet: bool) -> None:
             "",
             0,
         )
-
-
-def _streams(cfg, input, input_format, output, output_format, dry_run: bool, report) -> bool:
-    """--engine ray streams a JSONL/CSV/TSV file through (a file larger than memory works); the local
-    engine, other formats and stdin read the table whole."""
-    from .chunked import STREAMABLE, streamable
-    from .io import detect_format
-
-    if cfg.engine != "ray" or dry_run or report is not None or not streamable(input, input_format):
-        return False  # --report draws from the whole table: that run reads it whole
-    return detect_format(output, output_format)[0] in STREAMABLE
-
-
-def _augment_streamed(cfg, input: str, input_format, outputs: _Outputs, limit, quiet: bool) -> None:
-    from .io import write_stdout
-    from .pipeline import stats_json_bytes
-    from .streamed import augment_file
-
-    with progress_bars(_show_progress(quiet)) as stage:
-        stats = augment_file(
-            input,
-            outputs.output,
-            cfg,
-            progress=stage,
-            input_format=input_format,
-            output_format=outputs.output_format,
-            limit=limit,
-            overwrite=outputs.overwrite,
-            stats_json=outputs.stats,
-        )
-    if outputs.stats == "-":
-        write_stdout(stats_json_bytes(stats))
-    _finish(stats, cfg, quiet)
-
-
-class _Outputs:
-    """The files a command writes (dataset + optional stats JSON), checked before any work: formats
-    known, paths distinct from each other and from the input, writable, not directories or special files;
-    then written together, all or none."""
-
-    def __init__(
-        self,
-        input: str,
-        output: str | None,
-        output_format: str | None,
-        stats: str | None,
-        overwrite: bool,
-        report: str | None = None,
-    ):
-        from .io import check_distinct, check_output_path, detect_format
-
-        self.output, self.output_format, self.stats, self.overwrite = output, output_format, stats, overwrite
-        self.report = report
-        if output is not None:
-            detect_format(output, output_format)
-        check_distinct({"--output": output, "--stats-json": stats, "--report": report})
-        for what, path in (("output", output), ("stats file", stats), ("report", report)):
-            if path is not None:
-                check_output_path(path, overwrite, inputs=[input], what=what)
-
-    def check_can_hold(self, df) -> None:
-        """The output format can hold every value of the input (else one line now, not after decoding),
-        and the disk has room for at least the rows passed through."""
-        from .io import check_output_path, check_representable
-
-        if self.output is None:
-            return
-        size = check_representable(df, self.output, self.output_format)
-        check_output_path(self.output, self.overwrite, min_free_bytes=size)
-
-    def write(self, table, stats: dict | None) -> None:
-        from .io import write_dataset, write_stdout
-        from .pipeline import stats_json_bytes
-
-        blob = stats_json_bytes(stats) if stats is not None else b""
-        extra = [(self.stats, blob)] if self.stats not in (None, "-") else []
-        write_dataset(table, self.output, self.output_format, overwrite=self.overwrite, extra=extra)
-        if self.stats == "-":
-            write_stdout(blob)
-
-    def write_report(self, page: str) -> None:
-        from .io import write_bytes_atomic, write_stdout
-
-        if self.report == "-":
-            write_stdout(page.encode())
-        else:
-            write_bytes_atomic(self.report, page.encode())
-
-
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and limit < 1:
-        raise MixaugError(f"--limit must be >= 1 (got {limit})")
-
-
-def _read_input(input: str, input_format: str | None, limit: int | None):
-    from .io import read_dataset
-
-    _check_limit(limit)
-    return read_dataset(input, input_format, limit)
 
 
 @app.command()
@@ -492,71 +379,34 @@ def invert(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Round trip: add `reconstruction` and `fidelity` (cosine of re-encoding to the original) columns."""
-    import pandas as pd
+    from .files import invert_file
 
-    from .io import column_list, resolve_text_column
-    from .metrics import reconstruction_report
-    from .pipeline import clean_texts, validate_checkpoint
-    from .pipeline import invert as run_invert
-
-    _check_decode_options(num_candidates, batch_size, precision, search, search_width)
-    outputs = _Outputs(input, output, output_format, stats_json, overwrite)
-    df = _read_input(input, input_format, limit)
-    if group_column and group_column not in df.columns:
-        raise MixaugError(f"group column '{group_column}' not found; columns found: {column_list(df.columns)}")
-    text_col = resolve_text_column(df, text_column)
-    clean_texts(df, text_col)
-    group_keys = _group_keys(df[group_column].tolist(), group_column) if group_column else None
-    for col in ("reconstruction", "fidelity"):
-        if col in df.columns:
-            raise MixaugError(f"input already has a '{col}' column; rename or drop it")
-    outputs.check_can_hold(df)
-    validate_checkpoint(checkpoint)
     with progress_bars(_show_progress(quiet)) as stage:
-        out = run_invert(
-            df,
-            text_column,
-            checkpoint,
-            device,
-            batch_size,
-            num_candidates,
-            progress=stage,
+        stats = invert_file(
+            input,
+            output,
+            text_column=text_column,
+            group_column=group_column,
+            stats_json=stats_json,
+            input_format=input_format,
+            output_format=output_format,
+            overwrite=overwrite,
+            limit=limit,
+            checkpoint=checkpoint,
+            device=device,
+            batch_size=batch_size,
+            num_candidates=num_candidates,
             precision=precision,
             search=search,
             search_width=search_width,
+            progress=stage,
         )
-    done = out[out["fidelity"].notna()]
-
-    def report(rows):
-        return reconstruction_report(
-            rows[text_col].tolist(), rows["reconstruction"].tolist(), rows["fidelity"].to_numpy(dtype=float)
-        )
-
-    stats = {"all": report(done)}
-    if group_column:
-        keys = pd.Series(group_keys, index=df.index).loc[done.index]
-        stats.update({k: report(g) for k, g in done.groupby(keys, sort=True)})
-    outputs.write(out, stats if stats_json is not None else None)
     if not quiet:
         for name, st in stats.items():
             err.print(
-                f"{name}: {st['n']} rows, cosine {st['cosine']:.4f}, token-F1 {st['token_f1']:.4f}, word-F1 {st['word_f1']:.4f}, BLEU {st['bleu']:.2f}"
+                f"{name}: {st['n']} rows, cosine {st['cosine']:.4f}, token-F1 {st['token_f1']:.4f}, "
+                f"word-F1 {st['word_f1']:.4f}, BLEU {st['bleu']:.2f}"
             )
-
-
-def _group_keys(values: list, column: str) -> list[str]:
-    """Stats keys for --group-column values: text as is, anything else as JSON; two values that would share
-    a key (1 and "1"), or a group named like the overall entry, are refused before any work."""
-    keys, first = [], {}
-    for v in values:
-        key = v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False)
-        if key == "all":
-            raise MixaugError(f"group column '{column}' has a group named 'all', the name of the overall entry")
-        if key in first and type(first[key]) is not type(v):
-            raise MixaugError(f"group column '{column}' holds {first[key]!r} and {v!r}, which would share one group")
-        first.setdefault(key, v)
-        keys.append(key)
-    return keys
 
 
 def _check_out_folder(out: Path) -> None:
@@ -565,20 +415,6 @@ def _check_out_folder(out: Path) -> None:
         raise MixaugError(f"--out {out} is a file; name a folder")
     if not out.exists() and out.parent.exists() and not out.parent.is_dir():
         raise MixaugError(f"--out {out}: {out.parent} is not a folder")
-
-
-def _check_decode_options(
-    num_candidates: int, batch_size: int, precision: str, search: str = "none", search_width: int = DEFAULT_SEARCH_WIDTH
-) -> None:
-    from .config import AugmentConfig
-
-    AugmentConfig(
-        num_candidates=num_candidates,
-        batch_size=batch_size,
-        precision=precision,
-        search=search,
-        search_width=search_width,
-    ).validate()
 
 
 @app.command("mix")
@@ -610,7 +446,7 @@ def mix_cmd(
             raise MixaugError(f"{name} is empty")
     for value in lams:
         check_number("--lam", value, 0, 1)
-    _check_decode_options(num_candidates, 1, precision)
+    AugmentConfig(num_candidates=num_candidates, precision=precision).validate()
     validate_checkpoint(checkpoint)
     for row in mix_texts(text_a, text_b, lams, checkpoint, device, renormalize, num_candidates, precision=precision):
         if json_out:

@@ -1,11 +1,11 @@
-"""`augment_file`: augment a dataset file read and written as a stream, so a file larger than memory works.
+"""`augment_streamed`: augment a dataset file read and written as a stream, so a file larger than memory works.
 
 Memory holds what planning, labelling and the filter need from every row (the text, label and id
 columns) and one chunk of the rest; the rows' embeddings live in a disk-backed array beside the output.
 The input is read three times: once to check it (every error the whole-file reader gives) and learn its
 columns, once for the text/label/id columns (and to check the output format can hold each row), once to
 copy the rows through. The output is the whole-table path's (`pipeline.augment` + `io.write_dataset`),
-byte for byte (tested). `mixaug augment --engine ray` takes this path for JSONL/CSV/TSV files.
+byte for byte (tested). `files.augment_file` (and so `mixaug augment --engine ray`) takes this path for JSONL/CSV/TSV files.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from .pipeline import (
 from .write import build_output, check_no_collision
 
 
-def augment_file(
+def augment_streamed(
     input: str | Path,
     output: str | Path,
     config: AugmentConfig | None = None,

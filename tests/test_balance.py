@@ -130,7 +130,7 @@ def test_balance_fills_the_rare_class_the_same_whatever_the_batch(tmp_path, samp
 def test_balance_with_n_and_the_streamed_path(tmp_path, sample_rows, tiny_checkpoint, monkeypatch):
     from mixaug import pipeline
     from mixaug.config import AugmentConfig
-    from mixaug.streamed import augment_file
+    from mixaug.streamed import augment_streamed as augment_file
 
     monkeypatch.setenv("MIXAUG_NO_DECODE_CACHE", "1")
     monkeypatch.setattr(pipeline, "_STACKS", {})

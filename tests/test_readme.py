@@ -82,3 +82,14 @@ def test_readme_command_parses(line):
 
     args = shlex.split(line)[1:]
     get_command(app).make_context("mixaug", args, resilient_parsing=False)  # a wrong option raises here
+
+
+def readme_python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.S)
+
+
+@pytest.mark.parametrize("block", readme_python_blocks())
+def test_readme_python_block_runs(workdir, tiny_checkpoint, block):
+    env = dict(os.environ, MIXAUG_CHECKPOINT=str(tiny_checkpoint), HF_HUB_OFFLINE="1")
+    r = subprocess.run([sys.executable, "-c", block], cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{block}\n{r.stderr[-2000:]}"

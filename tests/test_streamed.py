@@ -120,7 +120,7 @@ def _cli(args):
 def test_augment_file_writes_the_whole_table_paths_bytes(tmp_path, sample_file, tiny_checkpoint, suffix, monkeypatch):
     """The streamed API (local engine, chunks of 5 rows) against the CLI's whole-table run, with a stats file."""
     from mixaug.config import AugmentConfig
-    from mixaug.streamed import augment_file
+    from mixaug.streamed import augment_streamed as augment_file
 
     monkeypatch.setenv("MIXAUG_NO_DECODE_CACHE", "1")
     monkeypatch.setattr(pipeline, "_STACKS", {})  # stacks loaded without a disk cache must not outlive the test
@@ -138,7 +138,7 @@ def test_augment_file_writes_the_whole_table_paths_bytes(tmp_path, sample_file, 
 
 
 def test_augment_file_refuses_before_any_model_loads(tmp_path, sample_file):
-    from mixaug.streamed import augment_file
+    from mixaug.streamed import augment_streamed as augment_file
 
     with pytest.raises(MixaugError, match="streamed run writes"):
         augment_file(sample_file, tmp_path / "o.parquet")
