@@ -10,17 +10,14 @@ import functools
 import json
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from .config import DEFAULT_PRECISION, AugmentConfig, EvalConfig, TrainConfig, shots_text
 from .errors import MixaugError, MixaugWarning
+from .terminal import err, one_line, progress_bars, show_progress, styled_line, summary_table
 
 app = typer.Typer(
     add_completion=False,
@@ -30,19 +27,6 @@ app = typer.Typer(
 )
 
 
-class _Terminal(Console):
-    """stderr, where user text is shown: every str printed is literal text (no rich markup, control
-    characters C0 and C1 shown as \\xNN, line breaks kept), so a label, a file name, a column or a group
-    can neither open a tag (a link, a style) nor reach the terminal raw. Styles come only from the Text
-    objects the CLI builds itself (`_line`). One mechanism, at the one place text is printed."""
-
-    def print(self, *objects, **kwargs) -> None:
-        kwargs["markup"] = False
-        kwargs.setdefault("highlight", False)
-        super().print(*(Text(_printable(o, None, keep="\n")) if isinstance(o, str) else o for o in objects), **kwargs)
-
-
-err = _Terminal(stderr=True, markup=False, highlight=False)
 # The defaults every option shows and uses, read from the configs (never written twice).
 AUG, TRAIN, EVAL = AugmentConfig(), TrainConfig(out=""), EvalConfig(train="", test="", out="")
 
@@ -64,24 +48,14 @@ def _root(
     """Augment labelled text datasets by inverted mixup."""
 
 
-def _one_line(message) -> str:
-    """A message as one line of plain text: whitespace folded, control characters (C0, C1) as \\xNN."""
-    return _printable(" ".join(str(message).split()), limit=None)
-
-
-def _line(kind: str, style: str, message) -> Text:
-    """An error or warning line: our styled prefix, then the message as one line of literal text."""
-    return Text.assemble((kind, style), " ", _one_line(message))
-
-
 def _fail(message: str, code: int = 2) -> None:
-    err.print(_line("error:", "red", message), soft_wrap=True)
+    err.print(styled_line("error:", "red", message), soft_wrap=True)
     raise typer.Exit(code)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """MixaugWarning (and any other warning that reaches the CLI) as one 'warning:' line on stderr."""
-    err.print(_line("warning:", "yellow", message), soft_wrap=True)
+    err.print(styled_line("warning:", "yellow", message), soft_wrap=True)
 
 
 def cli_errors(fn):
@@ -108,75 +82,6 @@ def cli_errors(fn):
             _fail(f"{exc.strerror or exc}{where}")
 
     return wrapper
-
-
-@contextmanager
-def progress_bars(enabled: bool):
-    """Yields a (stage, total) -> advance(n) factory backed by rich progress bars on stderr."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    if not enabled:
-        yield None
-        return
-    with Progress(
-        TextColumn("{task.description:<18}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    ) as bar:
-
-        def stage(name: str, total: int):
-            task = bar.add_task(name, total=total)
-            return lambda n: bar.advance(task, n)
-
-        yield stage
-
-
-def _show_progress(quiet: bool) -> bool:
-    return not quiet and err.is_terminal
-
-
-def _summary_table(stats: dict) -> Table:
-    table = Table(title="mixaug augment", show_header=False, title_justify="left")
-    for key in (
-        "rows_read",
-        "rows_skipped_empty_text",
-        "requested",
-        "new_rows",
-        "shortfall",
-        "pairing",
-        "label_policy",
-        "intrusion_rate",
-        "mean_fidelity",
-        "seconds",
-        "rows_per_s",
-    ):
-        table.add_row(key.replace("_", " "), str(stats.get(key)))
-    if stats.get("balance") is not None:  # --balance: where the rows went (labels are user text: no markup)
-        table.add_row("balance", str(stats["balance"]))
-        for c in stats["new_rows_per_class"]:
-            if c["planned_from"]:
-                table.add_row(Text(f"new rows for {_printable(c['label'])}"), str(c["planned_from"]))
-    for reason, count in stats.get("rejected", {}).items():
-        table.add_row(f"rejected: {reason}", str(count))
-    return table
-
-
-def _printable(value, limit: int | None = 60, keep: str = "") -> str:
-    """User text shown on a terminal: control characters (C0, C1; all but those in `keep`) and other
-    unprintable ones as \\xNN, cut to `limit` characters."""
-    text = "".join(c if c.isprintable() or c in keep else f"\\x{ord(c):02x}" for c in str(value))
-    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 IN_FMT = typer.Option(
@@ -322,7 +227,7 @@ def augment(
         raise MixaugError("missing -o/--output (use '-' for stdout, or --dry-run)")
     from .files import augment_file
 
-    with progress_bars(_show_progress(quiet)) as stage:
+    with progress_bars(show_progress(quiet)) as stage:
         stats = augment_file(
             input,
             output,
@@ -340,7 +245,7 @@ def augment(
 
 def _finish(stats: dict, cfg, quiet: bool) -> None:
     if not quiet:
-        err.print(_summary_table(stats))
+        err.print(summary_table(stats))
     if stats["shortfall"]:
         _show_warning(
             f"{stats['shortfall']} of {stats['requested']} new rows missing: filters rejected candidates "
@@ -381,7 +286,7 @@ def invert(
     """Round trip: add `reconstruction` and `fidelity` (cosine of re-encoding to the original) columns."""
     from .files import invert_file
 
-    with progress_bars(_show_progress(quiet)) as stage:
+    with progress_bars(show_progress(quiet)) as stage:
         stats = invert_file(
             input,
             output,
@@ -734,7 +639,7 @@ def eval_cmd(
     cfg.validate()
     _check_out_folder(out)
     try:
-        with progress_bars(_show_progress(quiet)) as stage:
+        with progress_bars(show_progress(quiet)) as stage:
             results = run_eval(cfg, stage, say=(lambda m: None) if quiet else (lambda m: err.print(m, highlight=False)))
     except KeyboardInterrupt:
         journal = out / JOURNAL
@@ -790,16 +695,16 @@ def main() -> None:
     try:
         code = app(prog_name="mixaug", standalone_mode=False)
     except click_errors.UsageError as exc:
-        message = _one_line(exc.format_message())
+        message = one_line(exc.format_message())
         if message:  # no_args_is_help has printed the help already and has nothing to add
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            err.print(_line("error:", "red", message + hint), soft_wrap=True)
+            err.print(styled_line("error:", "red", message + hint), soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
-        err.print(_line("error:", "red", "interrupted; no output written"), soft_wrap=True)
+        err.print(styled_line("error:", "red", "interrupted; no output written"), soft_wrap=True)
         sys.exit(130)
     except click_errors.ClickException as exc:
-        err.print(_line("error:", "red", exc.format_message()), soft_wrap=True)
+        err.print(styled_line("error:", "red", exc.format_message()), soft_wrap=True)
         sys.exit(exc.exit_code)
     except SystemExit:
         raise
@@ -807,7 +712,7 @@ def main() -> None:
         if os.environ.get("MIXAUG_DEBUG"):
             raise
         err.print(
-            _line("internal error:", "red", f"{type(exc).__name__}: {exc} (set MIXAUG_DEBUG=1 for a traceback)"),
+            styled_line("internal error:", "red", f"{type(exc).__name__}: {exc} (set MIXAUG_DEBUG=1 for a traceback)"),
             soft_wrap=True,
         )
         sys.exit(1)
