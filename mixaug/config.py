@@ -299,6 +299,10 @@ class TrainConfig:
 
 
 # -- evaluation ----------------------------------------------------------------------------------------
+# The arms and classifiers of `mixaug eval` by name: evaluate.ARMS and classifiers.CLASSIFIERS hold the code of
+# each (a test keeps the names equal), so a config is checked without importing the benchmark.
+EVAL_ARMS = ("none", "class-weights", "oversample", "eda", "embed-mixup", "smote", "paraphrase", "mixaug")
+EVAL_CLASSIFIERS = ("logreg", "tfidf", "finetune")
 TASK_STEPS = 100  # optimizer steps, whatever the number of rows (a fair budget for every eval arm)
 FINETUNE_STEPS = TASK_STEPS  # measured: 100 steps of batch 16 beat the frozen-embedding regression at 10-shot
 
@@ -360,9 +364,6 @@ class EvalConfig:
     def validate(self) -> None:
         """Every setting checked before a file is read or a model loads, one line naming the option (the
         CLI's own checks are these)."""
-        from .classifiers import CLASSIFIERS
-        from .evaluate import parse_method
-
         for name, value, low, high in (
             ("--seeds", self.seeds, 1, 1000),
             ("--max-new-rows", self.max_new_rows, 1, 1_000_000),
@@ -386,10 +387,10 @@ class EvalConfig:
         for name, value in (("--train", self.train), ("--test", self.test), ("--out", self.out)):
             if not isinstance(value, str) or not value:
                 raise MixaugError(f"{name} must name a file or folder (got {value!r})")
-        bad = [c for c in self.classifiers if c not in CLASSIFIERS] or ([] if self.classifiers else ["(none)"])
+        bad = [c for c in self.classifiers if c not in EVAL_CLASSIFIERS] or ([] if self.classifiers else ["(none)"])
         if bad:
             raise MixaugError(
-                f"--classifier takes one or more of {', '.join(CLASSIFIERS)} (got {', '.join(map(str, bad))})"
+                f"--classifier takes one or more of {', '.join(EVAL_CLASSIFIERS)} (got {', '.join(map(str, bad))})"
             )
         if not self.methods:
             raise MixaugError("--methods names no method")
@@ -414,3 +415,53 @@ def parse_shots(text: str) -> list:
 def shots_text(shots: list) -> str:
     """The inverse of parse_shots: how --shots writes a list (the CLI's default)."""
     return ",".join(map(str, shots))
+
+
+# mixaug variants by name: the augment options each one sets
+VARIANTS = {
+    "adapt": {"adapt": True},
+    "task": {"task_model": "finetune"},
+    "guided": {"search": "guided", "search_width": 3},
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """An augmentation arm by name. mixaug arms: `mixaug[+adapt|+task|+guided][:policy:pairing[:keep|drop]]`."""
+
+    name: str
+    kind: str  # one of EVAL_ARMS (evaluate.ARMS runs each)
+    policy: str | None = None  # mixaug: None = augment's default
+    pairing: str | None = None
+    # mixaug only: None, "adapt" (stage 2 on the texts), "task" (--task-model finetune) or "guided" (--search guided)
+    variant: str | None = None
+    intrusion: str = "keep"  # mixaug only: --intrusion (drop: rows whose label is neither parent's are replanned)
+
+
+def parse_method(name: str) -> Method:
+    """'mixaug' -> augment's defaults; 'mixaug+task:soft:inter' -> the task-model variant, soft, inter;
+    'mixaug:hard:intra:drop' -> intrusions dropped; others as is."""
+    head, _, rest = name.partition(":")
+    kind, _, variant = head.partition("+")
+    if kind == "mixaug":
+        if variant not in ("",) + tuple(VARIANTS):
+            raise MixaugError(f"bad method '{name}': mixaug variants are mixaug+adapt, mixaug+task and mixaug+guided")
+        if not rest:  # the product's defaults (hard labels, intra pairs; parent labels under --balance)
+            return Method(name, "mixaug", None, None, variant or None)
+        parts = rest.split(":")
+        if (
+            len(parts) not in (2, 3)
+            or parts[0] not in ("hard", "parent", "soft")
+            or parts[1] not in PAIRINGS
+            or parts[2:] not in ([], ["keep"], ["drop"])
+        ):
+            raise MixaugError(
+                f"bad method '{name}': use mixaug[+adapt|+task|+guided][:<hard|parent|soft>:<{'|'.join(PAIRINGS)}>[:keep|drop]]"
+            )
+        return Method(name, "mixaug", parts[0], parts[1], variant or None, (parts[2:] or ["keep"])[0])
+    if name not in EVAL_ARMS:
+        raise MixaugError(
+            f"unknown method '{name}': use {', '.join(a for a in EVAL_ARMS if a != 'mixaug')}, "
+            "mixaug[+adapt|+task|+guided][:policy:pairing[:keep|drop]]"
+        )
+    return Method(name, name)

@@ -21,58 +21,9 @@ import pandas as pd
 
 from .baselines import eda, eda_ops, embed_mixup, paraphrase
 from .classifiers import CLASSIFIERS, Example, Scores, TestSet
-from .config import DEFAULT_NEIGHBOURS, PAIRINGS, EvalConfig
+from .config import DEFAULT_NEIGHBOURS, VARIANTS, EvalConfig, Method, parse_method
 from .decode import DecodeStats
 from .errors import MixaugError
-
-# mixaug variants by name: the augment options each one sets
-VARIANTS = {
-    "adapt": {"adapt": True},
-    "task": {"task_model": "finetune"},
-    "guided": {"search": "guided", "search_width": 3},
-}
-
-
-@dataclass(frozen=True)
-class Method:
-    """An augmentation arm by name. mixaug arms: `mixaug[+adapt|+task|+guided][:policy:pairing[:keep|drop]]`."""
-
-    name: str
-    kind: str  # a key of ARMS
-    policy: str | None = None  # mixaug: None = augment's default
-    pairing: str | None = None
-    # mixaug only: None, "adapt" (stage 2 on the texts), "task" (--task-model finetune) or "guided" (--search guided)
-    variant: str | None = None
-    intrusion: str = "keep"  # mixaug only: --intrusion (drop: rows whose label is neither parent's are replanned)
-
-
-def parse_method(name: str) -> Method:
-    """'mixaug' -> augment's defaults; 'mixaug+task:soft:inter' -> the task-model variant, soft, inter;
-    'mixaug:hard:intra:drop' -> intrusions dropped; others as is."""
-    head, _, rest = name.partition(":")
-    kind, _, variant = head.partition("+")
-    if kind == "mixaug":
-        if variant not in ("",) + tuple(VARIANTS):
-            raise MixaugError(f"bad method '{name}': mixaug variants are mixaug+adapt, mixaug+task and mixaug+guided")
-        if not rest:  # the product's defaults (hard labels, intra pairs; parent labels under --balance)
-            return Method(name, "mixaug", None, None, variant or None)
-        parts = rest.split(":")
-        if (
-            len(parts) not in (2, 3)
-            or parts[0] not in ("hard", "parent", "soft")
-            or parts[1] not in PAIRINGS
-            or parts[2:] not in ([], ["keep"], ["drop"])
-        ):
-            raise MixaugError(
-                f"bad method '{name}': use mixaug[+adapt|+task|+guided][:<hard|parent|soft>:<{'|'.join(PAIRINGS)}>[:keep|drop]]"
-            )
-        return Method(name, "mixaug", parts[0], parts[1], variant or None, (parts[2:] or ["keep"])[0])
-    if name not in ARMS:
-        raise MixaugError(
-            f"unknown method '{name}': use {', '.join(a for a in ARMS if a != 'mixaug')}, "
-            "mixaug[+adapt|+task|+guided][:policy:pairing[:keep|drop]]"
-        )
-    return Method(name, name)
 
 
 def sample_shots(labels: Sequence, shots, seed: int, rare: Sequence = (), rare_shots: int = 3) -> np.ndarray:

@@ -1,0 +1,110 @@
+"""The map of docs/ARCHITECTURE.md, kept true: every module belongs to one part, the import nevers hold
+(imports inside functions count too), and the import graph has no cycle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "mixaug"
+
+PARTS = {
+    "face": {"cli", "terminal"},
+    "api": {"__init__", "pipeline", "files", "streamed"},
+    "config": {"config", "errors"},
+    "stages": {"io", "chunked", "encode", "mix", "label", "filter", "write", "task", "metrics"},
+    "inversion": {"invert", "decode", "decode_cache", "search", "checkpoint", "models"},
+    "engines": {"engines", "engines.ray"},
+    "training": {"train"},
+    "report": {"report"},
+    "evaluation": {"evaluate", "baselines", "classifiers"},
+}
+NEVER = {  # part -> the parts it must never import
+    "stages": {"face", "api", "engines", "training", "report", "evaluation"},
+    "inversion": {"face", "api", "training", "report", "evaluation"},
+    "config": {"face", "api", "stages", "engines", "training", "report", "evaluation"},
+    "api": {"face", "evaluation"},
+    "engines": {"face", "api", "evaluation"},
+    "training": {"face", "api", "evaluation"},
+    "report": {"face", "api", "inversion", "training", "evaluation", "engines"},
+    "evaluation": {"face"},
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1] or ["__init__"]
+    return ".".join(parts)
+
+
+def imports_of(path: Path, known: set[str]) -> set[str]:
+    """The package's modules that a file imports, at the top or inside a function."""
+    name = module_name(path)
+    package = name.split(".")[:-1] if path.name != "__init__.py" or name == "__init__" else name.split(".")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = package[: len(package) - (node.level - 1)]
+            targets = (
+                [".".join([*base, node.module])] if node.module else [".".join([*base, a.name]) for a in node.names]
+            )
+        elif node.module and node.module.startswith("mixaug."):
+            targets = [node.module[len("mixaug.") :]]
+        else:
+            continue
+        found |= {t for t in targets if t in known and t != name}
+    return found
+
+
+GRAPH = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+IMPORTS = {m: imports_of(p, set(GRAPH)) for m, p in GRAPH.items()}
+PART_OF = {m: part for part, mods in PARTS.items() for m in mods}
+
+
+def test_every_module_is_on_the_map():
+    assert set(GRAPH) - set(PART_OF) == set(), "a new module: give it a part in PARTS and docs/ARCHITECTURE.md"
+    assert set(PART_OF) - set(GRAPH) == set(), "a module on the map is gone: update PARTS and the map"
+
+
+@pytest.mark.parametrize("module", sorted(GRAPH))
+def test_the_nevers_hold(module):
+    forbidden = NEVER.get(PART_OF[module], set())
+    bad = sorted(f"{d} ({PART_OF[d]})" for d in IMPORTS[module] if PART_OF[d] in forbidden)
+    assert not bad, f"{module} ({PART_OF[module]}) imports {', '.join(bad)}"
+
+
+def test_the_import_graph_has_no_cycle():
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for d in IMPORTS[m]:
+            assert state.get(d) != 1, "import cycle: " + " -> ".join([*path[path.index(d) :], d])
+            if not state.get(d):
+                visit(d, [*path, d])
+        state[m] = 2
+
+    for m in GRAPH:
+        if not state.get(m):
+            visit(m, [m])
+
+
+def test_the_map_names_every_module():
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    files = [p.relative_to(PACKAGE).as_posix() for p in GRAPH.values() if p.name != "__init__.py"]
+    missing = [f for f in files if f"`{f}`" not in text]
+    assert not missing, f"docs/ARCHITECTURE.md does not name {missing}"
+
+
+def test_eval_names_match_the_code():
+    from mixaug.classifiers import CLASSIFIERS
+    from mixaug.config import EVAL_ARMS, EVAL_CLASSIFIERS
+    from mixaug.evaluate import ARMS
+
+    assert tuple(ARMS) == EVAL_ARMS and tuple(CLASSIFIERS) == EVAL_CLASSIFIERS
