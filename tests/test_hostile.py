@@ -231,7 +231,7 @@ def test_output_folder_checked_before_models(tmp_path, no_models, monkeypatch):
     def read_only(*a, **k):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr("mixaug.io.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("tempfile.mkstemp", read_only)
     one_line_error(augment(src, tmp_path / "o.jsonl", "unused"), "Read-only file system")
 
 
@@ -346,8 +346,9 @@ def test_disk_full_at_the_end_leaves_nothing_behind(tmp_path, tiny_disk, tiny_ch
 
 
 def test_stats_failure_writes_neither_file(tmp_path, tiny_checkpoint, monkeypatch):
-    from mixaug import io as mio
+    from mixaug.io import write_files_atomic
 
+    mio = sys.modules[write_files_atomic.__module__]  # the module whose _stage the writer calls
     src = jsonl(tmp_path / "in.jsonl", ROWS)
     real = mio._stage
     calls = []

@@ -122,6 +122,15 @@ def test_an_lm_folder_with_pickled_weights_only_is_refused(tmp_path, tiny_lm_dir
 # -- hole 3: a small compressed file inflates whole ----------------------------------------------------
 
 
+def _reader():
+    """The module that holds the readers and their bounds (patched there, where the readers read them)."""
+    import sys
+
+    from mixaug.io import read_dataset
+
+    return sys.modules[read_dataset.__module__]
+
+
 def _gzip(path: Path, pieces) -> Path:
     import gzip
 
@@ -132,7 +141,7 @@ def _gzip(path: Path, pieces) -> Path:
 
 
 def test_one_huge_line_in_a_small_gzip_is_refused_without_inflating_it(tmp_path, monkeypatch):
-    import mixaug.io as mio
+    mio = _reader()
 
     monkeypatch.setattr(mio, "MAX_LINE_BYTES", 1 << 20)
     src = _gzip(tmp_path / "bomb.jsonl.gz", [b'{"text": "', *([b"a" * (1 << 20)] * 64), b'"}\n'])
@@ -149,7 +158,7 @@ def test_one_huge_line_in_a_small_gzip_is_refused_without_inflating_it(tmp_path,
 
 @pytest.mark.parametrize("suffix", [".jsonl.gz", ".csv.gz", ".tsv.gz"])
 def test_a_table_too_large_to_hold_is_refused_but_limit_reads_its_head(tmp_path, monkeypatch, suffix):
-    import mixaug.io as mio
+    mio = _reader()
 
     monkeypatch.setattr(mio, "MAX_CELLS", 1000)
     rows = [f"row {i} text" for i in range(20_000)]
@@ -166,7 +175,7 @@ def test_a_table_too_large_to_hold_is_refused_but_limit_reads_its_head(tmp_path,
 
 
 def test_a_json_array_too_large_to_hold_is_refused_before_parsing(tmp_path, monkeypatch):
-    import mixaug.io as mio
+    mio = _reader()
 
     monkeypatch.setattr(mio, "MAX_CELLS", 1000)
     src = _gzip(tmp_path / "many.json.gz", [b"[", b",".join([b"{}"] * 5000), b"]"])
@@ -178,7 +187,7 @@ def test_a_parquet_file_declaring_too_many_rows_is_refused_from_its_footer(tmp_p
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    import mixaug.io as mio
+    mio = _reader()
 
     n = 200_000
     src = tmp_path / "many.parquet"
@@ -195,7 +204,7 @@ def test_a_parquet_footer_declaring_huge_uncompressed_data_is_refused(tmp_path, 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    import mixaug.io as mio
+    mio = _reader()
 
     src = tmp_path / "wide.parquet"
     pq.write_table(pa.table({"text": ["x" * 10_000] * 100}), src, use_dictionary=False)
@@ -205,7 +214,7 @@ def test_a_parquet_footer_declaring_huge_uncompressed_data_is_refused(tmp_path, 
 
 
 def test_a_gzipped_corpus_is_read_line_by_line_within_the_line_bound(tmp_path, monkeypatch):
-    import mixaug.io as mio
+    mio = _reader()
     from mixaug.train import read_corpus
 
     good = _gzip(tmp_path / "c.txt.gz", [b"\xef\xbb\xbfone two three four\n", b"five six seven eight\r\n"])
