@@ -455,10 +455,18 @@ def load_adaptor(folder: str | Path, manifest: Manifest) -> Adaptor:
     return adaptor.eval()
 
 
-def export_checkpoint(source: str | Path, dest: str | Path, dtype=torch.float16) -> Path:
+def export_checkpoint(source: str | Path, dest: str | Path, dtype=torch.float16, overwrite: bool = False) -> Path:
     """Copy manifest + adaptor + LoRA (no training state) into dest, casting weights to dtype. Of lora/ only
-    LORA_FILES are copied, and a link among them is refused: an export carries no file a link points to."""
-    source = Path(source)
+    LORA_FILES are copied, and a link among them is refused: an export carries no file a link points to.
+    dest is checked first: an existing one only with `overwrite`, and only a checkpoint folder, never the
+    source or a folder holding it."""
+    source, dest = Path(source), Path(dest)
+    if dest.exists() and not overwrite:
+        raise MixaugError(f"{dest} exists (pass --overwrite)")
+    if dest.exists() and not (dest.is_dir() and (dest / MANIFEST).is_file()):
+        raise MixaugError(f"{dest} exists and is not a checkpoint folder; --overwrite replaces checkpoints only")
+    if dest.resolve() == source.resolve() or dest.resolve() in source.resolve().parents:
+        raise MixaugError(f"{dest} holds the source checkpoint {source}; export somewhere else")
     manifest = validate_checkpoint(source)
     adaptor = load_adaptor(source, manifest)
     with atomic_folder(dest) as tmp:
@@ -468,3 +476,29 @@ def export_checkpoint(source: str | Path, dest: str | Path, dtype=torch.float16)
             _finish_lora(tmp / LORA_DIR, manifest, dtype)
         (tmp / MANIFEST).write_text(manifest.to_json())
     return Path(dest)
+
+
+def describe(folder: str | Path, device: str = "auto") -> dict:
+    """What `mixaug info` prints: the checkpoint's manifest, where its encoder and LM resolve, the device,
+    the cache folder and the versions of the libraries it runs on."""
+    import importlib.metadata as md
+
+    from .models import cache_dir, resolve_device, resolve_encoder, resolve_lm
+
+    folder = Path(folder)
+    manifest = json.loads(read_manifest(folder).to_json())
+    versions = {}
+    for pkg in ("mixaug", "torch", "transformers", "sentence-transformers", "peft", "scikit-learn", "pandas"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "checkpoint": str(folder),
+        "manifest": manifest,
+        "encoder_path": str(resolve_encoder(manifest["encoder"], base=folder)),
+        "lm_path": str(resolve_lm(manifest["lm"], base=folder)),
+        "cache_dir": str(cache_dir()),
+        "device": resolve_device(device),
+        "versions": versions,
+    }

@@ -1,4 +1,4 @@
-"""The `mixaug` command: a thin Typer layer over the Python API (pipeline, train).
+"""The `mixaug` command: a thin Typer layer over the Python API (files, pipeline, train, evaluate, report).
 
 stdout carries data only (an output written to '-', or `mix`/`info` results); progress, logs and the
 summary go to stderr. Errors are one line on stderr and a non-zero exit, never a traceback.
@@ -46,6 +46,13 @@ def _root(
     ),
 ) -> None:
     """Augment labelled text datasets by inverted mixup."""
+
+
+def config_from(cls, options: dict, **settings):
+    """A config from a command's options of the same names as its fields (typer hands them over as the
+    command's arguments), with `settings` on top: no field is passed by hand, so none is forgotten."""
+    fields = set(cls.__dataclass_fields__)
+    return cls(**{**{k: v for k, v in options.items() if k in fields}, **settings})
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -180,42 +187,7 @@ def augment(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or summary."),
 ):
     """Write INPUT's rows plus new rows decoded from mixed embeddings, with provenance columns."""
-    from .config import AugmentConfig
-
-    cfg = AugmentConfig(
-        text_column=text_column,
-        label_column=label_column,
-        id_column=id_column,
-        num_augmented=num_augmented,
-        pairing=pairing,
-        balance=balance,
-        neighbours=neighbours,
-        alpha=alpha,
-        seed=seed,
-        renormalize=renormalize,
-        num_candidates=num_candidates,
-        search=search,
-        search_width=search_width,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        label_policy=label_policy,
-        intrusion=intrusion,
-        min_fidelity=min_fidelity,
-        max_rounds=max_rounds,
-        only_new=only_new,
-        checkpoint=checkpoint,
-        adapt=adapt,
-        adapt_steps=adapt_steps,
-        adapt_minutes=adapt_minutes,
-        task_model=task_model,
-        task_steps=task_steps,
-        device=device,
-        batch_size=batch_size,
-        precision=precision,
-        engine=engine,
-        num_workers=num_workers,
-    )
+    cfg = config_from(AugmentConfig, locals())
     cfg.validate()
     if dry_run:
         from .files import preview_file
@@ -314,14 +286,6 @@ def invert(
             )
 
 
-def _check_out_folder(out: Path) -> None:
-    """A run's --out folder, checked before any work: a file there is an error now, not after the run."""
-    if out.exists() and not out.is_dir():
-        raise MixaugError(f"--out {out} is a file; name a folder")
-    if not out.exists() and out.parent.exists() and not out.parent.is_dir():
-        raise MixaugError(f"--out {out}: {out.parent} is not a folder")
-
-
 @app.command("mix")
 @cli_errors
 def mix_cmd(
@@ -338,21 +302,9 @@ def mix_cmd(
     precision: str = PRECISION,
 ):
     """Print the decoded mixture of two sentences at each λ."""
-    from .config import check_number
-    from .pipeline import mix_texts, validate_checkpoint
+    from .pipeline import mix_texts
 
     lams = lam or [round(0.1 * i, 1) for i in range(1, 10)]
-    for name, text in (("TEXT_A", text_a), ("TEXT_B", text_b)):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise MixaugError(f"{name} is not valid UTF-8 text (check the terminal's encoding)") from None
-        if not text.strip():
-            raise MixaugError(f"{name} is empty")
-    for value in lams:
-        check_number("--lam", value, 0, 1)
-    AugmentConfig(num_candidates=num_candidates, precision=precision).validate()
-    validate_checkpoint(checkpoint)
     for row in mix_texts(text_a, text_b, lams, checkpoint, device, renormalize, num_candidates, precision=precision):
         if json_out:
             print(json.dumps(row, ensure_ascii=False))
@@ -364,30 +316,10 @@ def mix_cmd(
 @cli_errors
 def info(checkpoint: Optional[str] = CHECKPOINT, device: str = DEVICE):
     """Print the checkpoint manifest, resolved model locations, device and versions (JSON)."""
-    import importlib.metadata as md
-
-    from .checkpoint import read_manifest
-    from .models import cache_dir, resolve_device, resolve_encoder, resolve_lm
+    from .checkpoint import describe
     from .pipeline import checkpoint_path
 
-    path = checkpoint_path(checkpoint)
-    manifest = json.loads(read_manifest(path).to_json())
-    versions = {}
-    for pkg in ("mixaug", "torch", "transformers", "sentence-transformers", "peft", "scikit-learn", "pandas"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    out = {
-        "checkpoint": str(path),
-        "manifest": manifest,
-        "encoder_path": str(resolve_encoder(manifest["encoder"], base=path)),
-        "lm_path": str(resolve_lm(manifest["lm"], base=path)),
-        "cache_dir": str(cache_dir()),
-        "device": resolve_device(device),
-        "versions": versions,
-    }
-    print(json.dumps(out, indent=2, ensure_ascii=False))
+    print(json.dumps(describe(checkpoint_path(checkpoint), device), indent=2, ensure_ascii=False))
 
 
 @app.command()
@@ -438,41 +370,22 @@ def train(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Train (or --resume) an inversion checkpoint on unlabelled sentences (stage 1 alignment)."""
-    from .train import TrainConfig, saved_config
+    options = dict(locals())
+    from .io import check_out_folder
+    from .train import saved_config
     from .train import train as run_train
 
-    _check_out_folder(out)
-    # Settings a resumed run may change: left out, they keep the run's own values (not the defaults).
-    base = saved_config(out) if resume else TrainConfig(out=str(out))
-    given = {
-        "lr": lr,
-        "eval_every": eval_every,
-        "save_every": save_every,
-        "noise_std": noise_std,
-        "mix_prob": mix_prob,
-        "decay_from": decay_from,
-    }
-    cfg = TrainConfig(
+    check_out_folder(out)
+    # Settings a resumed run may change: left out (None), they keep the run's own values, not the defaults.
+    base = saved_config(out) if resume else TRAIN
+    kept = {k: getattr(base, k) for k in ("lr", "eval_every", "save_every", "noise_std", "mix_prob", "decay_from")}
+    given = {k: v for k, v in options.items() if not (k in kept and v is None)}
+    cfg = config_from(
+        TrainConfig,
+        given,
+        **{k: v for k, v in kept.items() if options[k] is None},
         out=str(out),
         corpus=list(corpus or []),
-        text_column=text_column,
-        split_sentences=split_sentences,
-        min_words=min_words,
-        max_words=max_words,
-        max_sentences=max_sentences,
-        lm=lm,
-        encoder=encoder,
-        num_soft_tokens=num_soft_tokens,
-        hidden_dim=hidden_dim,
-        lora_r=lora_r,
-        batch_size=batch_size,
-        max_steps=max_steps,
-        max_minutes=max_minutes,
-        eval_size=eval_size,
-        seed=seed,
-        device=device,
-        resume=resume,
-        **{k: getattr(base, k) if v is None else v for k, v in given.items()},
     )
     path = run_train(cfg, progress=not quiet and err.is_terminal, log=lambda m: err.print(m, highlight=False))
     print(str(path))
@@ -484,35 +397,20 @@ def adapt_cmd(
     input: str = typer.Argument(..., help="Dataset whose texts to adapt to (or '-')."),
     input_format: Optional[str] = IN_FMT,
     text_column: Optional[str] = typer.Option(None),
-    adapt_steps: int = typer.Option(60),
-    adapt_minutes: Optional[float] = typer.Option(None),
-    seed: int = typer.Option(0),
+    adapt_steps: int = typer.Option(AUG.adapt_steps),
+    adapt_minutes: Optional[float] = typer.Option(AUG.adapt_minutes),
+    seed: int = typer.Option(AUG.seed),
     checkpoint: Optional[str] = CHECKPOINT,
     device: str = DEVICE,
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Stage 2: refine a checkpoint on a dataset's own texts; prints the (cached) adapted checkpoint path."""
-    from .config import AugmentConfig
-    from .io import read_dataset, resolve_text_column
-    from .pipeline import checkpoint_path, clean_texts, validate_checkpoint
-    from .train import adapt
+    from .files import adapt_file
 
-    AugmentConfig(adapt_steps=adapt_steps, adapt_minutes=adapt_minutes, seed=seed, device=device).validate()
-    df = read_dataset(input, input_format)
-    col = resolve_text_column(df, text_column)
-    usable, _ = clean_texts(df, col)
-    validate_checkpoint(checkpoint)
-    path = adapt(
-        usable[col].tolist(),
-        checkpoint_path(checkpoint),
-        adapt_steps,
-        adapt_minutes,
-        seed,
-        device,
-        progress=not quiet and err.is_terminal,
-        log=(lambda m: None) if quiet else (lambda m: err.print(m, highlight=False)),
-    )
-    print(str(path))
+    say = (lambda m: None) if quiet else (lambda m: err.print(m, highlight=False))
+    options = dict(input=input, input_format=input_format, text_column=text_column, checkpoint=checkpoint)
+    settings = dict(steps=adapt_steps, minutes=adapt_minutes, seed=seed, device=device, progress=show_progress(quiet))
+    print(str(adapt_file(**options, **settings, log=say)))
 
 
 @app.command("report")
@@ -539,24 +437,13 @@ def report_cmd(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """One self-contained HTML page about an augmented file: map, label counts, λ, fidelity, intrusions, samples."""
-    if output is None:
-        if input == "-":
-            raise MixaugError("reading stdin: pass -o/--output for the report")
-        name = Path(input).name
-        for suffix in (".gz", ".jsonl", ".json", ".csv", ".tsv", ".parquet"):
-            name = name[: -len(suffix)] if name.endswith(suffix) else name
-        output = str(Path(input).with_name(name + ".report.html"))
-    from .io import check_output_path, write_bytes_atomic, write_stdout
-    from .report import report
+    from .report import report_file
 
-    check_output_path(output, overwrite, inputs=[input] + ([stats_json] if stats_json else []), what="report")
-    page = report(input, input_format, stats_json, text_column, label_column, id_column)
-    if output == "-":
-        write_stdout(page.encode())
-    else:
-        write_bytes_atomic(output, page.encode())
-        if not quiet:
-            err.print(f"wrote {output} ({len(page.encode()) / 1024:.0f} KiB)", highlight=False)
+    output, size = report_file(
+        input, output, input_format, stats_json, text_column, label_column, id_column, overwrite=overwrite
+    )
+    if output != "-" and not quiet:
+        err.print(f"wrote {output} ({size / 1024:.0f} KiB)", highlight=False)
 
 
 @app.command("eval")
@@ -607,37 +494,23 @@ def eval_cmd(
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):
     """Compare augmentation methods side by side on TRAIN/TEST: accuracy, fidelity, intrusion, speed."""
+    options = dict(locals())
     from .config import DEFAULT_METHODS, IMBALANCED_METHODS, parse_shots
     from .evaluate import JOURNAL, run_eval
+    from .io import check_out_folder
 
-    cfg = EvalConfig(
-        train=train,
-        test=test,
+    cfg = config_from(
+        EvalConfig,
+        options,
         out=str(out),
-        text_column=text_column,
-        label_column=label_column,
         shots=parse_shots(shots),
-        seeds=seeds,
         methods=[m.strip() for m in methods.split(",")]
         if methods
         else list(IMBALANCED_METHODS if rare_classes else DEFAULT_METHODS),
         classifiers=[c.strip() for c in classifier.split(",") if c.strip()],
-        finetune_steps=finetune_steps,
-        ratio=ratio,
-        max_new_rows=max_new_rows,
-        rare_classes=rare_classes,
-        rare_shots=rare_shots,
-        max_test=max_test,
-        fidelity_n=fidelity_n,
-        control_pairs=control_pairs,
-        checkpoint=checkpoint,
-        device=device,
-        batch_size=batch_size,
-        precision=precision,
-        seed=seed,
     )
     cfg.validate()
-    _check_out_folder(out)
+    check_out_folder(out)
     try:
         with progress_bars(show_progress(quiet)) as stage:
             results = run_eval(cfg, stage, say=(lambda m: None) if quiet else (lambda m: err.print(m, highlight=False)))
@@ -665,14 +538,9 @@ def export(
     from .checkpoint import export_checkpoint
     from .pipeline import checkpoint_path
 
-    if dest.exists() and not overwrite:
+    if dest.exists() and not overwrite:  # before the source is even resolved, as ever
         raise MixaugError(f"{dest} exists (pass --overwrite)")
-    source_dir = checkpoint_path(source).resolve()
-    if dest.exists() and not (dest.is_dir() and (dest / "manifest.json").is_file()):
-        raise MixaugError(f"{dest} exists and is not a checkpoint folder; --overwrite replaces checkpoints only")
-    if dest.resolve() == source_dir or dest.resolve() in source_dir.parents:
-        raise MixaugError(f"{dest} holds the source checkpoint {source}; export somewhere else")
-    export_checkpoint(checkpoint_path(source), dest, torch.float16 if fp16 else torch.float32)
+    export_checkpoint(checkpoint_path(source), dest, torch.float16 if fp16 else torch.float32, overwrite)
     print(str(dest))
 
 

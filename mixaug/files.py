@@ -264,3 +264,33 @@ def invert_file(
     stats = invert_stats(out, text_col, keys)
     outputs.write(out, stats if stats_json is not None else None)
     return stats
+
+
+def adapt_file(
+    input: str | Path,
+    *,
+    input_format: str | None = None,
+    text_column: str | None = None,
+    checkpoint: str | None = None,
+    steps: int | None = None,
+    minutes: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+    log=None,
+) -> Path:
+    """Stage 2 on a file: refine the checkpoint on INPUT's own texts (cached by texts and settings); returns
+    the adapted checkpoint's folder."""
+    from .io import read_dataset, resolve_text_column
+    from .pipeline import checkpoint_path, clean_texts, validate_checkpoint
+    from .train import adapt
+
+    steps = AugmentConfig().adapt_steps if steps is None else steps
+    AugmentConfig(adapt_steps=steps, adapt_minutes=minutes, seed=seed, device=device).validate()
+    df = read_dataset(input, input_format)
+    col = resolve_text_column(df, text_column)
+    usable, _ = clean_texts(df, col)
+    validate_checkpoint(checkpoint)
+    return adapt(
+        usable[col].tolist(), checkpoint_path(checkpoint), steps, minutes, seed, device, progress=progress, log=log
+    )

@@ -36,6 +36,7 @@ from .data.files import (  # noqa: F401
     append_named,
     atomic_folder,
     check_distinct,
+    check_out_folder,
     check_output_path,
     copy_named,
     make_readable,

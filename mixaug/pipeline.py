@@ -712,7 +712,21 @@ def mix_texts(
     seed: int = 0,
     precision: str = DEFAULT_PRECISION,
 ) -> list[dict]:
-    """Decode λ·a + (1−λ)·b for each λ; returns [{lambda, text, cos_a, cos_b}]."""
+    """Decode λ·a + (1−λ)·b for each λ; returns [{lambda, text, cos_a, cos_b}]. The texts and λs are checked
+    before a model loads."""
+    from .config import check_number
+
+    for name, text in (("TEXT_A", text_a), ("TEXT_B", text_b)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise MixaugError(f"{name} is not valid UTF-8 text (check the terminal's encoding)") from None
+        if not text.strip():
+            raise MixaugError(f"{name} is empty")
+    for value in lams:
+        check_number("--lam", value, 0, 1)
+    AugmentConfig(num_candidates=num_candidates, precision=precision, device=device).validate()
+    validate_checkpoint(checkpoint)
     stack = load_stack(checkpoint, device, precision)
     emb = stack.encoder.encode([text_a, text_b])
     n = len(lams)

@@ -557,3 +557,38 @@ def report(
     stats = read_stats(stats_path)
     a = split(load_augmented(path, fmt), text_column, label_column, id_column, stats)
     return render(a, stats, title=f"mixaug report: {Path(str(path)).name}", seed=seed)
+
+
+def default_report_path(input: str | Path) -> str:
+    """Where `mixaug report INPUT` writes without -o: INPUT's name, less its data suffixes, + .report.html."""
+    if str(input) == "-":
+        raise MixaugError("reading stdin: pass -o/--output for the report")
+    name = Path(input).name
+    for suffix in (".gz", ".jsonl", ".json", ".csv", ".tsv", ".parquet"):
+        name = name[: -len(suffix)] if name.endswith(suffix) else name
+    return str(Path(input).with_name(name + ".report.html"))
+
+
+def report_file(
+    input: str | Path,
+    output: str | Path | None = None,
+    fmt: str | None = None,
+    stats_path: str | Path | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    id_column: str | None = None,
+    overwrite: bool = False,
+) -> tuple[str, int]:
+    """Write the report of an augmented file to OUTPUT ('-': stdout; None: default_report_path), the path
+    checked before anything is read; returns (where it went, its size in bytes)."""
+    from .io import check_output_path, write_bytes_atomic, write_stdout
+
+    output = str(output) if output is not None else default_report_path(input)
+    inputs = [input] + ([stats_path] if stats_path else [])
+    check_output_path(output, overwrite, inputs=inputs, what="report")
+    page = report(input, fmt, stats_path, text_column, label_column, id_column).encode()
+    if output == "-":
+        write_stdout(page)
+    else:
+        write_bytes_atomic(output, page)
+    return output, len(page)

@@ -362,3 +362,11 @@ def read_json_file(path: str | Path, where: str, limit: int) -> object:
         return json.loads(raw)
     except (ValueError, RecursionError):
         raise MixaugError(f"{where} is not valid JSON") from None
+
+
+def check_out_folder(out: Path) -> None:
+    """A run's --out folder, checked before any work: a file there is an error now, not after the run."""
+    if out.exists() and not out.is_dir():
+        raise MixaugError(f"--out {out} is a file; name a folder")
+    if not out.exists() and out.parent.exists() and not out.parent.is_dir():
+        raise MixaugError(f"--out {out}: {out.parent} is not a folder")
