@@ -18,31 +18,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .candidates import Stack, decode_candidates, decode_summary
 from .checkpoint import DEFAULT_CHECKPOINT
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig, balance_ratio
 from .decode_cache import DecodeCache
 from .decode_cache import decode_cache_path as _decode_cache_path
-from .encode import Encoder, cosine_rows
+from .encode import cosine_rows
 from .errors import MixaugError
 from .filter import Filter
-from .invert import DecodeOptions, Inverter
 from .io import column_list, is_missing, resolve_label_column, resolve_text_column
 from .label import Labeller, assign_labels
 from .mix import NEEDS_EMBEDDINGS, check_pairable, class_quota, mix, plan_pairs
 from .write import build_output, check_no_collision
 
 _STACKS: dict[tuple[str, str, str], Stack] = {}
-
-
-@dataclass
-class Stack:
-    """The models a checkpoint needs: its encoder and its inverter (adaptor + LM)."""
-
-    encoder: Encoder
-    inverter: Inverter
-    checkpoint: Path
-    device: str
-    decoded: DecodeCache
 
 
 def checkpoint_path(checkpoint: str | Path | None) -> Path:
@@ -156,98 +145,6 @@ def _check_keys(values: list, column: str, what: str, unique: bool) -> None:
                 )
         else:
             seen[v] = (i, v)
-
-
-def _decode_into_cache(
-    stack: Stack,
-    targets: np.ndarray,
-    seeds: list[int],
-    keys: list[str],
-    opts: DecodeOptions,
-    cfg: AugmentConfig,
-    advance: Callable[[int], None],
-    decoder=None,
-) -> None:
-    """Decode rows into the decode cache as they finish, in groups: an interrupted run keeps them all.
-    decoder: where to decode (a `RayDecoder`); default the stack's own inverter."""
-    pending: list[tuple[str, str]] = []
-
-    def finished(j: int, text: str) -> None:
-        pending.append((keys[j], text))
-        advance(1)
-        if len(pending) >= cfg.batch_size:
-            stack.decoded.add(*zip(*pending))
-            pending.clear()
-
-    try:
-        (decoder or stack.inverter).decode(
-            targets, seeds=seeds, options=opts, batch_size=cfg.batch_size, on_row=finished
-        )
-    finally:
-        if pending:
-            stack.decoded.add(*zip(*pending))
-
-
-def _decode_candidates(
-    stack: Stack,
-    targets: np.ndarray,
-    seeds: np.ndarray,
-    cfg: AugmentConfig,
-    advance: Callable[[int], None],
-    decoder=None,
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Decode K candidates per target; keep the one whose re-encoding is closest to the target (or, with
-    search="guided", the sentence an encoder-guided search found closest)."""
-    if cfg.search == "guided":
-        return _decode_guided(stack, targets, seeds, cfg, advance)
-    best_text = [""] * len(targets)
-    best_emb = np.zeros_like(targets)
-    best_cos = np.full(len(targets), -2.0)
-    for k in range(cfg.num_candidates):
-        temp = cfg.temperature if k == 0 else (cfg.temperature or cfg.candidate_temperature)
-        opts = DecodeOptions(max_new_tokens=cfg.max_new_tokens, temperature=temp, top_p=cfg.top_p)
-        row_seeds = [int(s) * 1009 + k for s in seeds]
-        keys = [DecodeCache.key(t, rs, opts) for t, rs in zip(targets, row_seeds)]
-        todo = [i for i, key in enumerate(keys) if key not in stack.decoded]
-        advance(len(targets) - len(todo))
-        _decode_into_cache(
-            stack, targets[todo], [row_seeds[i] for i in todo], [keys[i] for i in todo], opts, cfg, advance, decoder
-        )
-        texts = [stack.decoded[key] for key in keys]
-        emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
-        cos = cosine_rows(emb, targets)
-        better = cos > best_cos
-        for i in np.flatnonzero(better):
-            best_text[i] = texts[i]
-        best_emb[better] = emb[better]
-        best_cos[better] = cos[better]
-    return best_text, best_emb, best_cos
-
-
-def _decode_guided(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: AugmentConfig, advance):
-    """Encoder-guided search (search.py) for the rows the decode cache does not hold yet; always local."""
-    from .search import guided_decode
-
-    opts = DecodeOptions(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
-    keys = [DecodeCache.key(t, int(s), opts, f"guided:{cfg.search_width}") for t, s in zip(targets, seeds)]
-    todo = [i for i, key in enumerate(keys) if key not in stack.decoded]
-    advance(len(targets) - len(todo))
-    for start in range(0, len(todo), cfg.batch_size):  # in groups, so an interrupted run keeps what is done
-        part = todo[start : start + cfg.batch_size]
-        texts, _ = guided_decode(
-            stack.inverter,
-            lambda t: stack.encoder.encode(t, batch_size=cfg.batch_size),
-            targets[part],
-            [int(seeds[i]) for i in part],
-            opts,
-            cfg.search_width,
-            cfg.batch_size,
-        )
-        stack.decoded.add([keys[i] for i in part], texts)
-        advance(len(part))
-    texts = [stack.decoded[key] for key in keys]
-    emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
-    return texts, emb, cosine_rows(emb, targets)
 
 
 @dataclass
@@ -498,7 +395,7 @@ def generate(
             block = plan.iloc[start : start + GENERATE_BLOCK]
             a, b, lam = block["a"].to_numpy(), block["b"].to_numpy(), block["lam"].to_numpy()
             targets = mix(emb, a, b, lam, cfg.renormalize)
-            out_text, out_emb, fidelity = _decode_candidates(
+            out_text, out_emb, fidelity = decode_candidates(
                 stack, targets, block["seed"].to_numpy(), cfg, advance, decoder
             )
             la = [plan_labels[i] for i in a]
@@ -530,7 +427,7 @@ def generate(
                 accepted.append(row)
                 made[la[i]] += 1
     run = (decoder or stack.inverter).totals.since(decoded_before)
-    return Generated(accepted, planned, filt, _decode_summary(stack, run, cfg))
+    return Generated(accepted, planned, filt, decode_summary(stack, run, cfg))
 
 
 def new_rows_frame(rows: list[dict], p: Prepared, cfg: AugmentConfig) -> pd.DataFrame:
@@ -596,18 +493,6 @@ def _augment_loaded(df, p: Prepared, cfg: AugmentConfig, stack: Stack, decoder, 
     return result
 
 
-def _decode_summary(stack: Stack, run, cfg: AugmentConfig) -> dict:
-    """What the LM did in this run (rows served from the decode cache cost nothing and are not counted)."""
-    return {
-        "rows": run.rows,
-        "tokens": run.tokens,
-        "seconds": round(run.seconds, 2),
-        "tokens_per_s": round(run.tokens_per_s, 1),
-        "batch_size": cfg.batch_size,
-        "precision": stack.inverter.precision,
-    }
-
-
 def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int = 5, **overrides) -> dict:
     """The dry run: the plan's shape and a few decoded samples, nothing written."""
     cfg = _config(config, overrides)
@@ -643,7 +528,7 @@ def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int 
     targets = mix(
         emb, head["a"].map(row_of).to_numpy(), head["b"].map(row_of).to_numpy(), head["lam"].to_numpy(), cfg.renormalize
     )
-    decoded, _, fid = _decode_candidates(stack, targets, head["seed"].to_numpy(), cfg, lambda n: None)
+    decoded, _, fid = decode_candidates(stack, targets, head["seed"].to_numpy(), cfg, lambda n: None)
     return {
         "rows_read": len(df),
         "rows_skipped_empty_text": p.skipped,
@@ -692,7 +577,7 @@ def invert(
     cfg = AugmentConfig(num_candidates=num_candidates, batch_size=batch_size, search=search, search_width=search_width)
     cfg.validate()
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, len(texts))
-    recon, _, fid = _decode_candidates(stack, emb, seeds, cfg, progress("decode", len(texts) * num_candidates))
+    recon, _, fid = decode_candidates(stack, emb, seeds, cfg, progress("decode", len(texts) * num_candidates))
     out = df.astype(object).copy()
     out["reconstruction"] = None
     out["fidelity"] = None
@@ -732,7 +617,7 @@ def mix_texts(
     n = len(lams)
     targets = mix(emb, np.zeros(n, dtype=int), np.ones(n, dtype=int), np.asarray(lams), renormalize)
     cfg = AugmentConfig(num_candidates=num_candidates)
-    texts, out_emb, fid = _decode_candidates(stack, targets, np.arange(n) + seed, cfg, lambda k: None)
+    texts, out_emb, fid = decode_candidates(stack, targets, np.arange(n) + seed, cfg, lambda k: None)
     cos_a = cosine_rows(out_emb, np.repeat(emb[:1], n, 0))
     cos_b = cosine_rows(out_emb, np.repeat(emb[1:], n, 0))
     return [
