@@ -21,6 +21,7 @@ import pandas as pd
 from .candidates import Stack, decode_candidates, decode_summary
 from .checkpoint import DEFAULT_CHECKPOINT
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig, balance_ratio
+from .data.provenance import build_output, check_no_collision
 from .decode_cache import DecodeCache
 from .decode_cache import decode_cache_path as _decode_cache_path
 from .encode import cosine_rows
@@ -29,7 +30,6 @@ from .filter import Filter
 from .io import column_list, is_missing, resolve_label_column, resolve_text_column
 from .label import Labeller, assign_labels
 from .mix import NEEDS_EMBEDDINGS, check_pairable, class_quota, mix, plan_pairs
-from .write import build_output, check_no_collision
 
 _STACKS: dict[tuple[str, str, str], Stack] = {}
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data.provenance import PREFIX, PROVENANCE
 from .errors import MixaugError
 from .io import column_list, is_missing, read_dataset, resolve_text_column
-from .write import PREFIX, PROVENANCE
 
 MAX_MAP_POINTS = 4000  # beyond this the map shows a seeded sample
 PARENT_LINES = 25  # new rows whose lines to their parents are drawn on the map

@@ -22,6 +22,7 @@ import pandas as pd
 
 from .chunked import CHUNK_ROWS, STREAMABLE, ChunkedReader, ChunkedWriter
 from .config import AugmentConfig
+from .data.provenance import build_output, check_no_collision
 from .errors import MixaugError
 from .io import (
     GzipStream,
@@ -44,7 +45,6 @@ from .pipeline import (
     run_stats,
     stats_json_bytes,
 )
-from .write import build_output, check_no_collision
 
 
 def augment_streamed(

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from .errors import MixaugError
+from ..errors import MixaugError
 
 PREFIX = "mixaug_"
 PROVENANCE = (
