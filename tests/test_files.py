@@ -61,3 +61,31 @@ def test_invert_file_and_its_stats_by_group(tmp_path, sample_file, tiny_checkpoi
     assert sum(stats[k]["n"] for k in labels) == len(rows)
     assert json.loads((tmp_path / "s.json").read_text()) == json.loads(json.dumps(stats))
     assert all("reconstruction" in r and "fidelity" in r for r in rows)
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("seeds", 0, "--seeds must be >= 1"),
+        ("shots", [0], "--shots must be >= 1"),
+        ("classifiers", ["svm"], "--classifier takes one or more of logreg, tfidf, finetune"),
+        ("methods", ["mixaug:hard:nearest"], "bad method"),
+        ("ratio", 0, "--ratio must be > 0"),
+        ("batch_size", 0, "--batch-size must be >= 1"),
+        ("precision", "int4", "--precision must be one of"),
+    ],
+)
+def test_eval_config_refuses_what_the_cli_refuses(field, value, message):
+    from mixaug.config import EvalConfig
+
+    cfg = EvalConfig(train="train.jsonl", test="test.jsonl", out="out")
+    cfg.validate()
+    setattr(cfg, field, value)
+    with pytest.raises(MixaugError, match=message):
+        cfg.validate()
+    flag = "--" + {"classifiers": "classifier"}.get(field, field).replace("_", "-")
+    cli_value = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    result = CliRunner().invoke(
+        app, ["eval", "--train", "train.jsonl", "--test", "test.jsonl", "--out", "out", flag, cli_value]
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
