@@ -73,6 +73,13 @@ def check_number(name: str, value, low=None, high=None, low_open: bool = False, 
         raise MixaugError(f"{name} must be <= {high} (got {value})")
 
 
+def check_bools(*options: tuple[str, object]) -> None:
+    """Each (name, value): a real bool (not 0/1, not "false"), else one line naming the option."""
+    for name, value in options:
+        if not isinstance(value, bool):
+            raise MixaugError(f"{name} must be true or false (got {value!r})")
+
+
 def check_whole_numbers(*options: tuple[str, object, int | None, int | None]) -> None:
     """check_number(name, value, low, high, integer=True) for each (name, value, low, high)."""
     for name, value, low, high in options:
@@ -186,13 +193,7 @@ class AugmentConfig:
         ):
             if value not in allowed:
                 raise MixaugError(f"{name} must be one of {', '.join(a for a in allowed if a)} (got {value})")
-        for name, value in (
-            ("--renormalize", self.renormalize),
-            ("--only-new", self.only_new),
-            ("--adapt", self.adapt),
-        ):
-            if not isinstance(value, bool):
-                raise MixaugError(f"{name} must be true or false (got {value!r})")
+        check_bools(("--renormalize", self.renormalize), ("--only-new", self.only_new), ("--adapt", self.adapt))
         for name, value in (
             ("--text-column", self.text_column),
             ("--label-column", self.label_column),
@@ -274,13 +275,7 @@ class TrainConfig:
             check_number("--max-minutes", self.max_minutes, 0, 60 * 24 * 365, low_open=True)
         if self.device not in DEVICES:
             raise MixaugError(f"--device must be one of {', '.join(DEVICES)} (got {self.device!r})")
-        for name, value in (
-            ("--split-sentences", self.split_sentences),
-            ("bf16", self.bf16),
-            ("--resume", self.resume),
-        ):
-            if not isinstance(value, bool):
-                raise MixaugError(f"{name} must be true or false (got {value!r})")
+        check_bools(("--split-sentences", self.split_sentences), ("bf16", self.bf16), ("--resume", self.resume))
         for name, value in (
             ("--out", self.out),
             ("--text-column", self.text_column),

@@ -177,10 +177,11 @@ def _save_state(run: Path, params: dict, optimizer, info: dict) -> None:
     write_named(run / "state.json", json.dumps(info, indent=1).encode())
 
 
-def _load_state(run: Path, params: dict, optimizer) -> dict:
+def _load_state(run: Path, params: dict, optimizer, info: dict) -> dict:
+    """The weights and optimizer moments of state.safetensors, checked against the run's parameters; `info`
+    is state.json as `_state_info` read it."""
     from safetensors.torch import load_file
 
-    info = _state_info(run)
     try:
         tensors = load_file(run / "state.safetensors")
     except Exception as exc:  # safetensors raises its own types for a bad file
@@ -227,8 +228,10 @@ def train(
     if run.exists() and (run / "state.json").exists() and not cfg.resume:
         raise MixaugError(f"{run} already holds a training run: pass --resume to continue it, or another --out")
     cfg.validate()
+    state = _state_info(run) if cfg.resume else None  # read once: the config, the fingerprint, the step
     if cfg.resume:
-        cfg = TrainConfig(**{**asdict(saved_config(run)), **{k: getattr(cfg, k) for k in RESUMABLE}, "out": cfg.out})
+        saved = asdict(saved_config(run, state))
+        cfg = TrainConfig(**{**saved, **{k: getattr(cfg, k) for k in RESUMABLE}, "out": cfg.out})
         cfg.validate()
     if texts is None and not cfg.corpus:
         raise MixaugError("pass --corpus FILE (or --resume an existing run)")
@@ -241,7 +244,7 @@ def train(
         texts = read_corpus(cfg.corpus, cfg.text_column, cfg.split_sentences, cfg.min_words, cfg.max_words)
     texts = list(texts)
     corpus_sha256 = hashlib.sha256(json.dumps(texts).encode()).hexdigest()
-    if cfg.resume and _state_info(run).get("corpus_sha256") != corpus_sha256:
+    if cfg.resume and state.get("corpus_sha256") != corpus_sha256:
         # A run folder names its corpus files: resumed, it reads only the sentences it was trained on, never a
         # file a planted state.json points at (whose fingerprint it cannot know).
         raise MixaugError(
@@ -305,7 +308,7 @@ def train(
 
     step, elapsed_before, history = 0, 0.0, []
     if cfg.resume:
-        info = _load_state(run, params, optimizer)
+        info = _load_state(run, params, optimizer, state)
         step, elapsed_before, history = info["step"], info["elapsed_s"], info.get("evals", [])
         say(f"resumed {run} at step {step} ({elapsed_before / 60:.1f} min trained)")
     run.mkdir(parents=True, exist_ok=True)
@@ -437,10 +440,10 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return lr
 
 
-def saved_config(run: str | Path) -> TrainConfig:
+def saved_config(run: str | Path, info: dict | None = None) -> TrainConfig:
     """The config a run folder was last trained with (what --resume continues), checked by the same rules
     as a new run's."""
-    config = _state_info(run)["config"]
+    config = (_state_info(run) if info is None else info)["config"]
     try:
         saved = TrainConfig(**config)
         saved.validate()
