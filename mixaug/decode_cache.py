@@ -151,7 +151,9 @@ def decode_cache_path(checkpoint: Path, device: str, precision: str = "fp32") ->
         except OSError as exc:
             _warn_unusable(f"for {checkpoint}", exc)
             return None
-    where = device if precision == "fp32" else f"{device}-{precision}"
+    from .quantize import SCHEME
+
+    where = device if precision == "fp32" else f"{device}-{precision}-q{SCHEME}"  # int8 rows change with its scheme
     try:
         folder = named_folder(cache_dir(), "decodes")
     except OSError as exc:

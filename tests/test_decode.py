@@ -13,12 +13,12 @@ from mixaug.decode import (
     DecodeOptions,
     DecodeStats,
     LlamaWeights,
-    RowInt8Linear,
     SlotLlama,
     ban_repeated_ngrams,
 )
 from mixaug.errors import MixaugError
 from mixaug.invert import Inverter, load_inverter
+from mixaug.quantize import Int8Linear, smoothing
 
 EMB = np.random.default_rng(0).normal(size=(11, 384)).astype(np.float32)
 
@@ -96,16 +96,56 @@ def test_int8_rows_do_not_depend_on_their_batch(tiny_checkpoint):
     )
 
 
-def test_row_int8_linear_is_close_and_exactly_row_independent():
+def test_int8_linear_is_close_and_exactly_row_independent():
     torch.manual_seed(0)
     weight = torch.randn(48, 32)
-    layer = RowInt8Linear(weight)
+    layer = Int8Linear(weight)
     x = torch.randn(9, 32) * torch.logspace(-3, 3, 9)[:, None]  # rows of very different sizes
     y = layer(x)
     ref = x @ weight.T
     assert ((y - ref).norm(dim=1) / ref.norm(dim=1)).max() < 0.03
     for i in range(len(x)):
         assert torch.equal(layer(x[i : i + 1])[0], y[i])
+    assert torch.equal(layer(x[:4].reshape(2, 2, 32)).reshape(4, 48), y[:4])  # any leading shape
+
+
+def test_smoothing_rescues_the_rows_an_outlier_channel_would_flatten():
+    """One activation channel 1000x the others: on its own it sets each row's int8 scale and the other
+    channels round to zero; with SmoothQuant's scales (measured on those activations) they survive."""
+    torch.manual_seed(1)
+    weight = torch.randn(64, 96) * 0.05
+    x = torch.randn(20, 96)
+    x[:, 7] *= 1000
+    ref = x @ weight.T
+    rest = x.clone()
+    rest[:, 7] = 0
+    rest_ref = rest @ weight.T  # what the other 95 channels contribute
+
+    def error(layer):
+        return ((layer(x) - ref).norm() / rest_ref.norm()).item()
+
+    plain, calibrated = Int8Linear(weight), Int8Linear(weight, x.abs().amax(dim=0))
+    assert error(calibrated) < 0.5 * error(plain)
+    assert 7 in calibrated.outliers.tolist()  # the outlier channel bypasses int8
+    s = smoothing(weight, x.abs().amax(dim=0))
+    assert torch.allclose((x / s) @ (weight * s).T, ref, rtol=1e-4, atol=1e-3)  # the same product, exactly
+    unseen = smoothing(weight, torch.zeros(96))
+    assert torch.equal(unseen, torch.ones(96))  # a channel calibration never saw is left alone
+
+
+def test_int8_calibration_sees_every_projection_and_uses_no_deprecated_api(tiny_checkpoint):
+    import warnings
+
+    inv = load_inverter(tiny_checkpoint, precision="int8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's deprecated quantized tensor types warn when touched
+        weights = inv._engine_weights()
+    act_max = decode.calibrate(inv.lm, inv._calibration_inputs())
+    layers = inv.lm.config.num_hidden_layers
+    assert set(act_max) == {(i, kind) for i in range(layers) for kind in ("qkv", "o", "gate_up", "down")}
+    assert all(bool((m > 0).any()) for m in act_max.values())
+    assert all(isinstance(f, Int8Linear) for layer in weights.layers for f in layer[1:])
+    assert all(f.inv_smooth is not None for layer in weights.layers for f in layer[1:])
 
 
 def test_unknown_precision_is_refused(tiny_checkpoint):
