@@ -136,7 +136,7 @@ class DecodeCache:
 
 
 def decode_cache_path(checkpoint: Path, device: str, precision: str = "fp32") -> Path | None:
-    """One file per (checkpoint contents, device, precision); None (memory only) when MIXAUG_NO_DECODE_CACHE is set or
+    """One file per (checkpoint contents, device, precision, and for int8 its scheme); None (memory only) when MIXAUG_NO_DECODE_CACHE is set or
     the checkpoint's files cannot be read to name it."""
     from .models import cache_dir
 

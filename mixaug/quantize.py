@@ -7,9 +7,10 @@ no `torch.quantize_per_channel`, nothing torch has deprecated.
 Each row of activations is quantised on its own scale (max |x_row| / 127), so a row's product depends on
 that row alone: int8 output is as independent of the batch as fp32's. The LM's activations have channels
 100-3000x larger than the rest (SmolLM2's down projections); on its own such a channel sets the row's scale
-and rounds the others to zero, so each projection's input is divided, channel by channel, by SmoothQuant's
-s = max|x|^0.5 / max|w|^0.5 (Xiao et al. 2023) and its weight multiplied by it: the same product in exact
-arithmetic, both sides now easy to quantise. max|x| is measured once per loaded LM by an fp32 pass over
+and rounds the others to zero. So in each projection the OUTLIER_CHANNELS largest input channels are
+multiplied in fp32, and the rest are divided, channel by channel, by SmoothQuant's s = max|x|^0.5 /
+max|w|^0.5 (Xiao et al. 2023) with the weight multiplied by it: the same product in exact arithmetic,
+both sides now easy to quantise. max|x| is measured once per loaded LM by an fp32 pass over
 `CALIBRATION_TEXTS` (fixed here, so the scales, and with them every int8 row, depend on nothing a user
 gives). The LM head ranks the vocabulary in int8 and its top tokens are re-scored in fp32 (decode.py).
 """
@@ -19,9 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-SCHEME = (
-    2  # int8 outputs of this scheme differ from scheme 1's (fbgemm, 7-bit activations): decode caches are per scheme
-)
+# int8 outputs of this scheme differ from scheme 1's (fbgemm, 7-bit activations): decode caches are per scheme
+SCHEME = 2
 OUTLIER_CHANNELS = 16  # per projection: the calibration's largest input channels, multiplied in fp32
 SMOOTH_ALPHA = 0.5  # SmoothQuant's migration strength: how much of an activation's range moves into the weight
 PROJECTIONS = ("qkv", "o", "gate_up", "down")  # each decoder layer's fused Linear layers, as calibration names them

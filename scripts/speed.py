@@ -83,9 +83,9 @@ def run_augment(path: str, extra: list[str]) -> dict:
         child = subprocess.Popen(command, env=dict(os.environ, MIXAUG_NO_DECODE_CACHE="1"))
         _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS, not the largest so far
         wall = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode:
-            sys.exit(f"error: {' '.join(command)} exited {child.returncode}")
+        code = os.waitstatus_to_exitcode(status)
+        if code:
+            sys.exit(f"error: {' '.join(command)} exited {code}")
         stats = json.loads(stats_path.read_text())
     return {
         "options": extra,
