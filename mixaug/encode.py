@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+ENCODE_ROWS = 16  # rows in every encoder pass (a fixed matmul shape: see Encoder._encode)
+
 
 class Encoder:
     """A sentence encoder with the normalisation its checkpoint was trained with."""
@@ -55,9 +57,12 @@ class Encoder:
     def _encode(self, texts: Sequence[str], batch_size: int, on_batch: Callable[[int], None] | None) -> np.ndarray:
         """Encode without the memo.
 
-        Texts are grouped by padded length (a multiple of 16 tokens) and each group is padded to exactly
-        that length, so a text's embedding never depends on which other texts share its batch: the
-        output is bit-identical whatever `batch_size` is.
+        Texts are grouped by padded length (a multiple of 16 tokens), each group padded to exactly that
+        length and run as ENCODE_ROWS rows (blank rows fill a short group), so every matmul has the same
+        shape whatever `batch_size` is: on AVX-512 kernels a batch of 5 and a batch of 16 differ in the last
+        bit (1e-7), a fixed shape does not. So a text's embedding never depends on which other texts share its
+        batch, and the output is bit-identical whatever `batch_size` is (passes are always ENCODE_ROWS rows; the
+        argument stays for callers that size other stages with it).
         """
         import torch
 
@@ -74,11 +79,11 @@ class Encoder:
         while start < len(order):
             bucket = buckets[order[start]]
             stop = start
-            while stop < len(order) and stop - start < batch_size and buckets[order[stop]] == bucket:
+            while stop < len(order) and stop - start < ENCODE_ROWS and buckets[order[stop]] == bucket:
                 stop += 1
             idx = order[start:stop]
             features = tokenizer(
-                [texts[i] for i in idx],
+                [texts[i] for i in idx] + [""] * (ENCODE_ROWS - len(idx)),
                 padding="max_length",
                 truncation=True,
                 max_length=bucket,
@@ -86,7 +91,7 @@ class Encoder:
             )
             features = {k: v.to(device) for k, v in features.items()}
             with torch.inference_mode():
-                emb = self.model(features)["sentence_embedding"].float().cpu().numpy()
+                emb = self.model(features)["sentence_embedding"].float().cpu().numpy()[: len(idx)]
             out[idx] = emb
             if on_batch:
                 on_batch(len(idx))
