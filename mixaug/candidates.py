@@ -36,6 +36,7 @@ def _decode_into_cache(
     cfg: AugmentConfig,
     advance: Callable[[int], None],
     decoder=None,
+    anchors: list | None = None,
 ) -> None:
     """Decode rows into the decode cache as they finish, in groups: an interrupted run keeps them all.
     decoder: where to decode (a `RayDecoder`); default the stack's own inverter."""
@@ -50,7 +51,7 @@ def _decode_into_cache(
 
     try:
         (decoder or stack.inverter).decode(
-            targets, seeds=seeds, options=opts, batch_size=cfg.batch_size, on_row=finished
+            targets, seeds=seeds, options=opts, batch_size=cfg.batch_size, on_row=finished, anchors=anchors
         )
     finally:
         if pending:
@@ -64,11 +65,14 @@ def decode_candidates(
     cfg: AugmentConfig,
     advance: Callable[[int], None],
     decoder=None,
+    anchors: list | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Decode K candidates per target; keep the one whose re-encoding is closest to the target (or, with
-    search="guided", the sentence an encoder-guided search found closest)."""
+    search="guided", the sentence an encoder-guided search found closest). anchors: per target, the words
+    and bonuses its decode is pulled toward (anchor.row_anchors; None = none)."""
+    anchors = anchors if anchors is not None and any(anchors) else [()] * len(targets)
     if cfg.search == "guided":
-        return _decode_guided(stack, targets, seeds, cfg, advance)
+        return _decode_guided(stack, targets, seeds, cfg, advance, anchors)
     best_text = [""] * len(targets)
     best_emb = np.zeros_like(targets)
     best_cos = np.full(len(targets), -2.0)
@@ -76,11 +80,20 @@ def decode_candidates(
         temp = cfg.temperature if k == 0 else (cfg.temperature or cfg.candidate_temperature)
         opts = DecodeOptions(max_new_tokens=cfg.max_new_tokens, temperature=temp, top_p=cfg.top_p)
         row_seeds = [int(s) * 1009 + k for s in seeds]
-        keys = [DecodeCache.key(t, rs, opts) for t, rs in zip(targets, row_seeds)]
+        keys = [DecodeCache.key(t, rs, opts, anchors=an) for t, rs, an in zip(targets, row_seeds, anchors)]
         todo = [i for i, key in enumerate(keys) if key not in stack.decoded]
         advance(len(targets) - len(todo))
+        todo_anchors = [anchors[i] for i in todo] if any(anchors) else None
         _decode_into_cache(
-            stack, targets[todo], [row_seeds[i] for i in todo], [keys[i] for i in todo], opts, cfg, advance, decoder
+            stack,
+            targets[todo],
+            [row_seeds[i] for i in todo],
+            [keys[i] for i in todo],
+            opts,
+            cfg,
+            advance,
+            decoder,
+            todo_anchors,
         )
         texts = [stack.decoded[key] for key in keys]
         emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
@@ -93,12 +106,13 @@ def decode_candidates(
     return best_text, best_emb, best_cos
 
 
-def _decode_guided(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: AugmentConfig, advance):
+def _decode_guided(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: AugmentConfig, advance, anchors):
     """Encoder-guided search (search.py) for the rows the decode cache does not hold yet; always local."""
     from .search import guided_decode
 
     opts = DecodeOptions(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
-    keys = [DecodeCache.key(t, int(s), opts, f"guided:{cfg.search_width}") for t, s in zip(targets, seeds)]
+    search = f"guided:{cfg.search_width}"
+    keys = [DecodeCache.key(t, int(s), opts, search, an) for t, s, an in zip(targets, seeds, anchors)]
     todo = [i for i, key in enumerate(keys) if key not in stack.decoded]
     advance(len(targets) - len(todo))
     for start in range(0, len(todo), cfg.batch_size):  # in groups, so an interrupted run keeps what is done
@@ -111,6 +125,7 @@ def _decode_guided(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: Au
             opts,
             cfg.search_width,
             cfg.batch_size,
+            anchors=[anchors[i] for i in part] if any(anchors) else None,
         )
         stack.decoded.add([keys[i] for i in part], texts)
         advance(len(part))

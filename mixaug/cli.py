@@ -142,6 +142,17 @@ def augment(
     search_width: int = typer.Option(
         AUG.search_width, "--search-width", help="Hypotheses kept (and extensions of each) by --search guided."
     ),
+    anchor: float = typer.Option(
+        AUG.anchor,
+        "--anchor",
+        help="β: pull each decode toward its parents' words (a logit bonus β x λ share x word weight, one per "
+        "word, spent once written); 0 = off.",
+    ),
+    anchor_weights: str = typer.Option(
+        AUG.anchor_weights,
+        "--anchor-weights",
+        help="salience (how much a word tells the classes apart; idf without labels) or idf (how rare it is).",
+    ),
     temperature: float = typer.Option(AUG.temperature, help="0 = greedy."),
     top_p: float = typer.Option(AUG.top_p),
     max_new_tokens: int = typer.Option(AUG.max_new_tokens),
@@ -296,6 +307,9 @@ def mix_cmd(
     ),
     renormalize: bool = typer.Option(True, "--renormalize/--no-renormalize"),
     num_candidates: int = typer.Option(1),
+    anchor: float = typer.Option(
+        AUG.anchor, "--anchor", help="β: pull each decode toward the two texts' words (see augment --anchor)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per line."),
     checkpoint: Optional[str] = CHECKPOINT,
     device: str = DEVICE,
@@ -305,7 +319,10 @@ def mix_cmd(
     from .pipeline import mix_texts
 
     lams = lam or [round(0.1 * i, 1) for i in range(1, 10)]
-    for row in mix_texts(text_a, text_b, lams, checkpoint, device, renormalize, num_candidates, precision=precision):
+    rows = mix_texts(
+        text_a, text_b, lams, checkpoint, device, renormalize, num_candidates, precision=precision, anchor=anchor
+    )
+    for row in rows:
         if json_out:
             print(json.dumps(row, ensure_ascii=False))
         else:

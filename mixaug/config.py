@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -88,6 +89,8 @@ def check_whole_numbers(*options: tuple[str, object, int | None, int | None]) ->
 
 TASK_MODELS = ("none", "finetune")
 SEARCHES = ("none", "guided")
+ANCHOR_WEIGHTINGS = ("salience", "idf")  # --anchor-weights (anchor.WordWeights)
+MAX_ANCHOR = 50.0
 
 
 @dataclass
@@ -111,6 +114,10 @@ class AugmentConfig:
     # to the target (search.py); search_width hypotheses kept, each extended search_width ways. Slow: opt-in.
     search: str = "none"
     search_width: int = DEFAULT_SEARCH_WIDTH
+    # --anchor β: while a mixture decodes, each parent's words get a logit bonus β x its λ share x the word's
+    # weight (anchor.py: one bonus per word, spent once written; --anchor-weights salience or idf). 0 = off
+    anchor: float = 0.0
+    anchor_weights: str = "salience"
     temperature: float = 0.0  # 0 = greedy; with num_candidates > 1, extra candidates sample at candidate_temperature
     candidate_temperature: float = 0.8
     top_p: float = 1.0
@@ -163,6 +170,7 @@ class AugmentConfig:
             number("--num-augmented", self.num_augmented, 0, MAX_NEW_ROWS, integer=True)
         number("--num-candidates", self.num_candidates, 1, 64, integer=True)
         number("--search-width", self.search_width, 1, 64, integer=True)
+        number("--anchor", self.anchor, 0, MAX_ANCHOR)
         number("--neighbours", self.neighbours, 1, 1000, integer=True)
         balance_ratio(self.balance)
         number("--batch-size", self.batch_size, 1, 4096, integer=True)
@@ -190,6 +198,7 @@ class AugmentConfig:
             ("--engine", self.engine, ("local", "ray")),
             ("--task-model", self.task_model, TASK_MODELS),
             ("--search", self.search, SEARCHES),
+            ("--anchor-weights", self.anchor_weights, ANCHOR_WEIGHTINGS),
         ):
             if value not in allowed:
                 raise MixaugError(f"{name} must be one of {', '.join(a for a in allowed if a)} (got {value})")
@@ -420,6 +429,25 @@ VARIANTS = {
 }
 
 
+WEIGHTED = "weighted"  # eval only: new rows weighted by fidelity x label confidence (how rows are used)
+
+
+def variant_options(variant: str | None) -> dict | None:
+    """The augment options of a mixaug variant, parts joined by '+': VARIANTS by name, anchor<β> (--anchor
+    β, e.g. anchor3 or anchor1.5) or `weighted` (no option: eval weights the rows); None for a name that
+    is none of them."""
+    options: dict = {}
+    for part in (variant or "").split("+"):
+        m = re.fullmatch(r"anchor(\d{1,2}(?:\.\d{1,2})?)", part)
+        if part in VARIANTS:
+            options.update(VARIANTS[part])
+        elif m and float(m.group(1)) <= MAX_ANCHOR:
+            options["anchor"] = float(m.group(1))
+        elif part not in ("", WEIGHTED):
+            return None
+    return options
+
+
 @dataclass(frozen=True)
 class Method:
     """An augmentation arm by name. mixaug arms: `mixaug[+adapt|+task|+guided][:policy:pairing[:keep|drop]]`."""
@@ -439,8 +467,11 @@ def parse_method(name: str) -> Method:
     head, _, rest = name.partition(":")
     kind, _, variant = head.partition("+")
     if kind == "mixaug":
-        if variant not in ("",) + tuple(VARIANTS):
-            raise MixaugError(f"bad method '{name}': mixaug variants are mixaug+adapt, mixaug+task and mixaug+guided")
+        if variant_options(variant) is None:
+            raise MixaugError(
+                f"bad method '{name}': mixaug variants are +adapt, +task, +guided, +anchor<β> (e.g. "
+                "mixaug+anchor3) and +weighted, joined by '+' (mixaug+anchor6+weighted)"
+            )
         if not rest:  # the product's defaults (hard labels, intra pairs; parent labels under --balance)
             return Method(name, "mixaug", None, None, variant or None)
         parts = rest.split(":")

@@ -215,6 +215,23 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 # -- token choice --------------------------------------------------------------------------------------
+Bias = Callable[[int, list[int]], dict[int, float]]  # (row, its tokens so far) -> {next token: logit bonus}
+
+
+def add_bias(logits: torch.Tensor, bonuses: Sequence[dict[int, float]]) -> None:
+    """In place: row a's logits get bonuses[a] (token -> additive bonus). A row's bonus depends only on that
+    row, so decoding stays independent of the batch."""
+    rows, cols, vals = [], [], []
+    for a, bonus in enumerate(bonuses):
+        rows.extend([a] * len(bonus))
+        cols.extend(bonus)
+        vals.extend(bonus.values())
+    if rows:
+        logits.index_put_(
+            (torch.tensor(rows), torch.tensor(cols)), torch.tensor(vals, dtype=logits.dtype), accumulate=True
+        )
+
+
 def ban_repeated_ngrams(logits: torch.Tensor, history: torch.Tensor, lengths: torch.Tensor, n: int) -> None:
     """In place: forbid each row's next token where it would repeat an n-gram already in its history.
     history [A, G] (first `lengths[a]` tokens valid). An n-gram starting at j is complete when
@@ -265,10 +282,12 @@ def generate(
     slots: int = 32,
     on_done: Callable[[int, list[int]], None] | None = None,
     stats: DecodeStats | None = None,
+    bias: Bias | None = None,
 ) -> list[list[int]]:
     """Decode n rows with continuous batching over `slots` cache slots. Each row's prompt is `prefix`
     [p, H] (shared) followed by prompts([row]) [1, T, H] (T the same for all rows). Returns each row's
-    token ids without EOS; on_done(row, tokens) is called as each row finishes."""
+    token ids without EOS; on_done(row, tokens) is called as each row finishes. bias(row, tokens so far)
+    -> {token: bonus} is added to that row's logits before each choice (anchoring; see `add_bias`)."""
     stats = stats if stats is not None else DecodeStats()
     stats.rows += n
     slots = max(1, min(slots, n))
@@ -302,6 +321,8 @@ def generate(
             break
         act = torch.tensor(active)
         step_logits = logits[act].clone()
+        if bias is not None:
+            add_bias(step_logits, [bias(row_of[s], history[s, : int(lengths[s])].tolist()) for s in active])
         if opt.no_repeat_ngram > 1:
             ban_repeated_ngrams(step_logits, history[act], lengths[act], opt.no_repeat_ngram)
         chosen = choose_tokens(step_logits, [gens[s] for s in active] if opt.temperature > 0 else None, opt)

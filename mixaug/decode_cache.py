@@ -97,10 +97,13 @@ class DecodeCache:
                 self.texts[entry[0]] = entry[1]
 
     @staticmethod
-    def key(target: np.ndarray, seed: int, options: DecodeOptions, search: str = "") -> str:
-        """search: a decoding strategy beyond plain decoding with these options (e.g. "guided:4")."""
+    def key(target: np.ndarray, seed: int, options: DecodeOptions, search: str = "", anchors: tuple = ()) -> str:
+        """search: a decoding strategy beyond plain decoding with these options (e.g. "guided:4"); anchors:
+        the row's anchoring words and bonuses (anchor.py), part of what it decodes to."""
         h = hashlib.sha256(np.ascontiguousarray(target, dtype=np.float32).tobytes())
         h.update(repr((seed, astuple(options)) + ((search,) if search else ())).encode())
+        if anchors:
+            h.update(b"\0anchors" + repr(tuple(anchors)).encode("utf-8", "surrogatepass"))
         return h.hexdigest()[:32]
 
     def __contains__(self, key: str) -> bool:

@@ -16,11 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .anchor import Anchors, TokenBias, speller
 from .checkpoint import LORA_DIR, MAX_TEMPLATE_TOKENS, Adaptor, Manifest, load_adaptor, validate_checkpoint
 from .decode import (
+    Bias,
     DecodeOptions,
     DecodeStats,
     LlamaWeights,
+    add_bias,
     ban_repeated_ngrams,
     calibrate,
     ceiling,
@@ -45,6 +48,7 @@ class Inverter:
             raise MixaugError(f"{precision} decoding needs a Llama-family LM; this one is {lm.config.model_type}")
         self.precision = precision
         self._weights: LlamaWeights | None = None  # the decode engine's, built on first use
+        self._spell = None  # anchoring's word -> token ids, built on first use
         self.totals = DecodeStats()  # every decode of this inverter, for speed reports
         self.manifest = manifest
         self.adaptor = adaptor.to(device)
@@ -93,18 +97,38 @@ class Inverter:
         on_batch: Callable[[int], None] | None = None,
         stats: DecodeStats | None = None,
         on_row: Callable[[int, str], None] | None = None,
+        anchors: Sequence[Anchors] | None = None,
     ) -> list[str]:
         """Decode each embedding row into a sentence. `seeds` (one per row) matter only when sampling.
         batch_size = rows decoding at once (cache slots). As rows finish, on_batch(k) reports how many
-        and on_row(i, text) hands over each one (so a caller can keep them if the run is interrupted)."""
+        and on_row(i, text) hands over each one (so a caller can keep them if the run is interrupted).
+        anchors: per row, words and logit bonuses to pull its decode toward (anchor.py; None or () = none)."""
         options = options or DecodeOptions()
         seeds = list(seeds) if seeds is not None else [0] * len(emb)
         if len(emb) == 0:
             return []
+        bias = self._bias(anchors)
         with self._accounted(stats) as run:
             if LlamaWeights.supports(self.lm):
-                return self._decode_engine(emb, seeds, options, batch_size, on_batch, on_row, run)
-            return self._decode_static(emb, seeds, options, batch_size, on_batch, on_row, run)
+                return self._decode_engine(emb, seeds, options, batch_size, on_batch, on_row, run, bias)
+            return self._decode_static(emb, seeds, options, batch_size, on_batch, on_row, run, bias)
+
+    def _bias(self, anchors: Sequence[Anchors] | None, known: Sequence[Sequence[int]] | None = None):
+        """The decode engine's bias for these rows' anchors (None when no row has any). known: tokens each
+        row's decode continues (they count as written: a word they hold is spent)."""
+        if anchors is None or not any(anchors):
+            return None
+        if self._spell is None:
+            self._spell = speller(self.tokenizer)
+        per_row = [TokenBias(a, self._spell) if a else None for a in anchors]
+
+        def bias(row: int, tokens: list[int]) -> dict[int, float]:
+            b = per_row[row]
+            if b is None:
+                return {}
+            return b(list(known[row]) + tokens if known is not None else tokens)
+
+        return bias
 
     @contextmanager
     def _accounted(self, stats: DecodeStats | None = None):
@@ -139,7 +163,7 @@ class Inverter:
         suf = self.embed_tokens(self.suffix_ids)[None].expand(len(emb), -1, -1)
         return torch.cat([soft, suf.to(soft.dtype)], dim=1)
 
-    def _decode_engine(self, emb, seeds, options, batch_size, on_batch, on_row, stats) -> list[str]:
+    def _decode_engine(self, emb, seeds, options, batch_size, on_batch, on_row, stats, bias=None) -> list[str]:
         """Llama-family LMs: continuous batching over the decode engine's cache slots."""
 
         def done(row: int, tokens: list[int]) -> None:
@@ -148,10 +172,10 @@ class Inverter:
             if on_batch:
                 on_batch(1)
 
-        tokens = self._generate(emb, seeds, options, batch_size, stats, on_done=done)
+        tokens = self._generate(emb, seeds, options, batch_size, stats, on_done=done, bias=bias)
         return [self._detok(t) for t in tokens]
 
-    def _generate(self, emb, seeds, options, batch_size, stats, known=None, on_done=None) -> list[list[int]]:
+    def _generate(self, emb, seeds, options, batch_size, stats, known=None, on_done=None, bias=None):
         """The decode engine over these rows. Prompt: template, the row's soft vectors, then the row of
         `known` tokens [n, L] if given (the same length for every row)."""
 
@@ -173,14 +197,16 @@ class Inverter:
             slots=batch_size,
             on_done=on_done,
             stats=stats,
+            bias=bias,
         )
 
-    def _decode_static(self, emb, seeds, options, batch_size, on_batch, on_row, stats) -> list[str]:
+    def _decode_static(self, emb, seeds, options, batch_size, on_batch, on_row, stats, bias=None) -> list[str]:
         """Any other causal LM: static batches through HF forward calls."""
         texts: list[str] = []
         for start in range(0, len(emb), batch_size):
             chunk = emb[start : start + batch_size]
-            texts.extend(self._decode_batch(chunk, seeds[start : start + batch_size], options, stats))
+            part = (lambda row, toks, at=start: bias(at + row, toks)) if bias is not None else None
+            texts.extend(self._decode_batch(chunk, seeds[start : start + batch_size], options, stats, part))
             if on_row:
                 for i in range(start, len(texts)):
                     on_row(i, texts[i])
@@ -196,10 +222,12 @@ class Inverter:
         seeds: Sequence[int],
         options: DecodeOptions,
         batch_size: int = 32,
+        anchors: Sequence[Anchors] | None = None,
     ) -> list[list[int]]:
         """Each row's continuation of its token prefix (prompt: template, the row's soft vectors, the
         prefix's tokens), through the decode engine: at most options.max_new_tokens tokens, without EOS, so
-        a continuation shorter than that ended with EOS. For encoder-guided search (`search.py`)."""
+        a continuation shorter than that ended with EOS. For encoder-guided search (`search.py`); anchors as
+        in `decode`, the prefix's tokens counting as written."""
         if not LlamaWeights.supports(self.lm):
             raise MixaugError("encoder-guided search needs a Llama-family LM (it runs on the decode engine)")
         out: list[list[int]] = [[] for _ in prefixes]
@@ -210,7 +238,10 @@ class Inverter:
             for length, idx in by_length.items():
                 known = torch.tensor([list(prefixes[i]) for i in idx], dtype=torch.long) if length else None
                 rows_emb = np.asarray(emb, dtype=np.float32)[idx]
-                got = self._generate(rows_emb, [seeds[i] for i in idx], options, batch_size, run, known=known)
+                part = self._bias([anchors[i] for i in idx], [prefixes[i] for i in idx]) if anchors else None
+                got = self._generate(
+                    rows_emb, [seeds[i] for i in idx], options, batch_size, run, known=known, bias=part
+                )
                 for i, toks in zip(idx, got):
                     out[i] = toks
         return out
@@ -235,7 +266,12 @@ class Inverter:
         )
 
     def _decode_batch(
-        self, emb: np.ndarray, seeds: Sequence[int], opt: DecodeOptions, stats: DecodeStats | None = None
+        self,
+        emb: np.ndarray,
+        seeds: Sequence[int],
+        opt: DecodeOptions,
+        stats: DecodeStats | None = None,
+        bias: Bias | None = None,
     ) -> list[str]:
         """One static batch through HF forward calls, run to its longest row (the reference the engine is
         tested against)."""
@@ -248,6 +284,8 @@ class Inverter:
         done = torch.zeros(b, dtype=torch.bool)
         for step in range(opt.max_new_tokens):
             logits = logits.cpu().clone()
+            if bias is not None:
+                add_bias(logits, [bias(i, history[i, : int(lengths[i])].tolist()) for i in range(b)])
             ban_repeated_ngrams(logits, history, lengths, opt.no_repeat_ngram)
             nxt = choose_tokens(logits, gens, opt).masked_fill(done, self.eos_id)
             history[~done, step] = nxt[~done]

@@ -12,12 +12,13 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .anchor import WordWeights, row_anchors
 from .candidates import Stack, decode_candidates, decode_summary
 from .checkpoint import DEFAULT_CHECKPOINT
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig, balance_ratio
@@ -160,10 +161,21 @@ class Prepared:
     pairing: str
     wanted: int
     quota: dict | None = None  # --balance: new rows per class (label -> count), summing to wanted
+    _word_weights: WordWeights | None = field(default=None, repr=False)
 
     @property
     def plan_labels(self) -> list:
         return self.labels if self.labels is not None else [None] * len(self.texts)
+
+    def anchors(self, cfg: AugmentConfig, a: np.ndarray, b: np.ndarray, lam: np.ndarray) -> list | None:
+        """--anchor: each planned row's anchoring words and bonuses (anchor.row_anchors), weighted over
+        this dataset's rows; None when anchoring is off."""
+        if cfg.anchor <= 0:
+            return None
+        if self._word_weights is None:
+            self._word_weights = WordWeights(self.texts, self.labels, cfg.anchor_weights)
+        t, w = self.texts, self._word_weights
+        return [row_anchors(t[i], t[j], float(l), cfg.anchor, w) for i, j, l in zip(a, b, lam)]
 
 
 def _config(config: AugmentConfig | None, overrides: dict) -> AugmentConfig:
@@ -396,7 +408,7 @@ def generate(
             a, b, lam = block["a"].to_numpy(), block["b"].to_numpy(), block["lam"].to_numpy()
             targets = mix(emb, a, b, lam, cfg.renormalize)
             out_text, out_emb, fidelity = decode_candidates(
-                stack, targets, block["seed"].to_numpy(), cfg, advance, decoder
+                stack, targets, block["seed"].to_numpy(), cfg, advance, decoder, p.anchors(cfg, a, b, lam)
             )
             la = [plan_labels[i] for i in a]
             lb = [plan_labels[i] for i in b]
@@ -528,7 +540,8 @@ def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int 
     targets = mix(
         emb, head["a"].map(row_of).to_numpy(), head["b"].map(row_of).to_numpy(), head["lam"].to_numpy(), cfg.renormalize
     )
-    decoded, _, fid = decode_candidates(stack, targets, head["seed"].to_numpy(), cfg, lambda n: None)
+    anchors = p.anchors(cfg, head["a"].to_numpy(), head["b"].to_numpy(), head["lam"].to_numpy())
+    decoded, _, fid = decode_candidates(stack, targets, head["seed"].to_numpy(), cfg, lambda n: None, None, anchors)
     return {
         "rows_read": len(df),
         "rows_skipped_empty_text": p.skipped,
@@ -596,9 +609,10 @@ def mix_texts(
     num_candidates: int = 1,
     seed: int = 0,
     precision: str = DEFAULT_PRECISION,
+    anchor: float = 0.0,
 ) -> list[dict]:
-    """Decode λ·a + (1−λ)·b for each λ; returns [{lambda, text, cos_a, cos_b}]. The texts and λs are checked
-    before a model loads."""
+    """Decode λ·a + (1−λ)·b for each λ; returns [{lambda, text, cos_a, cos_b}]. anchor: --anchor's β (the
+    two texts' words weighted by idf over the pair). The texts and λs are checked before a model loads."""
     from .config import check_number
 
     for name, text in (("TEXT_A", text_a), ("TEXT_B", text_b)):
@@ -610,14 +624,16 @@ def mix_texts(
             raise MixaugError(f"{name} is empty")
     for value in lams:
         check_number("--lam", value, 0, 1)
-    AugmentConfig(num_candidates=num_candidates, precision=precision, device=device).validate()
+    AugmentConfig(num_candidates=num_candidates, precision=precision, device=device, anchor=anchor).validate()
     validate_checkpoint(checkpoint)
     stack = load_stack(checkpoint, device, precision)
     emb = stack.encoder.encode([text_a, text_b])
     n = len(lams)
     targets = mix(emb, np.zeros(n, dtype=int), np.ones(n, dtype=int), np.asarray(lams), renormalize)
-    cfg = AugmentConfig(num_candidates=num_candidates)
-    texts, out_emb, fid = decode_candidates(stack, targets, np.arange(n) + seed, cfg, lambda k: None)
+    cfg = AugmentConfig(num_candidates=num_candidates, anchor=anchor)
+    pair = Prepared("text", None, [text_a, text_b], None, [0, 1], 0, "random", n)
+    anchors = pair.anchors(cfg, np.zeros(n, dtype=int), np.ones(n, dtype=int), np.asarray(lams))
+    texts, out_emb, fid = decode_candidates(stack, targets, np.arange(n) + seed, cfg, lambda k: None, None, anchors)
     cos_a = cosine_rows(out_emb, np.repeat(emb[:1], n, 0))
     cos_b = cosine_rows(out_emb, np.repeat(emb[1:], n, 0))
     return [

@@ -40,9 +40,11 @@ def guided_decode(
     width: int = 3,
     batch_size: int = 64,
     segment: int = SEGMENT,
+    anchors: Sequence | None = None,
 ) -> tuple[list[str], np.ndarray]:
     """For each target (unit-normalised rows), the sentence the search found closest to it, and that
-    cosine. Deterministic for given seeds, whatever the batch size (the engine's rows are independent)."""
+    cosine. Deterministic for given seeds, whatever the batch size (the engine's rows are independent).
+    anchors: per target, the words its continuations are pulled toward (anchor.py)."""
     n = len(targets)
     targets = np.asarray(targets, dtype=np.float32)
     beams: list[list[_Hyp]] = [[_Hyp([], -2.0, False)] for _ in range(n)]
@@ -73,6 +75,7 @@ def guided_decode(
                 [row_seeds[m] for m in pick],
                 opt,
                 batch_size,
+                anchors=[anchors[rows[m]] for m in pick] if anchors is not None else None,
             )
             for m, toks in zip(pick, out):
                 conts[m] = toks

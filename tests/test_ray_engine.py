@@ -17,7 +17,9 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.mark.parametrize(
-    "plan", [[], ["--balance", "equal", "--pairing", "boundary"]], ids=["intra", "balance-boundary"]
+    "plan",
+    [[], ["--balance", "equal", "--pairing", "boundary"], ["--anchor", "4"]],
+    ids=["intra", "balance-boundary", "anchor"],
 )
 def test_ray_engine_output_is_byte_identical_to_local(tmp_path, sample_file, tiny_checkpoint, monkeypatch, plan):
     import json

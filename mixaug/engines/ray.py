@@ -40,9 +40,9 @@ class _DecodeWorker:
         torch.set_num_threads(threads)
         self.inverter = load_inverter(checkpoint, device, precision=precision)
 
-    def decode(self, emb: np.ndarray, seeds: list[int], options: tuple, batch_size: int):
+    def decode(self, emb: np.ndarray, seeds: list[int], options: tuple, batch_size: int, anchors=None):
         stats = DecodeStats()
-        texts = self.inverter.decode(emb, seeds, DecodeOptions(*options), batch_size, stats=stats)
+        texts = self.inverter.decode(emb, seeds, DecodeOptions(*options), batch_size, stats=stats, anchors=anchors)
         return texts, stats
 
 
@@ -76,6 +76,7 @@ class RayDecoder:
         options: DecodeOptions,
         batch_size: int,
         on_row: Callable[[int, str], None] | None = None,
+        anchors: Sequence | None = None,
     ) -> list[str]:
         ray = _ray()
         n = len(emb)
@@ -89,7 +90,11 @@ class RayDecoder:
         for k, start in enumerate(starts):
             rows = slice(start, start + size)
             ref = self.actors[k % self.workers].decode.remote(
-                np.ascontiguousarray(emb[rows]), [int(s) for s in seeds[rows]], astuple(options), batch_size
+                np.ascontiguousarray(emb[rows]),
+                [int(s) for s in seeds[rows]],
+                astuple(options),
+                batch_size,
+                list(anchors[rows]) if anchors is not None else None,
             )
             pending[ref] = start
         while pending:

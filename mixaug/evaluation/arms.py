@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..baselines import eda, embed_mixup, paraphrase
 from ..classifiers import CLASSIFIERS, Example, Scores, TestSet
-from ..config import DEFAULT_NEIGHBOURS, VARIANTS, EvalConfig, Method
+from ..config import DEFAULT_NEIGHBOURS, WEIGHTED, EvalConfig, Method, variant_options
 from ..decode import DecodeStats
 from ..errors import MixaugError
 
@@ -197,9 +197,9 @@ def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
         precision=cfg.precision,
         task_steps=cfg.finetune_steps,
         intrusion=m.intrusion,
-        **VARIANTS.get(m.variant, {}),
+        **variant_options(m.variant),
     )
-    if m.variant in ("adapt", "task"):  # its stack was adapted to this subset alone: free it
+    if {"adapt", "task"} & set((m.variant or "").split("+")):  # its stack was adapted to this subset alone: free it
         forget_stack(out.attrs["mixaug_stats"]["checkpoint"])
     decode = stack.inverter.totals.since(before)
     stats = out.attrs["mixaug_stats"]  # the label policy and pairing augment resolved
@@ -212,6 +212,9 @@ def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
         ]
     else:
         new = [Example(t, t, 1.0, y, y) for t, y in zip(out["text"], out["label"])]
+    if WEIGHTED in (m.variant or "").split("+"):  # how the rows are used: the surer and closer, the heavier
+        fid, conf = out["mixaug_fidelity"].clip(0, 1), out["mixaug_label_confidence"].fillna(1.0)
+        new = [replace(e, weight=e.weight * float(f * c)) for e, f, c in zip(new, fid, conf)]
     intrusion = []
     if stats["label_policy"] == "hard" and m.intrusion == "keep":  # dropped rows would hide the rate
         intrusion = [
