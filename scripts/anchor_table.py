@@ -3,6 +3,7 @@ deterministic, so `none` may come from an earlier run or the committed matrix), 
 accuracy difference ± s.e., paired p and wins per (dataset, classifier), at 10 shots.
 
     python scripts/anchor_table.py bench/results/anchor/cheap2 bench/results/anchor/cheap
+    python scripts/anchor_table.py bench/results/anchor/imb --committed bench/results/imbalanced --metric macro_f1
 
 The first folder's runs are paired with `none` from the later folders or from bench/results/<dataset>;
 folders hold one sub-folder per dataset (`<prefix>-<dataset>` also works) with a results.json.
@@ -10,6 +11,7 @@ folders hold one sub-folder per dataset (`<prefix>-<dataset>` also works) with a
 
 from __future__ import annotations
 
+import argparse
 import glob
 import json
 import os
@@ -27,18 +29,24 @@ def runs_of(folder: str, dataset: str) -> list[dict]:
 
 
 def main() -> int:
-    new, bases = sys.argv[1], sys.argv[2:]
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("new")
+    ap.add_argument("bases", nargs="*")
+    ap.add_argument("--committed", default="bench/results", help="the committed matrix (one folder per dataset)")
+    ap.add_argument("--metric", default="accuracy", choices=("accuracy", "macro_f1"))
+    args = ap.parse_args()
+    new, bases = args.new, args.bases
     found = glob.glob(f"{new}/*/results.json") + glob.glob(f"{new}-*/results.json")
     for path in sorted(found):
         folder = os.path.dirname(path)
         ds = os.path.basename(folder).removeprefix(os.path.basename(new) + "-")
         by: dict = {}
-        sources = [(f"bench/results/{ds}/results.json", "@bench")] + [(b, "") for b in bases] + [(path, "")]
+        sources = [(f"{args.committed}/{ds}/results.json", "@bench")] + [(b, "") for b in bases] + [(path, "")]
         for src, tag in sources:
             runs = json.load(open(src))["runs"] if src.endswith(".json") and os.path.exists(src) else runs_of(src, ds)
             for run in runs:
                 if run["shots"] == 10:
-                    by.setdefault((run["classifier"], run["method"] + tag), {})[run["seed"]] = run["accuracy"]
+                    by.setdefault((run["classifier"], run["method"] + tag), {})[run["seed"]] = run[args.metric]
         for (clf, method), acc in sorted(by.items()):
             base = by.get((clf, "none"), by.get((clf, "none@bench")))
             if method.startswith("none") or base is None:
