@@ -67,6 +67,35 @@ def test_one_bonus_per_word_spent_by_any_spelling_and_pieces_only_in_order(inver
     assert mid[1] not in bias([mid[0], 11])  # not once something else came between
 
 
+def test_numbers_are_keyed_after_the_bare_space_and_openings_count_only_first(inverter):
+    spell = speller(inverter.tokenizer)
+    space, year = spell(" ")[0], spell(" 2026")
+    assert year[0] == space and len(year) > 2  # SmolLM2 writes " 2026" as " ", "2", "0", ...
+    bias = TokenBias((("2026", 3.0), ("tax", 2.0)), spell)
+    first = bias([11])
+    assert space not in first  # a bare space would be every number's bonus
+    assert bias([11, space])[year[1]] == 3.0  # the number's key, right after a space
+    assert year[2] in bias([11, space, year[1]])  # then its continuation
+    assert year[1] not in bias([11, space, year[1], 13, space])  # spent
+    tax = spell("tax")
+    mid_word = bias([11, tax[0]])  # "tax" inside another word ("syntax") neither spends " tax" ...
+    assert mid_word.get(spell(" tax")[0]) == 2.0
+    if len(tax) > 1:
+        assert tax[1] not in mid_word  # ... nor continues as an opening
+
+
+def test_one_class_and_many_classes_weigh_fast_and_sensibly():
+    import time
+
+    one = WordWeights(["a cat", "a dog"], ["x", "x"])
+    assert one.weighting == "idf" and one["cat"] > 0  # one class: salience would weigh every word 0
+    texts = [f"row {i} word{i} shared" for i in range(20_000)]
+    started = time.perf_counter()
+    many = WordWeights(texts, list(range(20_000)))  # a label per row: cost is per word's own classes
+    assert time.perf_counter() - started < 10
+    assert many["shared"] < many["word7"] <= 1.0 and 0 <= many.unseen <= 1.0
+
+
 def test_anchored_decode_writes_the_word_and_does_not_depend_on_the_batch(inverter):
     anchors = [(("gangsterism", 60.0),)] * 4 + [()] * 3
     opts = DecodeOptions(max_new_tokens=8)

@@ -174,6 +174,13 @@ def arm_smote(m: Method, sub: Subset) -> ArmRows:
     return ArmRows(sub.originals + sub.pairs(plan))
 
 
+def _variant(m: Method) -> dict:
+    options = variant_options(m.variant)
+    if options is None:
+        raise MixaugError(f"bad method '{m.name}': unknown mixaug variant '{m.variant}'")
+    return options
+
+
 def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
     """`pipeline.augment` itself on the subset (imbalanced: with --balance equal, the same quota)."""
     from ..pipeline import augment, forget_stack
@@ -197,7 +204,7 @@ def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
         precision=cfg.precision,
         task_steps=cfg.finetune_steps,
         intrusion=m.intrusion,
-        **variant_options(m.variant),
+        **_variant(m),
     )
     if {"adapt", "task"} & set((m.variant or "").split("+")):  # its stack was adapted to this subset alone: free it
         forget_stack(out.attrs["mixaug_stats"]["checkpoint"])
