@@ -70,7 +70,7 @@ def decode_candidates(
     """Decode K candidates per target; keep the one whose re-encoding is closest to the target (or, with
     search="guided", the sentence an encoder-guided search found closest). anchors: per target, the words
     and bonuses its decode is pulled toward (anchor.row_anchors; None = none)."""
-    anchors = anchors if anchors is not None and any(anchors) else [()] * len(targets)
+    anchors = list(anchors) if anchors is not None else [()] * len(targets)  # the inverter skips rows without
     if cfg.search == "guided":
         return _decode_guided(stack, targets, seeds, cfg, advance, anchors)
     best_text = [""] * len(targets)
@@ -83,7 +83,6 @@ def decode_candidates(
         keys = [DecodeCache.key(t, rs, opts, anchors=an) for t, rs, an in zip(targets, row_seeds, anchors)]
         todo = [i for i, key in enumerate(keys) if key not in stack.decoded]
         advance(len(targets) - len(todo))
-        todo_anchors = [anchors[i] for i in todo] if any(anchors) else None
         _decode_into_cache(
             stack,
             targets[todo],
@@ -93,7 +92,7 @@ def decode_candidates(
             cfg,
             advance,
             decoder,
-            todo_anchors,
+            [anchors[i] for i in todo],
         )
         texts = [stack.decoded[key] for key in keys]
         emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
@@ -125,7 +124,7 @@ def _decode_guided(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: Au
             opts,
             cfg.search_width,
             cfg.batch_size,
-            anchors=[anchors[i] for i in part] if any(anchors) else None,
+            anchors=[anchors[i] for i in part],
         )
         stack.decoded.add([keys[i] for i in part], texts)
         advance(len(part))

@@ -460,6 +460,11 @@ class Method:
     variant: str | None = None
     intrusion: str = "keep"  # mixaug only: --intrusion (drop: rows whose label is neither parent's are replanned)
 
+    @property
+    def variant_parts(self) -> tuple[str, ...]:
+        """The variant's parts ('anchor6+weighted' -> ('anchor6', 'weighted')); () for none."""
+        return tuple(self.variant.split("+")) if self.variant else ()
+
 
 def parse_method(name: str) -> Method:
     """'mixaug' -> augment's defaults; 'mixaug+task:soft:inter' -> the task-model variant, soft, inter;

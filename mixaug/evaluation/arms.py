@@ -206,7 +206,7 @@ def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
         intrusion=m.intrusion,
         **_variant(m),
     )
-    if {"adapt", "task"} & set((m.variant or "").split("+")):  # its stack was adapted to this subset alone: free it
+    if {"adapt", "task"} & set(m.variant_parts):  # its stack was adapted to this subset alone: free it
         forget_stack(out.attrs["mixaug_stats"]["checkpoint"])
     decode = stack.inverter.totals.since(before)
     stats = out.attrs["mixaug_stats"]  # the label policy and pairing augment resolved
@@ -219,7 +219,7 @@ def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
         ]
     else:
         new = [Example(t, t, 1.0, y, y) for t, y in zip(out["text"], out["label"])]
-    if WEIGHTED in (m.variant or "").split("+"):  # how the rows are used: the surer and closer, the heavier
+    if WEIGHTED in m.variant_parts:  # how the rows are used: the surer and closer, the heavier
         fid, conf = out["mixaug_fidelity"].clip(0, 1), out["mixaug_label_confidence"].fillna(1.0)
         new = [replace(e, weight=e.weight * float(f * c)) for e, f, c in zip(new, fid, conf)]
     intrusion = []
