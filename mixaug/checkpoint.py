@@ -11,6 +11,7 @@ here in characters, is bounded in the LM's tokens too, by the inverter that toke
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import struct
@@ -502,3 +503,16 @@ def describe(folder: str | Path, device: str = "auto") -> dict:
         "device": resolve_device(device),
         "versions": versions,
     }
+
+
+def checkpoint_digest(checkpoint: Path) -> str:
+    """What names a checkpoint's caches (decodes, int8 calibration): a hash of the files that decide its
+    decodes (the manifest, which holds the LM's weights hash, the adaptor, the LoRA). OSError if one of them
+    is there but cannot be read."""
+    h = hashlib.sha256()
+    for name in ("manifest.json", ADAPTOR_FILE, f"{LORA_DIR}/adapter_model.safetensors"):
+        try:
+            h.update((Path(checkpoint) / name).read_bytes())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return h.hexdigest()[:20]

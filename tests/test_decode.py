@@ -2,13 +2,14 @@
 n-gram ban is the per-row rule, no forward pass is spent on a finished row, and int8 keeps every row
 independent of its batch."""
 
+import importlib
 import random
 
 import numpy as np
 import pytest
 import torch
 
-from mixaug import config, decode
+from mixaug import calibration, config, decode
 from mixaug.decode import (
     DecodeOptions,
     DecodeStats,
@@ -16,7 +17,7 @@ from mixaug.decode import (
     SlotLlama,
     ban_repeated_ngrams,
 )
-from mixaug.errors import MixaugError
+from mixaug.errors import MixaugError, MixaugWarning
 from mixaug.invert import Inverter, load_inverter
 from mixaug.quantize import Int8Linear, smoothing
 
@@ -146,6 +147,73 @@ def test_int8_calibration_sees_every_projection_and_uses_no_deprecated_api(tiny_
     assert all(bool((m > 0).any()) for m in act_max.values())
     assert all(isinstance(f, Int8Linear) for layer in weights.layers for f in layer[1:])
     assert all(f.inv_smooth is not None for layer in weights.layers for f in layer[1:])
+
+
+def test_int8_is_calibrated_on_the_soft_prompts_the_decoder_reads(tiny_checkpoint):
+    from mixaug.encode import load_encoder
+    from mixaug.quantize import CALIBRATION_TEXTS
+
+    inv = load_inverter(tiny_checkpoint, precision="int8")
+    m = inv.manifest
+    emb = load_encoder(m.encoder, "cpu", m.normalize, base=tiny_checkpoint).encode(list(CALIBRATION_TEXTS))
+    inputs = inv._calibration_inputs()
+    start = len(inv.prefix_ids)
+    for x, soft in zip(inputs, inv.soft_prompts(emb)):  # the soft vectors sit where the decoder reads them
+        assert torch.equal(x[start : start + len(soft)], soft)
+    bare = Inverter(m, inv.adaptor, inv.lm, inv.tokenizer, precision="int8")  # no encoder to calibrate with
+    with pytest.raises(MixaugError, match="encoder"):
+        bare._engine_weights()
+
+
+def test_int8_warm_start_reads_the_calibration_and_decodes_the_same_bytes(tiny_checkpoint, tmp_path, monkeypatch):
+    """The first int8 load measures and keeps its calibration; the next reads it (no fp32 pass) and decodes
+    exactly what a cold start decodes; a damaged, foreign or wrong-shaped file is measured again."""
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
+    opts = DecodeOptions(max_new_tokens=8)
+    cold = load_inverter(tiny_checkpoint, precision="int8")
+    path = cold.calibration_cache
+    assert path.parent == tmp_path / "cache" / "int8" and not path.exists()
+    cold_rows = cold.decode(EMB, options=opts)
+    assert path.is_file()
+    measured = decode.calibrate(cold.lm, cold._calibration_inputs())
+
+    def no_pass(*args):
+        raise AssertionError("a warm start must not run the calibration pass")
+
+    monkeypatch.setattr(importlib.import_module("mixaug.invert"), "calibrate", no_pass)  # mixaug.invert: a function
+    warm = load_inverter(tiny_checkpoint, precision="int8")
+    assert warm.decode(EMB, options=opts) == cold_rows
+    monkeypatch.undo()
+    monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
+
+    key = next(iter(measured))
+    bad_files = {
+        "garbage": b"not safetensors at all",
+        "missing layer": {f"{i}.{k}": t for (i, k), t in measured.items() if (i, k) != key},
+        "wrong shape": {f"{i}.{k}": t[:-1] if (i, k) == key else t for (i, k), t in measured.items()},
+        "negative": {f"{i}.{k}": -t if (i, k) == key else t for (i, k), t in measured.items()},
+        "nan": {f"{i}.{k}": t * float("nan") if (i, k) == key else t for (i, k), t in measured.items()},
+    }
+    for name, content in bad_files.items():
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            save_file(content, str(path))
+        again = load_inverter(tiny_checkpoint, precision="int8")
+        assert again.decode(EMB, options=opts) == cold_rows, name
+        assert all(torch.equal(t, measured[k]) for k, t in calibration.load(path, again.lm).items()), name
+
+
+def test_int8_calibration_cache_that_cannot_be_written_costs_a_warning_only(tiny_checkpoint, tmp_path, monkeypatch):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("MIXAUG_CACHE", str(blocker))
+    inv = load_inverter(tiny_checkpoint, precision="int8")
+    with pytest.warns(MixaugWarning, match="calibration cache"):
+        rows = inv.decode(EMB[:2], options=DecodeOptions(max_new_tokens=4))
+    assert len(rows) == 2
 
 
 def test_unknown_precision_is_refused(tiny_checkpoint):
