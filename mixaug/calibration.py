@@ -44,12 +44,13 @@ def calibration_path(checkpoint: Path, device: str) -> Path | None:
 
 def expected_widths(lm) -> dict[tuple[int, str], int]:
     """Each projection's input width, as decode.calibrate names them: (layer, kind) -> channels."""
-    widths = {}
-    for i, layer in enumerate(lm.model.layers):
-        attn, mlp = layer.self_attn, layer.mlp
-        sizes = (attn.q_proj.in_features, attn.o_proj.in_features, mlp.gate_proj.in_features, mlp.down_proj.in_features)
-        widths.update({(i, kind): n for kind, n in zip(PROJECTIONS, sizes)})
-    return widths
+    from .decode import projection_groups
+
+    return {
+        (i, kind): group[0].in_features
+        for i, layer in enumerate(lm.model.layers)
+        for kind, group in zip(PROJECTIONS, projection_groups(layer))
+    }
 
 
 def load(path: Path | None, lm) -> dict[tuple[int, str], torch.Tensor] | None:

@@ -216,15 +216,16 @@ def _linear(weight: torch.Tensor, precision: str, act_max: torch.Tensor | None =
     return _Fp32Linear(weight)
 
 
-def fused_weights(layer) -> tuple[torch.Tensor, ...]:
-    """A decoder layer's projections as the engine multiplies them, in PROJECTIONS' order: q|k|v, o, gate|up, down."""
+def projection_groups(layer) -> tuple[tuple[torch.nn.Linear, ...], ...]:
+    """A decoder layer's Linear modules, grouped as the engine fuses them, in PROJECTIONS' order:
+    q|k|v, o, gate|up, down (each group shares its input)."""
     attn, mlp = layer.self_attn, layer.mlp
-    return (
-        torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]),
-        attn.o_proj.weight,
-        torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]),
-        mlp.down_proj.weight,
-    )
+    return ((attn.q_proj, attn.k_proj, attn.v_proj), (attn.o_proj,), (mlp.gate_proj, mlp.up_proj), (mlp.down_proj,))
+
+
+def fused_weights(layer) -> tuple[torch.Tensor, ...]:
+    """Each group's weights as one matrix (a lone module's weight as it is, not a copy)."""
+    return tuple(torch.cat([m.weight for m in g]) if len(g) > 1 else g[0].weight for g in projection_groups(layer))
 
 
 def _fused_layer(layer, precision: str, act_max: dict | None = None) -> tuple:
