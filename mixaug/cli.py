@@ -181,6 +181,15 @@ def augment(
     ),
     adapt_steps: int = typer.Option(AUG.adapt_steps, help="Training steps for --adapt."),
     adapt_minutes: Optional[float] = typer.Option(AUG.adapt_minutes, help="Wall-clock cap for --adapt."),
+    adapt_on: Optional[str] = typer.Option(
+        AUG.adapt_on,
+        "--adapt-on",
+        help="Stage 2 on this file of your own unlabelled text (plus INPUT's texts) first; one adapted "
+        "checkpoint per file and budget, whatever --seed (cached).",
+    ),
+    adapt_on_column: Optional[str] = typer.Option(
+        AUG.adapt_on_column, "--adapt-on-column", help="--adapt-on's text column (default: as INPUT's)."
+    ),
     task_model: str = typer.Option(
         AUG.task_model,
         "--task-model",
@@ -476,8 +485,8 @@ def eval_cmd(
     methods: Optional[str] = typer.Option(
         None,
         help="Comma-separated: none, class-weights, oversample, eda, smote, embed-mixup, paraphrase, "
-        "mixaug[+adapt|+task|+guided][:<hard|parent|soft>:<intra|inter|random|neighbours|boundary>[:keep|drop]] "
-        "(drop: --intrusion drop). Default: all but class-weights, oversample and smote; with --rare-classes those "
+        "mixaug[+adapt|+pool|+task|+guided|+anchor<β>|+weighted][:<hard|parent|soft>:<intra|inter|random|neighbours|"
+        "boundary>[:keep|drop]] (pool: --adapt-on TRAIN; weighted: rows weigh their mixaug_weight; drop: --intrusion drop). Default: all but class-weights, oversample and smote; with --rare-classes those "
         "three, none, eda, embed-mixup and mixaug with each pairing.",
     ),
     classifier: str = typer.Option(

@@ -25,6 +25,7 @@ DEFAULT_SEARCH_WIDTH = 3  # --search guided: the width the README measured (0.64
 MAX_SEED = 2**32 - 1  # numpy, torch and scikit-learn all take seeds in [0, 2**32)
 MAX_NEW_ROWS = 10_000_000  # a plan is held in memory; a larger request is almost surely a typo
 MAX_ALPHA = 1e6
+ADAPT_ON_SEED = 0  # --adapt-on's adaptation seed: the adapted checkpoint depends on the texts, not on --seed
 DEFAULT_NEIGHBOURS = 5  # k of --pairing neighbours/boundary: SMOTE's (and imbalanced-learn's) default
 PAIRINGS = ("intra", "inter", "random", "neighbours", "boundary")  # mix.py plans each
 # --balance's default pairing, by the number of classes: the winners of README "Rare classes". With two
@@ -131,6 +132,12 @@ class AugmentConfig:
     adapt: bool = False  # stage 2: first refine the checkpoint on this dataset's texts (cached by dataset hash)
     adapt_steps: int = 60
     adapt_minutes: float | None = None
+    # --adapt-on FILE: stage 2 on an unlabelled file of the user's own text (its labels, if any, unused) plus
+    # the rows' texts, adapt_steps steps; one adapted checkpoint per (checkpoint, texts, budget) whatever
+    # --seed (ADAPT_ON_SEED), so runs with other seeds reuse it. adapt_on_column: FILE's text column
+    # (default: --text-column where FILE has it, else text, sentence or content)
+    adapt_on: str | None = None
+    adapt_on_column: str | None = None
     # stage 2 in full: "finetune" fine-tunes the encoder + a head on the labelled rows (task_steps optimizer
     # steps), refines the adaptor on that encoder's embeddings (adapt_steps), then mixes, decodes and labels
     # in the fine-tuned space; both cached by dataset hash + settings
@@ -203,10 +210,13 @@ class AugmentConfig:
             if value not in allowed:
                 raise MixaugError(f"{name} must be one of {', '.join(a for a in allowed if a)} (got {value})")
         check_bools(("--renormalize", self.renormalize), ("--only-new", self.only_new), ("--adapt", self.adapt))
+        if self.adapt_on is not None and (not isinstance(self.adapt_on, str) or self.adapt_on in ("", "-")):
+            raise MixaugError(f"--adapt-on must name a file, not stdin (got {self.adapt_on!r})")
         for name, value in (
             ("--text-column", self.text_column),
             ("--label-column", self.label_column),
             ("--id-column", self.id_column),
+            ("--adapt-on-column", self.adapt_on_column),
         ):
             if value is not None and (not isinstance(value, str) or value == ""):
                 raise MixaugError(f"{name} must name a column (got {value!r})")
@@ -429,13 +439,14 @@ VARIANTS = {
 }
 
 
-WEIGHTED = "weighted"  # eval only: new rows weighted by fidelity x label confidence (how rows are used)
+WEIGHTED = "weighted"  # eval only: each new row weighted by its mixaug_weight (how rows are used)
+POOL = "pool"  # eval only: --adapt-on TRAIN, every TRAIN text as the unlabelled pool (labels unused)
 
 
 def variant_options(variant: str | None) -> dict | None:
     """The augment options of a mixaug variant, parts joined by '+': VARIANTS by name, anchor<β> (--anchor
-    β, e.g. anchor3 or anchor1.5) or `weighted` (no option: eval weights the rows); None for a name that
-    is none of them."""
+    β, e.g. anchor3 or anchor1.5), `weighted` (no option: eval weights the rows) or `pool` (--adapt-on
+    TRAIN, which eval names); None for a name that is none of them."""
     options: dict = {}
     for part in (variant or "").split("+"):
         m = re.fullmatch(r"anchor(\d{1,2}(?:\.\d{1,2})?)", part)
@@ -443,20 +454,20 @@ def variant_options(variant: str | None) -> dict | None:
             options.update(VARIANTS[part])
         elif m and float(m.group(1)) <= MAX_ANCHOR:
             options["anchor"] = float(m.group(1))
-        elif part not in ("", WEIGHTED):
+        elif part not in ("", WEIGHTED, POOL):
             return None
     return options
 
 
 @dataclass(frozen=True)
 class Method:
-    """An augmentation arm by name. mixaug arms: `mixaug[+adapt|+task|+guided][:policy:pairing[:keep|drop]]`."""
+    """An augmentation arm by name. mixaug arms: `mixaug[+adapt|+pool|+task|+guided|+anchor<β>|+weighted][:policy:pairing[:keep|drop]]`."""
 
     name: str
     kind: str  # one of EVAL_ARMS (evaluate.ARMS runs each)
     policy: str | None = None  # mixaug: None = augment's default
     pairing: str | None = None
-    # mixaug only: None, "adapt" (stage 2 on the texts), "task" (--task-model finetune) or "guided" (--search guided)
+    # mixaug only: None or parts joined by "+" (variant_options): adapt, pool, task, guided, anchor<β>, weighted
     variant: str | None = None
     intrusion: str = "keep"  # mixaug only: --intrusion (drop: rows whose label is neither parent's are replanned)
 
@@ -474,8 +485,8 @@ def parse_method(name: str) -> Method:
     if kind == "mixaug":
         if variant_options(variant) is None:
             raise MixaugError(
-                f"bad method '{name}': mixaug variants are +adapt, +task, +guided, +anchor<β> (e.g. "
-                "mixaug+anchor3) and +weighted, joined by '+' (mixaug+anchor6+weighted)"
+                f"bad method '{name}': mixaug variants are +adapt, +pool, +task, +guided, +anchor<β> (e.g. "
+                "mixaug+anchor3) and +weighted, joined by '+' (mixaug+pool+weighted)"
             )
         if not rest:  # the product's defaults (hard labels, intra pairs; parent labels under --balance)
             return Method(name, "mixaug", None, None, variant or None)
@@ -487,12 +498,12 @@ def parse_method(name: str) -> Method:
             or parts[2:] not in ([], ["keep"], ["drop"])
         ):
             raise MixaugError(
-                f"bad method '{name}': use mixaug[+adapt|+task|+guided][:<hard|parent|soft>:<{'|'.join(PAIRINGS)}>[:keep|drop]]"
+                f"bad method '{name}': use mixaug[+adapt|+pool|+task|+guided|+anchor<β>|+weighted][:<hard|parent|soft>:<{'|'.join(PAIRINGS)}>[:keep|drop]]"
             )
         return Method(name, "mixaug", parts[0], parts[1], variant or None, (parts[2:] or ["keep"])[0])
     if name not in EVAL_ARMS:
         raise MixaugError(
             f"unknown method '{name}': use {', '.join(a for a in EVAL_ARMS if a != 'mixaug')}, "
-            "mixaug[+adapt|+task|+guided][:policy:pairing[:keep|drop]]"
+            "mixaug[+adapt|+pool|+task|+guided|+anchor<β>|+weighted][:policy:pairing[:keep|drop]]"
         )
     return Method(name, name)

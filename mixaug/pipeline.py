@@ -21,7 +21,14 @@ import pandas as pd
 from .anchor import WordWeights, row_anchors
 from .candidates import Stack, decode_candidates, decode_summary
 from .checkpoint import DEFAULT_CHECKPOINT
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig, balance_ratio
+from .config import (
+    ADAPT_ON_SEED,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_PRECISION,
+    DEFAULT_SEARCH_WIDTH,
+    AugmentConfig,
+    balance_ratio,
+)
 from .data.provenance import build_output, check_no_collision
 from .decode_cache import DecodeCache
 from .decode_cache import decode_cache_path as _decode_cache_path
@@ -274,27 +281,45 @@ def augment(
 
 def load_for(p: Prepared, cfg: AugmentConfig):
     """The run's models: (stack, decoder, task). The checkpoint is first refined on the rows' texts for
-    --adapt, or for --task-model finetune on the embeddings of a task model fitted to the labelled rows
-    (both cached). decoder is None for the local engine, else a RayDecoder whose actors are loaded; task
+    --adapt, on the --adapt-on file's texts and then the rows' for --adapt-on (seed ADAPT_ON_SEED), or for
+    --task-model finetune on the embeddings of a task model fitted to the labelled rows (all cached). decoder is None for the local engine, else a RayDecoder whose actors are loaded; task
     is None, or the task model's head, which then labels the new rows."""
     checkpoint, task, encoder = cfg.checkpoint, None, None
+    texts, seed = list(p.texts), cfg.seed
+    if cfg.adapt_on is not None:  # read first: a bad file fails before any model loads
+        texts, seed = pool_texts(cfg) + texts, ADAPT_ON_SEED
     if cfg.task_model == "finetune":
         task, encoder = _task_model(p, cfg)
-    if cfg.adapt or task is not None:
+    if cfg.adapt or cfg.adapt_on is not None or task is not None:
         from .train import adapt
 
         checkpoint = adapt(
-            p.texts,
+            texts,
             checkpoint_path(cfg.checkpoint),
             cfg.adapt_steps,
             cfg.adapt_minutes,
-            cfg.seed,
+            seed,
             cfg.device,
             progress=False,
             encoder=encoder,
         )
     stack = load_stack(checkpoint, cfg.device, cfg.precision)
     return stack, _remote_decoder(stack, cfg), task
+
+
+def pool_texts(cfg: AugmentConfig) -> list[str]:
+    """--adapt-on: the texts of the unlabelled file, in its order (labels and other columns unused; rows
+    with empty text skipped). Its text column: --adapt-on-column, else --text-column where the file has
+    it, else the usual candidates (text, sentence, content)."""
+    from .io import read_dataset, resolve_text_column
+
+    try:
+        df = read_dataset(cfg.adapt_on)
+        named = cfg.adapt_on_column or (cfg.text_column if cfg.text_column in map(str, df.columns) else None)
+        col = resolve_text_column(df, named)
+        return clean_texts(df, col)[0][col].tolist()
+    except MixaugError as e:
+        raise MixaugError(f"--adapt-on: {e}") from None
 
 
 def _task_model(p: Prepared, cfg: AugmentConfig):

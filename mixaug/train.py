@@ -499,6 +499,7 @@ def adapt(
     from .models import cache_dir
 
     checkpoint = Path(checkpoint)
+    texts = list(dict.fromkeys(texts))  # each text once: the key is the set in first-seen order, as trained
     h = hashlib.sha256((checkpoint / MANIFEST).read_bytes())
     h.update(json.dumps([steps, minutes, seed, batch_size, lr] + ([encoder] if encoder else [])).encode())
     for t in texts:
@@ -528,7 +529,7 @@ def adapt(
         min_words=1,
         max_words=10_000,  # unused: the texts are given
     )
-    out = train(cfg, texts=list(dict.fromkeys(texts)), progress=progress, log=log)
+    out = train(cfg, texts=texts, progress=progress, log=log)
     write_named(run / "done", b"ok\n")
     return out
 

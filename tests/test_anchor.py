@@ -170,6 +170,7 @@ def test_the_weighted_variant_weighs_new_rows_by_fidelity_and_confidence(monkeyp
     from types import SimpleNamespace
 
     from mixaug.config import EvalConfig
+    from mixaug.data.provenance import row_weight
     from mixaug.decode import DecodeStats
     from mixaug.evaluation import arms
 
@@ -189,6 +190,7 @@ def test_the_weighted_variant_weighs_new_rows_by_fidelity_and_confidence(monkeyp
                 "mixaug_parent_b_label": ["a", "b"],
             }
         )
+        out["mixaug_weight"] = [row_weight(f, c) for f, c in zip(out.mixaug_fidelity, out.mixaug_label_confidence)]
         out.attrs["mixaug_stats"] = {"label_policy": "hard", "pairing": "intra", "checkpoint": "x"}
         return out
 

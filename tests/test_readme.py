@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +54,9 @@ def workdir(tmp_path_factory, tiny_checkpoint):
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::4]))
     (folder / "my_data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:12]))
+    unlabelled = pd.DataFrame({"utterance": [r["text"] for r in rows], "id": [r["id"] for r in rows]})
+    unlabelled.to_csv(folder / "unlabelled.csv", index=False)
+    unlabelled.rename(columns={"utterance": "text"}).to_json(folder / "unlabelled.jsonl", orient="records", lines=True)
     with open(folder / "train.csv", "w") as fh:
         fh.write("id,text,label\n" + "".join(f'{r["id"]},"{r["text"]}",{r["label"]}\n' for r in rows))
     return folder

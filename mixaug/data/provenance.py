@@ -25,6 +25,17 @@ PROVENANCE = (
     "mixaug_label_confidence",
     "mixaug_intrusion",
 )
+# a row's weight in a classifier's loss, for every row (originals 1): `sample_weight=df["mixaug_weight"]`
+WEIGHT = "mixaug_weight"
+
+
+def row_weight(fidelity, confidence) -> float:
+    """A new row's weight: its fidelity (clipped to [0, 1]) x the labeller's confidence in the label written
+    (1 where no labeller gave it: parent and soft labels). The surer and the closer to its mixture, the
+    heavier; an original weighs 1. Measured as `mixaug eval`'s +weighted (README, *How the rows are used*)."""
+    f = min(max(float(fidelity), 0.0), 1.0)
+    c = 1.0 if confidence is None or confidence != confidence else float(confidence)  # None or NaN
+    return f * c
 
 
 def check_no_collision(df: pd.DataFrame) -> None:
@@ -51,6 +62,7 @@ def build_output(
     new["mixaug_source"] = ["mixup"] * n
     for field in PROVENANCE[1:]:
         new[field] = [_py(v) for v in new_rows[field[len(PREFIX) :]]]
+    new[WEIGHT] = [row_weight(f, c) for f, c in zip(new_rows["fidelity"], new_rows["label_confidence"])]
     if "soft_label" in new_rows:
         new["mixaug_soft_label"] = [json.dumps(d, sort_keys=True) for d in new_rows["soft_label"]]
     columns = {c: list(v) for c, v in new.items()}
@@ -62,6 +74,8 @@ def build_output(
                 if c in originals.columns
                 else ["original"] * m
                 if c == "mixaug_source"
+                else [1.0] * m
+                if c == WEIGHT
                 else [None] * m
             )
             + v

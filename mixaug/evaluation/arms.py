@@ -14,7 +14,8 @@ import pandas as pd
 
 from ..baselines import eda, embed_mixup, paraphrase
 from ..classifiers import CLASSIFIERS, Example, Scores, TestSet
-from ..config import DEFAULT_NEIGHBOURS, WEIGHTED, EvalConfig, Method, variant_options
+from ..config import DEFAULT_NEIGHBOURS, POOL, WEIGHTED, EvalConfig, Method, variant_options
+from ..data.provenance import WEIGHT
 from ..decode import DecodeStats
 from ..errors import MixaugError
 
@@ -59,6 +60,7 @@ class Subset:
     stack: object
     embed: Callable[[Sequence[str]], np.ndarray]
     shared: dict
+    text_column: str = "text"  # TRAIN's text column (mixaug+pool reads TRAIN's texts from it)
 
     @cached_property
     def quota(self) -> dict | None:
@@ -205,6 +207,7 @@ def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
         task_steps=cfg.finetune_steps,
         intrusion=m.intrusion,
         **_variant(m),
+        **(dict(adapt_on=cfg.train, adapt_on_column=sub.text_column) if POOL in m.variant_parts else {}),
     )
     if {"adapt", "task"} & set(m.variant_parts):  # its stack was adapted to this subset alone: free it
         forget_stack(out.attrs["mixaug_stats"]["checkpoint"])
@@ -219,9 +222,8 @@ def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
         ]
     else:
         new = [Example(t, t, 1.0, y, y) for t, y in zip(out["text"], out["label"])]
-    if WEIGHTED in m.variant_parts:  # how the rows are used: the surer and closer, the heavier
-        fid, conf = out["mixaug_fidelity"].clip(0, 1), out["mixaug_label_confidence"].fillna(1.0)
-        new = [replace(e, weight=e.weight * float(f * c)) for e, f, c in zip(new, fid, conf)]
+    if WEIGHTED in m.variant_parts:  # how the rows are used: each row weighs its mixaug_weight
+        new = [replace(e, weight=e.weight * float(w)) for e, w in zip(new, out[WEIGHT])]
     intrusion = []
     if stats["label_policy"] == "hard" and m.intrusion == "keep":  # dropped rows would hide the rate
         intrusion = [

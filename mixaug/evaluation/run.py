@@ -97,6 +97,7 @@ def run_eval(
                 stack,
                 embed,
                 shared,
+                text_col,
             )
             for m in methods:
                 kept = journal.get([shots, seed, m.name])
