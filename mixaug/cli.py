@@ -188,7 +188,9 @@ def augment(
         "checkpoint per file and budget, whatever --seed (cached).",
     ),
     adapt_on_column: Optional[str] = typer.Option(
-        AUG.adapt_on_column, "--adapt-on-column", help="--adapt-on's text column (default: as INPUT's)."
+        AUG.adapt_on_column,
+        "--adapt-on-column",
+        help="--adapt-on's text column (default: --text-column where FILE has it, else text/sentence/content).",
     ),
     task_model: str = typer.Option(
         AUG.task_model,

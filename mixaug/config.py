@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -210,7 +211,9 @@ class AugmentConfig:
             if value not in allowed:
                 raise MixaugError(f"{name} must be one of {', '.join(a for a in allowed if a)} (got {value})")
         check_bools(("--renormalize", self.renormalize), ("--only-new", self.only_new), ("--adapt", self.adapt))
-        if self.adapt_on is not None and (not isinstance(self.adapt_on, str) or self.adapt_on in ("", "-")):
+        if self.adapt_on is not None and (
+            not isinstance(self.adapt_on, (str, os.PathLike)) or str(self.adapt_on) in ("", "-")
+        ):
             raise MixaugError(f"--adapt-on must name a file, not stdin (got {self.adapt_on!r})")
         for name, value in (
             ("--text-column", self.text_column),

@@ -307,19 +307,30 @@ def load_for(p: Prepared, cfg: AugmentConfig):
     return stack, _remote_decoder(stack, cfg), task
 
 
+MAX_POOL_TEXTS = 100_000  # --adapt-on reads at most this many texts: every one is encoded before adapting
+
+
 def pool_texts(cfg: AugmentConfig) -> list[str]:
     """--adapt-on: the texts of the unlabelled file, in its order (labels and other columns unused; rows
-    with empty text skipped). Its text column: --adapt-on-column, else --text-column where the file has
-    it, else the usual candidates (text, sentence, content)."""
+    with empty text skipped), the first MAX_POOL_TEXTS of them. Its text column: --adapt-on-column, else
+    --text-column where the file has it, else the usual candidates (text, sentence, content)."""
+    import warnings
+
+    from .errors import MixaugWarning
     from .io import read_dataset, resolve_text_column
 
     try:
-        df = read_dataset(cfg.adapt_on)
+        df = read_dataset(str(cfg.adapt_on))
         named = cfg.adapt_on_column or (cfg.text_column if cfg.text_column in map(str, df.columns) else None)
         col = resolve_text_column(df, named)
-        return clean_texts(df, col)[0][col].tolist()
-    except MixaugError as e:
-        raise MixaugError(f"--adapt-on: {e}") from None
+        texts = clean_texts(df, col)[0][col].tolist()
+    except MixaugError as e:  # the advice names --adapt-on's own option
+        raise MixaugError(f"--adapt-on: {str(e).replace('--text-column', '--adapt-on-column')}") from None
+    if len(texts) > MAX_POOL_TEXTS:
+        warnings.warn(
+            MixaugWarning(f"--adapt-on: using the first {MAX_POOL_TEXTS:,} of {len(texts):,} texts"), stacklevel=2
+        )
+    return texts[:MAX_POOL_TEXTS]
 
 
 def _task_model(p: Prepared, cfg: AugmentConfig):

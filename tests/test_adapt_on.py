@@ -73,6 +73,19 @@ def test_adapt_on_reads_the_text_column_as_the_input_names_it(tmp_path, pool_fil
     other.write_text('{"text": "one"}\n{"text": ""}\n{"text": "two"}\n')
     # --text-column names the input's column; a pool without it falls back to the usual candidates
     assert pool_texts(AugmentConfig(adapt_on=str(other), text_column="utterance")) == ["one", "two"]
+    assert pool_texts(AugmentConfig(adapt_on=other)) == ["one", "two"]  # a Path, as read_dataset takes
+    with pytest.raises(MixaugError, match="--adapt-on: no text column") as err:
+        pool_texts(AugmentConfig(adapt_on=str(pool_file)))
+    assert "--adapt-on-column" in str(err.value) and "--text-column" not in str(err.value)
+
+
+def test_a_pool_is_read_up_to_its_bound(tmp_path, pool_file, monkeypatch):
+    import mixaug.pipeline as pipeline
+    from mixaug.errors import MixaugWarning
+
+    monkeypatch.setattr(pipeline, "MAX_POOL_TEXTS", 4)
+    with pytest.warns(MixaugWarning, match="using the first 4 of 6 texts"):
+        assert pipeline.pool_texts(AugmentConfig(adapt_on=str(pool_file), adapt_on_column="utterance")) == POOL[:4]
 
 
 @pytest.mark.parametrize(
