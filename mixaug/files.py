@@ -281,16 +281,11 @@ def adapt_file(
 ) -> Path:
     """Stage 2 on a file: refine the checkpoint on INPUT's own texts (cached by texts and settings); returns
     the adapted checkpoint's folder."""
-    from .io import read_dataset, resolve_text_column
-    from .pipeline import checkpoint_path, clean_texts, validate_checkpoint
+    from .pipeline import checkpoint_path, file_texts, validate_checkpoint
     from .train import adapt
 
     steps = AugmentConfig().adapt_steps if steps is None else steps
     AugmentConfig(adapt_steps=steps, adapt_minutes=minutes, seed=seed, device=device).validate()
-    df = read_dataset(input, input_format)
-    col = resolve_text_column(df, text_column)
-    usable, _ = clean_texts(df, col)
+    texts = file_texts(input, text_column, input_format=input_format)
     validate_checkpoint(checkpoint)
-    return adapt(
-        usable[col].tolist(), checkpoint_path(checkpoint), steps, minutes, seed, device, progress=progress, log=log
-    )
+    return adapt(texts, checkpoint_path(checkpoint), steps, minutes, seed, device, progress=progress, log=log)

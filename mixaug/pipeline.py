@@ -282,8 +282,9 @@ def augment(
 def load_for(p: Prepared, cfg: AugmentConfig):
     """The run's models: (stack, decoder, task). The checkpoint is first refined on the rows' texts for
     --adapt, on the --adapt-on file's texts and then the rows' for --adapt-on (seed ADAPT_ON_SEED), or for
-    --task-model finetune on the embeddings of a task model fitted to the labelled rows (all cached). decoder is None for the local engine, else a RayDecoder whose actors are loaded; task
-    is None, or the task model's head, which then labels the new rows."""
+    --task-model finetune on the embeddings of a task model fitted to the labelled rows (all cached).
+    decoder is None for the local engine, else a RayDecoder whose actors are loaded; task is None, or the
+    task model's head, which then labels the new rows."""
     checkpoint, task, encoder = cfg.checkpoint, None, None
     texts, seed = list(p.texts), cfg.seed
     if cfg.adapt_on is not None:  # read first: a bad file fails before any model loads
@@ -307,6 +308,20 @@ def load_for(p: Prepared, cfg: AugmentConfig):
     return stack, _remote_decoder(stack, cfg), task
 
 
+def file_texts(
+    path, column: str | None = None, prefer: str | None = None, input_format: str | None = None
+) -> list[str]:
+    """The non-empty texts of a dataset file, in its order: from `column`, else from `prefer` where the
+    file has that column, else from the usual candidates (text, sentence, content)."""
+    from .io import read_dataset, resolve_text_column
+
+    df = read_dataset(path, input_format)
+    if column is None and prefer in map(str, df.columns):
+        column = prefer
+    col = resolve_text_column(df, column)
+    return clean_texts(df, col)[0][col].tolist()
+
+
 MAX_POOL_TEXTS = 100_000  # --adapt-on reads at most this many texts: every one is encoded before adapting
 
 
@@ -317,13 +332,9 @@ def pool_texts(cfg: AugmentConfig) -> list[str]:
     import warnings
 
     from .errors import MixaugWarning
-    from .io import read_dataset, resolve_text_column
 
     try:
-        df = read_dataset(str(cfg.adapt_on))
-        named = cfg.adapt_on_column or (cfg.text_column if cfg.text_column in map(str, df.columns) else None)
-        col = resolve_text_column(df, named)
-        texts = clean_texts(df, col)[0][col].tolist()
+        texts = file_texts(str(cfg.adapt_on), cfg.adapt_on_column, prefer=cfg.text_column)
     except MixaugError as e:  # the advice names --adapt-on's own option
         raise MixaugError(f"--adapt-on: {str(e).replace('--text-column', '--adapt-on-column')}") from None
     if len(texts) > MAX_POOL_TEXTS:
