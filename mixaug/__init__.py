@@ -8,8 +8,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "AugmentConfig": "config",
+    "LogitAdjustedClassifier": "adjust",
     "MixaugError": "errors",
     "MixaugWarning": "errors",
+    "MixupSampler": "sampler",
     "augment": "pipeline",
     "augment_file": "files",
     "invert_file": "files",

@@ -107,6 +107,10 @@ class AugmentConfig:
     # --balance: plan new rows per class, rare classes first: "equal" (= 1.0) or a ratio r in (0, 1] (every
     # class up to r x the largest); num_augmented, if given, is then the total (see mix.class_quota)
     balance: str | float | None = None
+    # new rows per class, as given (label -> count): the per-class plan of the Python face (MixupSampler's
+    # sampling_strategy), planned like --balance's (parent labels and its pairing by default); not with
+    # balance or num_augmented. Classes left out get none
+    quota: dict | None = None
     neighbours: int = DEFAULT_NEIGHBOURS  # k of --pairing neighbours/boundary
     alpha: float = 0.4
     seed: int = 0
@@ -158,7 +162,7 @@ class AugmentConfig:
             return self.pairing
         if labels is None:
             return "random"
-        if self.balance is not None:
+        if self.per_class:
             return BALANCE_PAIRING_TWO_CLASSES if len(set(labels)) == 2 else BALANCE_PAIRING
         return "intra"
 
@@ -167,7 +171,12 @@ class AugmentConfig:
         """The label policy in force: as set, else `hard` (the classifier's label), or `parent` with --balance.
         Measured (README "Rare classes"): a labeller fitted on every class gives most rows planned for a rare
         class a common class's label (60-100 % intrusions), so the rows no longer top the rare class up."""
-        return self.label_policy or ("parent" if self.balance is not None else "hard")
+        return self.label_policy or ("parent" if self.per_class else "hard")
+
+    @property
+    def per_class(self) -> bool:
+        """Whether the plan is per class (--balance or an explicit quota), rare classes first."""
+        return self.balance is not None or self.quota is not None
 
     def validate(self) -> None:
         """Every option checked before a model loads or a row is read: one line naming the option."""
@@ -181,6 +190,8 @@ class AugmentConfig:
         number("--anchor", self.anchor, 0, MAX_ANCHOR)
         number("--neighbours", self.neighbours, 1, 1000, integer=True)
         balance_ratio(self.balance)
+        if self.quota is not None:
+            self._check_quota()
         number("--batch-size", self.batch_size, 1, 4096, integer=True)
         if self.num_workers is not None:
             number("--num-workers", self.num_workers, 1, 4096, integer=True)
@@ -223,6 +234,14 @@ class AugmentConfig:
         ):
             if value is not None and (not isinstance(value, str) or value == ""):
                 raise MixaugError(f"{name} must name a column (got {value!r})")
+
+    def _check_quota(self) -> None:
+        if not isinstance(self.quota, dict):
+            raise MixaugError(f"quota must be a dict of class -> new rows (got a {type(self.quota).__name__})")
+        if self.balance is not None or self.num_augmented is not None:
+            raise MixaugError("quota gives the rows per class: not with --balance or --num-augmented")
+        for label, rows in self.quota.items():
+            check_number(f"quota[{label!r}]"[:80], rows, 0, MAX_NEW_ROWS, integer=True)  # the total: pipeline
 
 
 # -- training ------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from .config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_PRECISION,
     DEFAULT_SEARCH_WIDTH,
+    MAX_NEW_ROWS,
     AugmentConfig,
     balance_ratio,
 )
@@ -248,13 +249,35 @@ def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
     if len(texts) < 2:
         raise MixaugError("need at least 2 rows with text to mix")
     wanted = len(df) if cfg.num_augmented is None else cfg.num_augmented
-    quota = None
-    if cfg.balance is not None:
-        if labels is None:
-            raise MixaugError("--balance needs a label column (name it with --label-column)")
-        quota = class_quota(labels, balance_ratio(cfg.balance), cfg.num_augmented)
+    quota = plan_quota(labels, cfg)
+    if quota is not None:
         wanted = sum(quota.values())
     return Prepared(text_col, label_col, texts, labels, ids, skipped, pairing, wanted, quota)
+
+
+def plan_quota(labels: list | None, cfg: AugmentConfig) -> dict | None:
+    """New rows per class (every class, in first-seen order) for a per-class plan: --balance's (mix.class_quota)
+    or the config's explicit quota; None otherwise. Its total is bounded like -n's, before any model loads."""
+    if not cfg.per_class:
+        return None
+    what = "--balance" if cfg.balance is not None else "quota"
+    if labels is None:
+        raise MixaugError(f"{what} needs a label column (name it with --label-column)")
+    if cfg.quota is None:
+        quota = class_quota(labels, balance_ratio(cfg.balance), cfg.num_augmented)
+    else:
+        classes = dict.fromkeys(labels)
+        absent = [c for c in cfg.quota if c not in classes]
+        if absent:
+            raise MixaugError(f"quota names class {_show(absent[0])}, which no row has")
+        quota = {c: cfg.quota.get(c, 0) for c in classes}
+    total = sum(quota.values())
+    if total > MAX_NEW_ROWS:
+        raise MixaugError(
+            f"{what} plans {total:,} new rows, more than the {MAX_NEW_ROWS:,} a run may make; ask for fewer "
+            "(-n N, or a smaller --balance ratio)"
+        )
+    return quota
 
 
 def augment(

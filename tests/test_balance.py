@@ -221,3 +221,36 @@ def test_balance_pairs_by_the_number_of_classes():
     assert AugmentConfig(balance="equal", pairing="neighbours").pairing_for(two) == "neighbours"
     assert AugmentConfig().pairing_for(two) == "intra"
     assert AugmentConfig(balance="equal").pairing_for(None) == "random"
+
+
+def test_a_balance_plan_is_bounded_like_n_before_any_model_loads(monkeypatch):
+    import mixaug
+    from mixaug import pipeline
+
+    monkeypatch.setattr(pipeline, "load_for", lambda *a: pytest.fail("a model loaded"))
+    labels = ["head"] * 12_000 + [f"tail{k}" for k in range(1_000) for _ in range(2)]
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(len(labels))], "label": labels})
+    with pytest.raises(MixaugError, match=r"--balance plans 11,998,000 new rows, more than the 10,000,000"):
+        mixaug.augment(df, balance="equal")
+    with pytest.raises(MixaugError, match=r"quota plans 10,000,002 new rows"):
+        mixaug.augment(df, quota={"tail0": 5_000_001, "tail1": 5_000_001})
+
+
+def test_an_explicit_quota_plans_those_rows_per_class_and_is_checked():
+    from mixaug.config import AugmentConfig
+    from mixaug.pipeline import prepare
+
+    df = pd.DataFrame({"text": [f"t{i}" for i in range(len(LABELS))], "label": LABELS})
+    p = prepare(df, AugmentConfig(quota={"c": 4, "a": 1}))
+    assert p.quota == {"a": 1, "b": 0, "c": 4} and p.wanted == 5
+    assert p.pairing == "intra" and AugmentConfig(quota={}).policy == "parent"  # planned like --balance
+    for cfg, message in [
+        (AugmentConfig(quota=[1]), "quota must be a dict"),
+        (AugmentConfig(quota={"a": -1}), r"quota\['a'\] must be >= 0"),
+        (AugmentConfig(quota={"a": 1.5}), r"quota\['a'\] must be a finite whole number"),
+        (AugmentConfig(quota={"a": 1}, balance="equal"), "not with --balance or --num-augmented"),
+    ]:
+        with pytest.raises(MixaugError, match=message):
+            cfg.validate()
+    with pytest.raises(MixaugError, match="quota names class 'z', which no row has"):
+        prepare(df, AugmentConfig(quota={"z": 1}))
