@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -17,7 +18,7 @@ import typer
 
 from .config import DEFAULT_PRECISION, AugmentConfig, EvalConfig, TrainConfig, shots_text
 from .errors import MixaugError, MixaugWarning
-from .terminal import err, one_line, progress_bars, show_progress, styled_line, summary_table
+from .terminal import err, one_line, printable, progress_bars, show_progress, styled_line, summary_table
 
 app = typer.Typer(
     add_completion=False,
@@ -213,8 +214,11 @@ def augment(
     cfg.validate()
     if dry_run:
         from .files import preview_file
+        from .report import TEXT_CHARS, short
 
         plan = preview_file(input, cfg, input_format=input_format, limit=limit)
+        for sample in plan["samples"]:  # the terminal shows a row as the report does: cut, not whole
+            sample.update({k: short(sample[k], TEXT_CHARS) for k in ("a", "b", "decoded")})
         err.print_json(json.dumps(plan, ensure_ascii=False))
         return
     if output is None:
@@ -308,6 +312,9 @@ def invert(
             )
 
 
+C1 = re.compile("[\x7f-\x9f]")  # DEL and C1 controls: JSON leaves them raw, a terminal acts on them (CSI is 0x9b)
+
+
 @app.command("mix")
 @cli_errors
 def mix_cmd(
@@ -333,11 +340,11 @@ def mix_cmd(
     rows = mix_texts(
         text_a, text_b, lams, checkpoint, device, renormalize, num_candidates, precision=precision, anchor=anchor
     )
-    for row in rows:
+    for row in rows:  # decoded text reaches a terminal: control characters as escapes, like every other line
         if json_out:
-            print(json.dumps(row, ensure_ascii=False))
+            print(C1.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(row, ensure_ascii=False)))
         else:
-            print(f"{row['lambda']:.2f}\t{row['text']}")
+            print(f"{row['lambda']:.2f}\t{printable(row['text'], None)}")
 
 
 @app.command()
@@ -570,6 +577,68 @@ def export(
         raise MixaugError(f"{dest} exists (pass --overwrite)")
     export_checkpoint(checkpoint_path(source), dest, torch.float16 if fp16 else torch.float32, overwrite)
     print(str(dest))
+
+
+cache_app = typer.Typer(
+    no_args_is_help=False, help="Show what $MIXAUG_CACHE holds by kind, or remove it (all of it can be rebuilt)."
+)
+app.add_typer(cache_app, name="cache")
+KIND = typer.Option(
+    None, "--kind", help="Only this kind (repeat for several): decodes, int8, embeddings, adapted, task, lm."
+)
+
+
+@cache_app.callback(invoke_without_command=True)
+@cli_errors
+def cache_show(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="The summary as JSON.")):
+    """Per kind: entries, size, and when the oldest and newest were written."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .caches import human, summary
+    from .models import cache_dir
+
+    facts = summary(cache_dir())
+    if json_out:
+        print(json.dumps(facts, indent=2, ensure_ascii=False))
+        return
+    print(f"{printable(facts['cache_dir'], None)}: {human(facts['bytes'])}")
+    for k in facts["kinds"]:
+        when = f"  written {k['oldest'][:10]} to {k['newest'][:10]}" if k["entries"] else ""
+        print(f"  {k['kind']:<11}{k['entries']:>6} entries {human(k['bytes']):>10}{when}  ({k['holds']})")
+
+
+@cache_app.command("prune")
+@cli_errors
+def cache_prune(
+    older_than: str = typer.Option(..., "--older-than", help="Remove entries last written longer ago: 30d, 12h, 45m."),
+    kind: Optional[list[str]] = KIND,
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing."),
+):
+    """Remove cache entries last written more than --older-than ago."""
+    from .caches import age_seconds
+
+    _remove(kind, age_seconds(older_than), dry_run)
+
+
+@cache_app.command("clear")
+@cli_errors
+def cache_clear(
+    kind: Optional[list[str]] = KIND,
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing."),
+):
+    """Remove every cache entry (of --kind)."""
+    _remove(kind, None, dry_run)
+
+
+def _remove(kind, older_than, dry_run: bool) -> None:
+    from .caches import human, remove
+    from .models import cache_dir
+
+    gone = remove(cache_dir(), kind, older_than, dry_run)
+    for e in gone:
+        print(printable(e.path, None))  # the paths are the command's data
+    verb = "would remove" if dry_run else "removed"
+    err.print(f"{verb} {len(gone)} entries ({human(sum(e.bytes for e in gone))})")
 
 
 def main() -> None:

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The regression's memory while fitting is rows x classes floats: past this many, it is fitted on an equal
+# seeded share of each class's rows (every class kept), so many classes do not multiply the rows' cost
+FIT_CELLS = 20_000_000  # 160 MB of float64
+
 
 class Labeller:
     """A classifier fitted on (embedding, label) pairs of the input dataset."""
@@ -24,7 +28,8 @@ class Labeller:
         self.model = None  # a one-class dataset needs no model: every row gets that class
         if len(self.classes) > 1:
             self.model = LogisticRegression(max_iter=2000, C=10.0, random_state=seed)
-            self.model.fit(emb, y)
+            rows = fit_rows(y, len(self.classes), seed)
+            self.model.fit(emb if rows is None else emb[rows], y if rows is None else y[rows])
 
     def proba(self, emb: np.ndarray) -> np.ndarray:
         """[n, n_classes] probabilities in the order of self.classes."""
@@ -34,6 +39,18 @@ class Labeller:
         out = np.zeros((len(emb), len(self.classes)))
         out[:, self.model.classes_] = p
         return out
+
+
+def fit_rows(y: np.ndarray, classes: int, seed: int) -> np.ndarray | None:
+    """None (every row) while rows x classes <= FIT_CELLS; else, ascending, up to the same number of rows
+    of each class (drawn with the seed; at least one), about FIT_CELLS / classes rows in all."""
+    if len(y) * classes <= FIT_CELLS:
+        return None
+    share = max(1, FIT_CELLS // classes // classes)
+    rng = np.random.default_rng([seed, 7])
+    order = np.argsort(y, kind="stable")
+    parts = np.split(order, np.flatnonzero(np.diff(y[order])) + 1)
+    return np.sort(np.concatenate([p if len(p) <= share else rng.choice(p, share, replace=False) for p in parts]))
 
 
 @dataclass

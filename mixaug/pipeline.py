@@ -216,6 +216,9 @@ def as_table(df) -> pd.DataFrame:
     return out
 
 
+MAX_CLASSES = 2_000  # the labeller's probabilities are rows x classes: a block of 16,384 rows at 2,000 is 262 MB
+
+
 def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
     """Check a dataset against a config before any model runs; every problem is a one-line MixaugError."""
     check_no_collision(df)
@@ -230,6 +233,12 @@ def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
     labels = usable[label_col].tolist() if label_col else None
     if label_col:
         _check_keys(df[label_col].tolist(), label_col, "label", unique=False)
+        classes = len(set(labels))
+        if classes > MAX_CLASSES:
+            raise MixaugError(
+                f"label column '{label_col}' holds {classes:,} classes; mixaug plans and labels at most "
+                f"{MAX_CLASSES:,} (merge rare labels, or augment a subset of the classes at a time)"
+            )
         missing = [i for i, l in zip(usable.index, labels) if _blank(l)]
         if missing:
             raise MixaugError(
@@ -308,6 +317,15 @@ def load_for(p: Prepared, cfg: AugmentConfig):
     --task-model finetune on the embeddings of a task model fitted to the labelled rows (all cached).
     decoder is None for the local engine, else a RayDecoder whose actors are loaded; task is None, or the
     task model's head, which then labels the new rows."""
+    checkpoint, task = checkpoint_for(p, cfg)
+    stack = load_stack(checkpoint, cfg.device, cfg.precision)
+    return stack, _remote_decoder(stack, cfg), task
+
+
+def checkpoint_for(p: Prepared, cfg: AugmentConfig):
+    """(the checkpoint the run decodes with, the task model's head or None): see `load_for`. The dry run
+    calls it too, so it checks --adapt-on's file and shows samples of the checkpoint the run would use
+    (adapting costs a real run nothing more: the adapted checkpoint is cached)."""
     checkpoint, task, encoder = cfg.checkpoint, None, None
     texts, seed = list(p.texts), cfg.seed
     if cfg.adapt_on is not None:  # read first: a bad file fails before any model loads
@@ -327,25 +345,28 @@ def load_for(p: Prepared, cfg: AugmentConfig):
             progress=False,
             encoder=encoder,
         )
-    stack = load_stack(checkpoint, cfg.device, cfg.precision)
-    return stack, _remote_decoder(stack, cfg), task
+    return checkpoint, task
 
 
 def file_texts(
-    path, column: str | None = None, prefer: str | None = None, input_format: str | None = None
+    path,
+    column: str | None = None,
+    prefer: str | None = None,
+    input_format: str | None = None,
+    limit: int | None = None,
 ) -> list[str]:
-    """The non-empty texts of a dataset file, in its order: from `column`, else from `prefer` where the
-    file has that column, else from the usual candidates (text, sentence, content)."""
+    """The non-empty texts of a dataset file (of its first `limit` rows), in its order: from `column`, else
+    from `prefer` where the file has that column, else from the usual candidates (text, sentence, content)."""
     from .io import read_dataset, resolve_text_column
 
-    df = read_dataset(path, input_format)
+    df = read_dataset(path, input_format, limit)
     if column is None and prefer in map(str, df.columns):
         column = prefer
     col = resolve_text_column(df, column)
     return clean_texts(df, col)[0][col].tolist()
 
 
-MAX_POOL_TEXTS = 100_000  # --adapt-on reads at most this many texts: every one is encoded before adapting
+MAX_POOL_TEXTS = 100_000  # --adapt-on reads at most this many rows' texts: every one is encoded before adapting
 
 
 def pool_texts(cfg: AugmentConfig) -> list[str]:
@@ -357,12 +378,13 @@ def pool_texts(cfg: AugmentConfig) -> list[str]:
     from .errors import MixaugWarning
 
     try:
-        texts = file_texts(str(cfg.adapt_on), cfg.adapt_on_column, prefer=cfg.text_column)
+        # one row more than is used, to know whether there were more: the rest of the file is never read
+        texts = file_texts(str(cfg.adapt_on), cfg.adapt_on_column, prefer=cfg.text_column, limit=MAX_POOL_TEXTS + 1)
     except MixaugError as e:  # the advice names --adapt-on's own option
         raise MixaugError(f"--adapt-on: {str(e).replace('--text-column', '--adapt-on-column')}") from None
     if len(texts) > MAX_POOL_TEXTS:
         warnings.warn(
-            MixaugWarning(f"--adapt-on: using the first {MAX_POOL_TEXTS:,} of {len(texts):,} texts"), stacklevel=2
+            MixaugWarning(f"--adapt-on: using the first {MAX_POOL_TEXTS:,} texts of a longer file"), stacklevel=2
         )
     return texts[:MAX_POOL_TEXTS]
 
@@ -581,7 +603,7 @@ def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int 
     df = as_table(df)
     p = prepare(df, cfg)
     texts = p.texts
-    stack = load_stack(cfg.checkpoint, cfg.device, cfg.precision)
+    stack = load_stack(checkpoint_for(p, cfg)[0], cfg.device, cfg.precision)
     every = None
     if p.pairing in NEEDS_EMBEDDINGS:  # the partner (and λ) depend on every row's embedding
         every = stack.encoder.encode(texts, batch_size=cfg.batch_size)

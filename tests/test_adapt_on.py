@@ -84,7 +84,7 @@ def test_a_pool_is_read_up_to_its_bound(tmp_path, pool_file, monkeypatch):
     from mixaug.errors import MixaugWarning
 
     monkeypatch.setattr(pipeline, "MAX_POOL_TEXTS", 4)
-    with pytest.warns(MixaugWarning, match="using the first 4 of 6 texts"):
+    with pytest.warns(MixaugWarning, match="using the first 4 texts of a longer file"):
         assert pipeline.pool_texts(AugmentConfig(adapt_on=str(pool_file), adapt_on_column="utterance")) == POOL[:4]
 
 

@@ -54,6 +54,9 @@ def workdir(tmp_path_factory, tiny_checkpoint):
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::4]))
     (folder / "my_data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:12]))
+    sizes = {"travel": 10, "weather": 6, "music": 4, "food": 3}  # a long tail, for *With imbalanced-learn*
+    tail = [r for k, r in enumerate(rows) if sum(q["label"] == r["label"] for q in rows[:k]) < sizes[r["label"]]]
+    (folder / "long_tail.jsonl").write_text("".join(json.dumps(r) + "\n" for r in tail))
     unlabelled = pd.DataFrame({"utterance": [r["text"] for r in rows], "id": [r["id"] for r in rows]})
     unlabelled.to_csv(folder / "unlabelled.csv", index=False)
     unlabelled.rename(columns={"utterance": "text"}).to_json(folder / "unlabelled.jsonl", orient="records", lines=True)

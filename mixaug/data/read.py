@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -98,13 +99,31 @@ def universal(lines: Iterable[str]) -> Iterator[str]:
         yield from (part for part in _LONE_CR.split(line) if part)
 
 
-def _read_bytes(path: str | Path, gz: bool, limit: int) -> bytes:
-    """A whole input of at most `limit` bytes (after decompression), read in bounded pieces."""
+READ_PIECE = 16 << 20  # a whole input grows by at most this much at a time: memory follows the bytes that come
+
+
+def _read_bytes(path: str | Path, gz: bool, limit: int) -> bytearray:
+    """A whole input of at most `limit` bytes (after decompression), read in bounded pieces. Before a byte is
+    read, a named input must be a regular file (or a pipe) no larger than `limit`: a device such as /dev/zero
+    never ends, and a file that is too large is refused without holding any of it."""
+    too_big = MixaugError(f"{path}: more than {limit >> 20} MiB to read whole")
+    if str(path) != "-":
+        check_readable(path)
+        info = os.stat(path)
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode)):
+            raise MixaugError(f"{path}: not a regular file (a device or socket is not a dataset)")
+        if stat.S_ISREG(info.st_mode) and not gz and info.st_size > limit:
+            raise too_big
+    data = bytearray()
     with _input_stream(path, gz) as fh:
-        data = fh.read(limit + 1)
+        while len(data) <= limit:
+            piece = fh.read(min(READ_PIECE, limit + 1 - len(data)))
+            if not piece:
+                break
+            data += piece
     if len(data) > limit:
-        raise MixaugError(f"{path}: more than {limit >> 20} MiB to read whole")
-    return data
+        raise too_big
+    return data  # a bytearray: no second copy of what may be gigabytes
 
 
 def _decode_utf8(data: bytes, path: str | Path) -> str:
