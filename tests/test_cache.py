@@ -336,3 +336,21 @@ def test_a_models_folder_the_user_linked_in_is_read_and_never_written(cache_root
         models._convert_gguf(gguf)
     assert any("symbolic link another user made" in m for m in ours(seen)), ours(seen)
     assert sorted(os.listdir(bigger)) == [name]  # nothing written through the link
+
+
+def test_a_task_model_another_user_could_change_is_fitted_again(cache_root, tiny_checkpoint, monkeypatch):
+    from mixaug import task
+    from mixaug.pipeline import load_stack
+
+    encoder = load_stack(tiny_checkpoint, "cpu").encoder
+    real, fits = task.fit, []
+    monkeypatch.setattr(task, "fit", lambda *a, **k: fits.append(1) or real(*a, **k))
+    texts, labels = ["good film", "bad film", "fine film"], ["pos", "neg", "pos"]
+    folder = task.fit_cached(encoder, texts, labels, steps=1)
+    assert task.fit_cached(encoder, texts, labels, steps=1) == folder and len(fits) == 1  # reused
+    assert all(mode(p) == (0o700 if p.is_dir() else 0o600) for p in [folder, *folder.rglob("*")])
+    (folder / "task.json").write_text(json.dumps({"classes": ["forged"]}))
+    os.chmod(folder / "task.json", 0o666)
+    with pytest.warns(MixaugWarning, match="task model cache .*writable by group or others"):
+        assert task.fit_cached(encoder, texts, labels, steps=1) == folder
+    assert len(fits) == 2 and json.loads((folder / "task.json").read_text())["classes"] == ["pos", "neg"]
