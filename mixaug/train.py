@@ -556,6 +556,10 @@ def adapt(
             max_words=10_000,  # unused: the texts are given
         )
         train(cfg, texts=texts, progress=progress, log=log)
+        # the manifest names the entry, not this temp folder: the same adaptation gives the same checkpoint bytes
+        manifest = validate_checkpoint(run / "checkpoint")
+        manifest.training["config"]["out"] = str(entry)
+        write_named(run / "checkpoint" / MANIFEST, manifest.to_json().encode(), mode=0o600)
         (run / "state.safetensors").unlink()  # weights and optimizer moments: a cache entry is not resumed
         write_named(run / "done", b"ok\n", mode=0o600)
 

@@ -286,8 +286,8 @@ def test_two_processes_adapting_the_same_texts_both_get_one_finished_checkpoint(
     outs = {line.split(" ", 1)[1] for out, _ in results for line in out.splitlines() if line.startswith("RESULT")}
     assert len(outs) == 1
     folder = Path(outs.pop())
-    validate_checkpoint(folder)
     entry = folder.parent
+    assert validate_checkpoint(folder).training["config"]["out"] == str(entry)  # not the temp folder it was built in
     assert (entry / "done").is_file() and not (entry / "state.safetensors").exists()
     assert all(mode(p) == (0o700 if p.is_dir() else 0o600) for p in [entry, *entry.rglob("*")])
     assert sorted(p.name for p in entry.parent.iterdir()) == sorted([entry.name, stranger.name])
