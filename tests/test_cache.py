@@ -354,3 +354,45 @@ def test_a_task_model_another_user_could_change_is_fitted_again(cache_root, tiny
     with pytest.warns(MixaugWarning, match="task model cache .*writable by group or others"):
         assert task.fit_cached(encoder, texts, labels, steps=1) == folder
     assert len(fits) == 2 and json.loads((folder / "task.json").read_text())["classes"] == ["pos", "neg"]
+
+
+def test_a_conversion_is_kept_private_in_the_cache_and_never_written_through_the_users_link(
+    cache_root, tmp_path, monkeypatch
+):
+    """The GGUF conversion (faked: no real model) lands in lm/ as a private folder; where lm/ is the user's
+    link, it is made in a temporary folder for this run instead, with one warning, and the link's folder is
+    left as it was."""
+    import types
+
+    import transformers
+
+    from mixaug import models
+
+    class Tokenizer:
+        def save_pretrained(self, folder):
+            (Path(folder) / "tokenizer.json").write_text("{}")
+
+    class Model(torch.nn.Linear):
+        def __init__(self):
+            super().__init__(2, 2)
+            self.config, self.hf_quantizer = types.SimpleNamespace(quantization_config=1), 1
+
+        def save_pretrained(self, folder, safe_serialization=True):
+            (Path(folder) / "model.safetensors").write_bytes(b"weights")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: Tokenizer())
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: Model())
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF not really")
+    kept = models._convert_gguf(gguf)
+    assert kept.parent == cache_root / "lm" and (kept / models._SOURCE_FILE).is_file()
+    assert all(mode(p) == (0o700 if p.is_dir() else 0o600) for p in [cache_root / "lm", kept, *kept.rglob("*")])
+
+    os.rename(cache_root / "lm", tmp_path / "bigger")
+    (tmp_path / "bigger" / kept.name / models._SOURCE_FILE).unlink()  # unfinished there: a conversion is needed
+    (cache_root / "lm").symlink_to(tmp_path / "bigger")
+    before = sorted(p.name for p in (tmp_path / "bigger").rglob("*"))
+    with pytest.warns(MixaugWarning, match="converted LM not kept in the cache .*symbolic link"):
+        scratch = models._convert_gguf(gguf)
+    assert cache_root not in scratch.parents and (scratch / models._SOURCE_FILE).is_file()
+    assert sorted(p.name for p in (tmp_path / "bigger").rglob("*")) == before
