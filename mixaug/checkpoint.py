@@ -484,7 +484,8 @@ def describe(folder: str | Path, device: str = "auto") -> dict:
     the cache folder and the versions of the libraries it runs on."""
     import importlib.metadata as md
 
-    from .models import cache_dir, resolve_device, resolve_encoder, resolve_lm
+    from .cache import cache_dir
+    from .models import resolve_device, resolve_encoder, resolve_lm
 
     folder = Path(folder)
     manifest = json.loads(read_manifest(folder).to_json())

@@ -594,8 +594,8 @@ def cache_show(ctx: typer.Context, json_out: bool = typer.Option(False, "--json"
     """Per kind: entries, size, and when the oldest and newest were written."""
     if ctx.invoked_subcommand is not None:
         return
-    from .caches import human, summary
-    from .models import cache_dir
+    from .cache import cache_dir
+    from .cache_admin import human, summary
 
     facts = summary(cache_dir())
     if json_out:
@@ -615,7 +615,7 @@ def cache_prune(
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing."),
 ):
     """Remove cache entries last written more than --older-than ago."""
-    from .caches import age_seconds
+    from .cache_admin import age_seconds
 
     _remove(kind, age_seconds(older_than), dry_run)
 
@@ -631,8 +631,8 @@ def cache_clear(
 
 
 def _remove(kind, older_than, dry_run: bool) -> None:
-    from .caches import human, remove
-    from .models import cache_dir
+    from .cache import cache_dir
+    from .cache_admin import human, remove
 
     gone = remove(cache_dir(), kind, older_than, dry_run)
     for e in gone:

@@ -2,32 +2,35 @@
 
 It is only an optimisation, so it must never fail a run: a damaged line is skipped, and a cache that
 cannot be read or written (permissions, read-only or full disk, a file where a folder should be) turns
-memory-only for the rest of the process after one MixaugWarning.
+memory-only for the rest of the process after one MixaugWarning. A file the trust rule refuses (cache.py:
+not the user's alone, not a regular file) is never read, nor written to. The file is read line by line,
+each line within MAX_LINE_BYTES; one past MAX_BYTES is not read but started afresh (one warning), so a
+cache that grows with every run stays bounded.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
-import stat
 import warnings
-import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .cache import MISSING, make_folder, open_trusted, why_untrusted
 from .errors import MixaugWarning
-from .io import append_named, named_folder
+from .io import append_named, named_folder, write_named
 
 if TYPE_CHECKING:
     from .invert import DecodeOptions
 
-VERSION = 2  # in every line and in the file name, so files of an older layout are never read
+VERSION = 3  # in every line and in the file name, so files of an older layout are never read
+MAX_BYTES = 256 << 20  # a file past this is not read but started afresh
+MAX_LINE_BYTES = 1 << 20  # a longer line is skipped unread (a decoded text is a few hundred bytes)
 
 
 def _warn_unusable(where: str, exc: OSError) -> None:
@@ -38,22 +41,25 @@ def _warn_unusable(where: str, exc: OSError) -> None:
     warnings.warn(MixaugWarning(f"decode cache {where} unusable ({reason}); continuing without it"), stacklevel=3)
 
 
-def _check(key: str, text: str) -> str:
-    """CRC-32 of key and text: catches lines that parse as JSON but were damaged on disk."""
-    data = key.encode("utf-8", "surrogatepass") + b"\0" + text.encode("utf-8", "surrogatepass")
-    return f"{zlib.crc32(data):08x}"
+def _check(file: str, key: str, text: str) -> str:
+    """A digest of the file's name (checkpoint, device, precision, calibration), key and text: catches lines
+    damaged on disk, and binds a line to the file it was written to (a line copied from another
+    checkpoint's or calibration's file is refused)."""
+    h = hashlib.blake2b(file.encode("utf-8", "surrogatepass"), digest_size=8)
+    h.update(b"\0" + key.encode("utf-8", "surrogatepass") + b"\0" + text.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
-def _line(key: str, text: str) -> bytes:
-    record = [VERSION, key, text, _check(key, text)]
+def _line(file: str, key: str, text: str) -> bytes:
+    record = [VERSION, key, text, _check(file, key, text)]
     try:
         return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: escape it rather than write invalid UTF-8
         return (json.dumps(record) + "\n").encode("ascii")
 
 
-def _parse(raw: bytes) -> tuple[str, str] | None:
-    """(key, text) of one line, or None for anything not a whole, intact line of this version."""
+def _parse(file: str, raw: bytes) -> tuple[str, str] | None:
+    """(key, text) of one line, or None for anything not a whole, intact line of this version and file."""
     try:
         record = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -67,7 +73,18 @@ def _parse(raw: bytes) -> tuple[str, str] | None:
         text.encode("utf-8")  # a lone surrogate is not text any encoder takes, checksum or not
     except UnicodeEncodeError:
         return None
-    return (key, text) if check == _check(key, text) else None
+    return (key, text) if check == _check(file, key, text) else None
+
+
+def _lines(fh, limit: int) -> Iterator[bytes]:
+    """The file's lines split on b"\n" only (texts may hold U+2028 or U+0085), each at most `limit` bytes: a
+    longer one is skipped, read in pieces of that size."""
+    while line := fh.readline(limit + 1):
+        if len(line) > limit:
+            while line and not line.endswith(b"\n"):
+                line = fh.readline(limit + 1)
+            continue
+        yield line
 
 
 class DecodeCache:
@@ -80,21 +97,30 @@ class DecodeCache:
         self.texts: dict[str, str] = {}
         if path is None:
             return
+        why = why_untrusted(path, max_bytes=MAX_BYTES)
+        if why == MISSING:
+            return  # a new file (the folders on the way, where there, passed the trust rule)
+        if why is not None and why.startswith("it is larger than"):  # and trusted: size is checked last
+            self._start_afresh(why)
+            return
+        with open_trusted(path, MAX_BYTES, "decode cache") as fh:
+            if fh is None:  # refused: neither read nor written to
+                self.path = None
+                return
+            for raw in _lines(fh, MAX_LINE_BYTES):
+                entry = _parse(path.name, raw) if raw.strip() else None
+                if entry is not None:
+                    self.texts[entry[0]] = entry[1]
+
+    def _start_afresh(self, why: str) -> None:
+        """A file past MAX_BYTES: replaced by an empty one (one warning), so the cache stays bounded."""
+        why = why.removeprefix("it ")
+        warnings.warn(MixaugWarning(f"decode cache {self.path} {why}: not read, started afresh"), stacklevel=3)
         try:
-            if path.exists() and not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the run forever
-                raise OSError(errno.EINVAL, "not a regular file")
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            self._give_up(exc)
-            return
-        # split on b"\n" only: texts may hold U+2028 or U+0085, which str.splitlines would break on
-        for raw in data.split(b"\n"):
-            entry = _parse(raw) if raw.strip() else None
-            if entry is not None:
-                self.texts[entry[0]] = entry[1]
+            write_named(self.path, b"", mode=0o600)
+        except Exception as exc:  # write_named's MixaugError names the path
+            self.path = None
+            warnings.warn(MixaugWarning(f"decode cache: {exc}; continuing without it"), stacklevel=3)
 
     @staticmethod
     def key(target: np.ndarray, seed: int, options: DecodeOptions, search: str = "", anchors: tuple = ()) -> str:
@@ -117,10 +143,12 @@ class DecodeCache:
         self.texts.update(pairs)
         if self.path is None or not pairs:
             return
-        data = b"".join(_line(k, t) for k, t in pairs if isinstance(k, str) and isinstance(t, str))
+        data = b"".join(_line(self.path.name, k, t) for k, t in pairs if isinstance(k, str) and isinstance(t, str))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            append_named(self.path, data)  # the whole batch at once: a failed write spoils only its own line
+            make_folder(self.path.parent)
+            append_named(
+                self.path, data, mode=0o600
+            )  # the whole batch at once: a failed write spoils only its own line
         except OSError as exc:
             self._give_up(exc)
 
@@ -138,10 +166,11 @@ class DecodeCache:
         _warn_unusable(str(path), exc)
 
 
-def decode_cache_path(checkpoint: Path, device: str, precision: str = "fp32") -> Path | None:
-    """One file per (checkpoint contents, device, precision, and for int8 its scheme); None (memory only) when MIXAUG_NO_DECODE_CACHE is set or
-    the checkpoint's files cannot be read to name it."""
-    from .models import cache_dir
+def decode_cache_path(checkpoint: Path, device: str, precision: str = "fp32", calibration: str = "") -> Path | None:
+    """One file per (checkpoint contents, device, precision, and for int8 its scheme and `calibration`, the
+    digest of the calibration in use: rows decoded under another are never reused); None (memory only) when
+    MIXAUG_NO_DECODE_CACHE is set or the checkpoint's files cannot be read to name it."""
+    from .cache import cache_dir
 
     if os.environ.get("MIXAUG_NO_DECODE_CACHE"):
         return None
@@ -154,7 +183,8 @@ def decode_cache_path(checkpoint: Path, device: str, precision: str = "fp32") ->
         _warn_unusable(f"for {checkpoint}", exc)
         return None
 
-    where = device if precision == "fp32" else f"{device}-{precision}-q{SCHEME}"  # int8 rows change with its scheme
+    # int8 rows change with its scheme and its calibration
+    where = device if precision == "fp32" else f"{device}-{precision}-q{SCHEME}-c{calibration[:16]}"
     try:
         folder = named_folder(cache_dir(), "decodes")
     except OSError as exc:

@@ -51,7 +51,7 @@ class Inverter:
         device: str = "cpu",
         precision: str = "fp32",
         encoder: Callable[[], object] | None = None,
-        calibration_cache: Path | None = None,
+        calibration_cache: calibration.CalibrationFile | None = None,
     ):
         """encoder: a function giving the checkpoint's encoder (called once, on first int8 decode: int8's
         scales are measured on the soft prompts of `CALIBRATION_TEXTS`' own embeddings); calibration_cache:
@@ -62,6 +62,8 @@ class Inverter:
         self.precision = precision
         self._encoder = encoder
         self.calibration_cache = calibration_cache
+        self._calibration: dict | None = None  # int8's measurement, once read or measured
+        self.calibration_digest = ""  # its identity (calibration.digest), once known
         self._weights: LlamaWeights | None = None  # the decode engine's, built on first use
         self._spell = None  # anchoring's word -> token ids, built on first use
         self.totals = DecodeStats()  # every decode of this inverter, for speed reports
@@ -164,12 +166,22 @@ class Inverter:
         return self._weights
 
     def _act_max(self) -> dict:
-        """int8's calibration: read from its cache file when an intact one is there, else measured and kept."""
-        act_max = calibration.load(self.calibration_cache, self.lm)
-        if act_max is None:
-            act_max = calibrate(self.lm, self._calibration_inputs())
-            calibration.save(self.calibration_cache, act_max)
-        return act_max
+        """int8's calibration: read from its cache file when an intact one is there, else measured and kept;
+        its digest is then `calibration_digest` (what the decode cache's int8 file is named by)."""
+        if self._calibration is None:
+            act_max = calibration.load(self.calibration_cache, self.lm)
+            if act_max is None:
+                act_max = calibrate(self.lm, self._calibration_inputs())
+                calibration.save(self.calibration_cache, act_max)
+            self._calibration, self.calibration_digest = act_max, calibration.digest(act_max)
+        return self._calibration
+
+    def calibration_id(self) -> str:
+        """The digest of the int8 calibration this inverter decodes with ("" for fp32), read or measured now."""
+        if self.precision != "int8":
+            return ""
+        self._act_max()
+        return self.calibration_digest
 
     def _calibration_inputs(self) -> list[torch.Tensor]:
         """What int8's smoothing scales are measured on: for each of `CALIBRATION_TEXTS`, the prompt the
@@ -386,7 +398,7 @@ def load_inverter(
         def encoder():
             return load_encoder(manifest.encoder, device, manifest.normalize, base=folder)
 
-    cache = calibration.calibration_path(folder, device) if resolve_precision(precision, device) == "int8" else None
+    cache = calibration.calibration_file(folder, device) if resolve_precision(precision, device) == "int8" else None
     return Inverter(manifest, adaptor, lm, tokenizer, device, precision, encoder, cache)
 
 

@@ -39,6 +39,7 @@ from .data.files import (  # noqa: F401
     check_out_folder,
     check_output_path,
     copy_named,
+    make_private,
     make_readable,
     named_file,
     named_folder,

@@ -14,6 +14,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from .cache import cache_dir
 from .errors import MixaugError
 from .errors import summary as _one_line
 
@@ -25,6 +26,7 @@ DEFAULT_LM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _ENCODER_ALIASES = {DEFAULT_ENCODER, "all-MiniLM-L6-v2"}
 _LM_ALIASES = {DEFAULT_LM, "SmolLM2-135M-Instruct"}
 _SOURCE_FILE = "mixaug_source.json"
+LM_WAIT_S = 900  # how long a run waits for another converting the same GGUF before converting it itself
 
 
 @contextmanager
@@ -61,16 +63,6 @@ def _no_gguf_bar():
         yield
     finally:
         gguf_utils.tqdm = original
-
-
-def cache_dir() -> Path:
-    """Where converted models and embedding caches live: $MIXAUG_CACHE, else the XDG user cache dir."""
-    env = os.environ.get("MIXAUG_CACHE")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("mixaug"))
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -166,27 +158,60 @@ def weights_sha256(model) -> str:
 
 
 def _convert_gguf(gguf: Path) -> Path:
-    """Dequantise a GGUF once into a plain HF folder under the cache; returns the folder."""
-    from .io import atomic_folder, named_folder
+    """Dequantise a GGUF once into a plain HF folder under the cache; returns the folder. A folder there is
+    used only when the cache's trust rule allows all of it (it may lie behind a link the user made to a
+    folder of theirs); where mixaug cannot write one (lm/ is such a link: mixaug writes through none), the
+    LM is converted into a temporary folder for this process, with one warning."""
+    from .cache import build_entry, trusted_tree
+    from .io import atomic_folder
 
-    target = named_folder(cache_dir(), "lm", f"{gguf.stem}-{_file_sha256(gguf)[:16]}")
-    if (target / _SOURCE_FILE).exists():
-        return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    target = cache_dir() / "lm" / f"{gguf.stem}-{_file_sha256(gguf)[:16]}"
 
-    with quiet_hf(), _no_gguf_bar():
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
-    model.hf_quantizer = None
-    model.config.quantization_config = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    with atomic_folder(target) as tmp:
+    def ready(folder: Path) -> bool:
+        return trusted_tree(folder, "converted LM") and (folder / _SOURCE_FILE).is_file()
+
+    def build(tmp: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        with quiet_hf(), _no_gguf_bar():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
+        model.hf_quantizer = None
+        model.config.quantization_config = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         info = {"source": str(gguf), "gguf_sha256": _file_sha256(gguf), "weights_sha256": weights_sha256(model)}
         (tmp / _SOURCE_FILE).write_text(json.dumps(info, indent=2))
-    return target
+
+    try:
+        return build_entry(target, build, ready, wait=LM_WAIT_S)
+    except OSError as exc:
+        import tempfile
+        import warnings
+
+        from .errors import MixaugWarning
+
+        warnings.warn(
+            MixaugWarning(
+                f"converted LM not kept in the cache ({exc.strerror or exc}: {exc.filename or target}); "
+                "converting it for this run only"
+            ),
+            stacklevel=2,
+        )
+        scratch = Path(tempfile.mkdtemp(prefix="mixaug-lm-"))
+        _remove_at_exit(scratch)
+        with atomic_folder(scratch / target.name, private=True) as tmp:
+            build(tmp)
+        return scratch / target.name
+
+
+def _remove_at_exit(folder: Path) -> None:
+    import atexit
+    import shutil
+
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 def resolve_lm(spec: str | None, base: str | Path | None = None) -> Path:
@@ -208,9 +233,13 @@ def resolve_lm(spec: str | None, base: str | Path | None = None) -> Path:
 
 def lm_weights_hash(folder: Path, model) -> str:
     """The recorded weights hash of a converted copy, or the hash computed from the loaded model."""
+    from .io import read_json_file
+
     src = folder / _SOURCE_FILE
     if src.exists():
-        return json.loads(src.read_text())["weights_sha256"]
+        info = read_json_file(src, f"LM folder {folder}: {_SOURCE_FILE}", MAX_MODULES_JSON_BYTES)
+        if isinstance(info, dict) and isinstance(info.get("weights_sha256"), str):
+            return info["weights_sha256"]
     return weights_sha256(model)
 
 

@@ -84,7 +84,9 @@ def load_stack(checkpoint: str | Path | None = None, device: str = "auto", preci
                 f"{manifest.encoder_dim}"
             )
         inverter = load_inverter(path, dev, precision=precision, encoder=lambda: encoder)
-        _STACKS[key] = Stack(encoder, inverter, path, dev, DecodeCache(_decode_cache_path(path, dev, precision)))
+        # int8: the decode cache's file is named by the calibration in use, so it is read (or measured) now
+        cache_file = _decode_cache_path(path, dev, precision, inverter.calibration_id())
+        _STACKS[key] = Stack(encoder, inverter, path, dev, DecodeCache(cache_file))
     return _STACKS[key]
 
 

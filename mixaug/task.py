@@ -140,18 +140,25 @@ def _key(base: str, texts: Sequence[str], labels: Sequence, seed: int, steps: in
     return h.hexdigest()[:20]
 
 
+TASK_WAIT_S = 1800  # how long a run waits for another fitting the same task model before fitting it itself
+MAX_TASK_JSON_BYTES = 16 << 20
+
+
 def fit_cached(base_encoder, texts: Sequence[str], labels: Sequence, seed: int = 0, steps: int = TASK_STEPS) -> Path:
-    """The task model of these labelled rows (fitted once, then read from the cache): its folder."""
+    """The task model of these labelled rows (fitted once, then read from the cache): its folder. A cached
+    folder is used only when the cache's trust rule allows all of it (cache.py); it is built in a private
+    folder and renamed into place, once however many runs ask for it at the same time."""
     from safetensors.torch import save_file
 
-    from .io import atomic_folder, named_folder
-    from .models import cache_dir
+    from .cache import build_entry, cache_dir, trusted_tree
 
-    folder = named_folder(cache_dir(), "task", _key(base_encoder.name, texts, labels, seed, steps))
-    if (folder / "task.json").is_file():
-        return folder
-    fitted = fit(base_encoder.model, [Row(t, t, 1.0, y, y) for t, y in zip(texts, labels)], seed, steps)
-    with atomic_folder(folder) as tmp:
+    folder = cache_dir() / "task" / _key(base_encoder.name, texts, labels, seed, steps)
+
+    def ready(entry: Path) -> bool:
+        return trusted_tree(entry, "task model cache") and (entry / "task.json").is_file()
+
+    def build(tmp: Path) -> None:
+        fitted = fit(base_encoder.model, [Row(t, t, 1.0, y, y) for t, y in zip(texts, labels)], seed, steps)
         fitted.model.save(str(tmp / "encoder"), safe_serialization=True)
         save_file(
             {k: v.detach().contiguous() for k, v in fitted.head.state_dict().items()}, str(tmp / "head.safetensors")
@@ -167,7 +174,8 @@ def fit_cached(base_encoder, texts: Sequence[str], labels: Sequence, seed: int =
             "head_lr": HEAD_LR,
         }
         (tmp / "task.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
-    return folder
+
+    return build_entry(folder, build, ready, wait=TASK_WAIT_S)
 
 
 def load_labeller(folder: str | Path, classes: Sequence) -> TaskModel:
@@ -175,9 +183,11 @@ def load_labeller(folder: str | Path, classes: Sequence) -> TaskModel:
     import torch
     from safetensors.torch import load_file
 
+    from .io import read_json_file
+
     folder = Path(folder)
-    meta = json.loads((folder / "task.json").read_text())
-    if meta["classes"] != list(classes):
+    meta = read_json_file(folder / "task.json", f"task model {folder}: task.json", MAX_TASK_JSON_BYTES)
+    if not isinstance(meta, dict) or meta.get("classes") != list(classes):
         raise MixaugError(f"task model {folder} was fitted on other classes; delete it to refit")
     state = load_file(str(folder / "head.safetensors"))
     head = torch.nn.Linear(state["weight"].shape[1], state["weight"].shape[0])

@@ -12,6 +12,7 @@ The encoder and the LM are frozen; the adaptor (and optional LoRA adapters on th
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
 import re
@@ -29,7 +30,7 @@ from .config import MAX_STEPS, TrainConfig
 from .errors import MixaugError
 from .errors import summary as _line
 from .invert import Inverter, attach_lora
-from .io import append_named, named_file, named_folder, read_json_file, write_named
+from .io import append_named, named_file, read_json_file, write_named
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # What a resumed run may change; everything else (corpus, sizes, seed) is the saved run's own.
@@ -88,27 +89,51 @@ def read_corpus(
     return out
 
 
+MAX_NPY_HEADER_BYTES = 4096  # np.save's header for a 2-d float array is 128 bytes
+
+
+def _cached_array(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """The cached embeddings at `path` when the trust rule allows the file (cache.py: a regular file of the
+    user's alone, opened without following a link or waiting on a FIFO), its size fits `shape`, it loads
+    without pickle and holds finite floats of exactly that shape; else None (a miss: encode again)."""
+    from .cache import read_trusted
+
+    data = read_trusted(path, shape[0] * shape[1] * 8 + MAX_NPY_HEADER_BYTES, "embeddings cache")
+    if data is None or len(data) < shape[0] * shape[1] * 4:
+        return None
+    try:
+        emb = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception:  # a truncated or foreign file: numpy raises ValueError, EOFError, OSError...
+        return None
+    if not (isinstance(emb, np.ndarray) and emb.shape == shape and emb.dtype.kind == "f"):
+        return None
+    return emb if bool(np.isfinite(emb).all()) else None
+
+
 def cached_embeddings(
     encoder, texts: Sequence[str], batch_size: int = 64, on_batch: Callable[[int], None] | None = None
 ) -> np.ndarray:
-    """Encode once per (encoder, texts); later runs and --resume read the .npy from the cache."""
-    from .models import cache_dir
+    """Encode once per (encoder, texts); later runs and --resume read the .npy from the cache. Anything wrong
+    with a cached file is a miss, and a cache that cannot be written costs one warning: never an error."""
+    from .cache import cache_dir, make_folder, warn_once
 
     h = hashlib.sha256(f"{encoder.name}|{encoder.normalize}\n".encode())
     for t in texts:
         h.update(t.encode())
         h.update(b"\n")
-    path = named_folder(cache_dir(), "embeddings") / f"{h.hexdigest()[:24]}.npy"
-    if path.exists():
-        emb = np.load(path, allow_pickle=False)
-        if emb.shape == (len(texts), encoder.dim):
-            if on_batch:
-                on_batch(len(texts))
-            return emb
+    path = cache_dir() / "embeddings" / f"{h.hexdigest()[:24]}.npy"
+    emb = _cached_array(path, (len(texts), encoder.dim))
+    if emb is not None:
+        if on_batch:
+            on_batch(len(texts))
+        return emb
     emb = encoder.encode(texts, batch_size=batch_size, on_batch=on_batch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with named_file(path) as fh:
-        np.save(fh, emb)
+    try:
+        make_folder(path.parent)
+        with named_file(path, mode=0o600) as fh:
+            np.save(fh, emb)
+    except OSError as exc:
+        warn_once(f"{path} (write)", f"it cannot be written: {exc.strerror or exc}", "embeddings cache")
     return emb
 
 
@@ -455,6 +480,7 @@ def saved_config(run: str | Path, info: dict | None = None) -> TrainConfig:
 
 
 MAX_STATE_JSON_BYTES = 64 << 20
+ADAPT_WAIT_S = 3600  # how long a run waits for another adapting the same texts before adapting them itself
 
 
 def _state_info(run: Path) -> dict:
@@ -495,8 +521,8 @@ def adapt(
     it. `steps` is the deterministic budget; `minutes` only caps it (a capped run may stop earlier).
     `encoder`: align to this encoder instead of the checkpoint's (a task model's fine-tuned one), which the
     adapted checkpoint then names."""
+    from .cache import build_entry, cache_dir, trusted_tree
     from .checkpoint import MANIFEST
-    from .models import cache_dir
 
     checkpoint = Path(checkpoint)
     texts = list(dict.fromkeys(texts))  # each text once: the key is the set in first-seen order, as trained
@@ -504,34 +530,48 @@ def adapt(
     h.update(json.dumps([steps, minutes, seed, batch_size, lr] + ([encoder] if encoder else [])).encode())
     for t in texts:
         h.update(t.encode() + b"\n")
-    run = named_folder(cache_dir(), "adapted", h.hexdigest()[:20])
-    if (run / "checkpoint" / MANIFEST).exists() and (run / "done").exists():
-        (log or (lambda m: None))(f"reusing adapted checkpoint {run / 'checkpoint'}")
-        return run / "checkpoint"
-    if run.exists():
-        import shutil
+    entry = cache_dir() / "adapted" / h.hexdigest()[:20]
 
-        shutil.rmtree(run)
-    cfg = TrainConfig(
-        out=str(run),
-        init_checkpoint=str(checkpoint),
-        encoder=encoder,
-        max_steps=steps,
-        max_minutes=minutes,
-        seed=seed,
-        device=device,
-        batch_size=batch_size,
-        lr=lr,
-        warmup_steps=5,
-        eval_every=10**9,
-        save_every=max(10, steps // 4),
-        eval_size=100,
-        min_words=1,
-        max_words=10_000,  # unused: the texts are given
-    )
-    out = train(cfg, texts=texts, progress=progress, log=log)
-    write_named(run / "done", b"ok\n")
-    return out
+    def ready(folder: Path) -> bool:
+        return trusted_tree(folder, "adapted checkpoint") and all(
+            (folder / name).is_file() for name in ("done", f"checkpoint/{MANIFEST}")
+        )
+
+    def build(run: Path) -> None:
+        cfg = TrainConfig(
+            out=str(run),
+            init_checkpoint=str(checkpoint),
+            encoder=encoder,
+            max_steps=steps,
+            max_minutes=minutes,
+            seed=seed,
+            device=device,
+            batch_size=batch_size,
+            lr=lr,
+            warmup_steps=5,
+            eval_every=10**9,
+            save_every=max(10, steps // 4),
+            eval_size=100,
+            min_words=1,
+            max_words=10_000,  # unused: the texts are given
+        )
+        train(cfg, texts=texts, progress=progress, log=log)
+        # the manifest names the entry, not this temp folder: the same adaptation gives the same checkpoint bytes
+        manifest = validate_checkpoint(run / "checkpoint")
+        manifest.training["config"]["out"] = str(entry)
+        write_named(run / "checkpoint" / MANIFEST, manifest.to_json().encode(), mode=0o600)
+        (run / "state.safetensors").unlink()  # weights and optimizer moments: a cache entry is not resumed
+        write_named(run / "done", b"ok\n", mode=0o600)
+
+    if ready(entry):
+        (log or (lambda m: None))(f"reusing adapted checkpoint {entry / 'checkpoint'}")
+        try:  # an entry of an older mixaug still holds its optimizer state
+            (entry / "state.safetensors").unlink(missing_ok=True)
+        except OSError:
+            pass
+        return entry / "checkpoint"
+    # built in a private folder and renamed into place; a second run adapting the same texts waits for it
+    return build_entry(entry, build, ready, wait=ADAPT_WAIT_S) / "checkpoint"
 
 
 def _stage3_inputs(emb, targets, train_emb, train_texts, cfg: TrainConfig, step: int):

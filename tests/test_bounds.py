@@ -232,3 +232,19 @@ def test_cache_clear_by_kind_never_follows_a_link(cache):
 def test_cache_refuses_bad_options_in_one_line(cache, args, message):
     r = run("cache", *args)
     assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.output
+
+
+def test_cache_prune_removes_a_killed_builds_leftover_only_while_nobody_builds(cache):
+    from mixaug.cache import entry_lock
+
+    root, _ = cache
+    leftover = root / "adapted" / ".abc123.k2x_9q.building"
+    (leftover / "checkpoint").mkdir(parents=True)
+    (leftover / "checkpoint" / "adaptor.safetensors").write_bytes(b"w" * 10)
+    with entry_lock(root / "adapted" / "abc123", wait=0) as mine:
+        assert mine  # a live run building abc123 holds this lock
+        assert run("cache", "prune", "--older-than", "0s").exit_code == 0
+        assert leftover.exists()
+    r = run("cache", "prune", "--older-than", "0s")
+    assert r.exit_code == 0 and not leftover.exists() and str(leftover) in r.stdout
+    assert (root / "adapted" / ".building-1").exists()  # not a build's leftover: a hidden name stays

@@ -173,7 +173,8 @@ def test_int8_warm_start_reads_the_calibration_and_decodes_the_same_bytes(tiny_c
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
     opts = DecodeOptions(max_new_tokens=8)
     cold = load_inverter(tiny_checkpoint, precision="int8")
-    path = cold.calibration_cache
+    cal = cold.calibration_cache
+    path = cal.path
     assert path.parent == tmp_path / "cache" / "int8" and not path.exists()
     cold_rows = cold.decode(EMB, options=opts)
     assert path.is_file()
@@ -200,10 +201,10 @@ def test_int8_warm_start_reads_the_calibration_and_decodes_the_same_bytes(tiny_c
         if isinstance(content, bytes):
             path.write_bytes(content)
         else:
-            save_file(content, str(path))
+            save_file(content, str(path), metadata=cal.source)  # made from this checkpoint: only the tensors are bad
         again = load_inverter(tiny_checkpoint, precision="int8")
         assert again.decode(EMB, options=opts) == cold_rows, name
-        assert all(torch.equal(t, measured[k]) for k, t in calibration.load(path, again.lm).items()), name
+        assert all(torch.equal(t, measured[k]) for k, t in calibration.load(cal, again.lm).items()), name
 
 
 def test_int8_calibration_cache_that_cannot_be_written_costs_a_warning_only(tiny_checkpoint, tmp_path, monkeypatch):

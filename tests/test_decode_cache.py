@@ -62,6 +62,7 @@ def test_damaged_lines_are_skipped_and_good_ones_served(tmp_path):
     want = filled(path)
     lines = path.read_bytes().split(b"\n")[:-1]
     bad_key, other_key = keys(2, offset=len(want))
+    V = decode_cache.VERSION
     forged = json.loads(lines[0].decode())
     forged[2] = "something else"  # text changed, checksum kept
     damaged = [
@@ -69,11 +70,12 @@ def test_damaged_lines_are_skipped_and_good_ones_served(tmp_path):
         b"\xff\xfe" + lines[1],  # not UTF-8
         lines[1][: len(lines[1]) // 2],  # cut short
         json.dumps(forged).encode(),
-        json.dumps([2, bad_key, "x", "00000000"]).encode(),  # bad checksum
+        json.dumps([V, bad_key, "x", "00000000"]).encode(),  # bad checksum
         json.dumps([bad_key, "x"]).encode(),  # old layout
-        json.dumps([2, bad_key, 3, "x"]).encode(),  # wrong types
+        json.dumps([V, bad_key, 3, "x"]).encode(),  # wrong types
         json.dumps({"key": bad_key}).encode(),  # wrong shape
-        json.dumps([2.0, other_key, "x", decode_cache._check(other_key, "x")]).encode(),  # wrong version type
+        json.dumps([float(V), other_key, "x", decode_cache._check(path.name, other_key, "x")]).encode(),  # version type
+        json.dumps([V, other_key, "x", decode_cache._check("another-file.jsonl", other_key, "x")]).encode(),  # moved
         b"[" * 100_000,  # nested too deep for json
         b"\x00\x01garbage",
         b"",
@@ -215,10 +217,12 @@ def test_cache_path_names_a_versioned_file(tmp_path, monkeypatch):
     ckpt.mkdir()
     (ckpt / "manifest.json").write_text("{}")
     path = decode_cache_path(ckpt, "cpu")
-    assert path.parent == tmp_path / "cache" / "decodes" and path.name.endswith("-cpu-v2.jsonl")
+    assert path.parent == tmp_path / "cache" / "decodes" and path.name.endswith(f"-cpu-v{decode_cache.VERSION}.jsonl")
     (ckpt / "adaptor.safetensors").write_bytes(b"weights")
     assert decode_cache_path(ckpt, "cpu") != path
     assert decode_cache_path(ckpt, "cpu", "int8") != decode_cache_path(ckpt, "cpu", "fp32")  # other texts
+    calibrated = [decode_cache_path(ckpt, "cpu", "int8", c * 64) for c in "ab"]  # two calibrations' digests
+    assert calibrated[0] != calibrated[1] and "-caaaaaaaaaaaaaaaa-" in calibrated[0].name
     monkeypatch.setenv("MIXAUG_NO_DECODE_CACHE", "1")
     assert decode_cache_path(ckpt, "cpu") is None
 

@@ -516,7 +516,10 @@ def test_a_fifo_or_a_forged_line_in_the_decode_cache(tmp_path, tiny_checkpoint, 
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(pipeline, "_STACKS", {})
-    cache = decode_cache_path(tiny_checkpoint, "cpu", "int8")  # auto on CPU
+    from mixaug.invert import load_inverter
+
+    calibration = load_inverter(tiny_checkpoint, "cpu", precision="int8").calibration_id()  # int8: auto on CPU
+    cache = decode_cache_path(tiny_checkpoint, "cpu", "int8", calibration)
     cache.parent.mkdir(parents=True)
     os.mkfifo(cache)  # reading it would block forever
     src = jsonl(tmp_path / "in.jsonl", ROWS)

@@ -92,13 +92,22 @@ def _umask() -> int:
     return mask
 
 
-def make_readable(folder: Path) -> None:
-    """Folders from mkdtemp are 0700 and some writers make 0600 files: apply the usual umask modes (to the
-    folder's own files: chmod would follow a link to its target)."""
-    mask = _umask()
+def _set_modes(folder: Path, folder_mode: int, file_mode: int) -> None:
+    """chmod a tree: folders to folder_mode, files to file_mode (the tree's own: chmod would follow a link)."""
     for path in [folder, *folder.rglob("*")]:
         if not path.is_symlink():
-            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+            os.chmod(path, folder_mode if path.is_dir() else file_mode)
+
+
+def make_readable(folder: Path) -> None:
+    """Folders from mkdtemp are 0700 and some writers make 0600 files: apply the usual umask modes."""
+    mask = _umask()
+    _set_modes(folder, 0o777 & ~mask, 0o666 & ~mask)
+
+
+def make_private(folder: Path) -> None:
+    """A tree for the user alone (a cache entry): folders 0700, files 0600, whatever the writers made."""
+    _set_modes(folder, 0o700, 0o600)
 
 
 def _remove(path: Path) -> None:
@@ -112,16 +121,17 @@ def _remove(path: Path) -> None:
 
 
 @contextmanager
-def atomic_folder(dest: str | Path):
+def atomic_folder(dest: str | Path, private: bool = False):
     """Yield a temp folder beside `dest`; on success it replaces `dest` whole (readers never see half).
     A link at `dest` is replaced by the folder, never written through (see "files mixaug names"); the temp
-    folder is new (mkdtemp), so what is written inside it meets no planted link."""
+    folder is new (mkdtemp), so what is written inside it meets no planted link. `private`: the folder is
+    left for the user alone (make_private), else given the usual umask modes."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         yield tmp
-        make_readable(tmp)
+        (make_private if private else make_readable)(tmp)
         old = dest.with_name(f".{dest.name}.old")
         _remove(old)
         if os.path.lexists(dest):
@@ -146,11 +156,15 @@ def _open_staged(path: str | Path, follow: bool = True):
     return os.fdopen(fd, "wb"), tmp, target
 
 
-def _seal_staged(fh, tmp: str, target: Path) -> None:
-    """Flush and close a staged file and give it the mode (and owner, where allowed) of the file it replaces."""
+def _seal_staged(fh, tmp: str, target: Path, mode: int | None = None) -> None:
+    """Flush and close a staged file and give it `mode`, else the mode (and owner, where allowed) of the file
+    it replaces."""
     with fh:
         fh.flush()
         os.fsync(fh.fileno())
+    if mode is not None:
+        os.chmod(tmp, mode)
+        return
     try:
         old = target.lstat()
         if stat.S_ISLNK(old.st_mode):  # a link being replaced: the file it points to lends nothing
@@ -268,13 +282,14 @@ def named_folder(root: str | Path, *names: str) -> Path:
 
 
 @contextmanager
-def named_file(path: str | Path):
+def named_file(path: str | Path, mode: int | None = None):
     """An open binary file for a writer that takes one (np.save, savefig), staged beside `path` and renamed
-    onto it on success: readers never see half, and a link at `path` is replaced, never written through."""
+    onto it on success: readers never see half, and a link at `path` is replaced, never written through.
+    `mode`: the new file's (a cache file's 0600), else that of the file it replaces or a plain open()'s."""
     fh, tmp, target = _open_staged(path, follow=False)
     try:
         yield fh
-        _seal_staged(fh, tmp, target)
+        _seal_staged(fh, tmp, target, mode)
         os.replace(tmp, target)
     except BaseException:
         fh.close()
@@ -282,20 +297,20 @@ def named_file(path: str | Path):
         raise
 
 
-def write_named(path: str | Path, data: bytes) -> None:
+def write_named(path: str | Path, data: bytes, mode: int | None = None) -> None:
     """A whole file mixaug names itself (see named_file); a failure is one MixaugError naming the path."""
     try:
-        with named_file(path) as fh:
+        with named_file(path, mode) as fh:
             fh.write(data)
     except OSError as exc:
         raise _write_error(path, exc) from None
 
 
-def _open_named(path: str | Path, flags: int) -> int:
+def _open_named(path: str | Path, flags: int, mode: int = 0o666) -> int:
     """os.open without following a link at path (refused as one, not ELOOP's 'too many levels'), and only
-    onto a regular file: a FIFO would block the run for ever."""
+    onto a regular file: a FIFO would block the run for ever. `mode`: a created file's (before the umask)."""
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise _link_refused(path) from None
@@ -306,12 +321,15 @@ def _open_named(path: str | Path, flags: int) -> int:
     return fd
 
 
-def append_named(path: str | Path, data: bytes) -> None:
+def append_named(path: str | Path, data: bytes, mode: int | None = None) -> None:
     """Append data to a file mixaug names itself (a journal, a log), creating it; a link at `path` is refused
     (OSError). Written whole in one go, after a newline if the file's last line was cut short, and synced, so
-    a failed or interrupted append spoils at most its own line and a finished one survives a crash."""
-    fd = _open_named(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    a failed or interrupted append spoils at most its own line and a finished one survives a crash.
+    `mode`: the file's, new or found (a cache file's 0600), else a plain open()'s for a new one."""
+    fd = _open_named(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666 if mode is None else mode)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data

@@ -4,8 +4,10 @@ the time to make it again, never a result.
 
 An entry is one child of a kind's folder (a file, or a folder such as an adapted checkpoint); its age is the
 time it was last written. A link is removed as a link, never followed to what it points at (the kind's own
-folder may be a link the user made: its entries are those of the folder it names). Hidden names (".…", an
-entry being built, a lock) are left alone, so a prune never pulls a half-built entry from under a run.
+folder may be a link the user made: its entries are those of the folder it names). Hidden names are left
+alone, but for what a killed run left of an entry it was building (`.<entry>.<random>.building`, see
+`cache.build_entry`): `prune` and `clear` remove that too, and only while nobody holds the entry's lock, so
+they never pull a half-built entry from under a live run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ KINDS = {  # folder -> what it holds
     "lm": "the language model converted from its GGUF file",
 }
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+LEFTOVER = re.compile(r"\.(?P<entry>.+)\.[A-Za-z0-9_]+\.(building|stale)")  # cache.build_entry's temp folders
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Entry:
     path: Path
     bytes: int
     written: float  # seconds since the epoch
+    building: str | None = None  # a build's leftover: the name of the entry it was for
 
 
 def age_seconds(text: str) -> float:
@@ -55,18 +59,20 @@ def check_kinds(kinds) -> list[str]:
     return kinds
 
 
-def entries(root: Path, kinds=None) -> list[Entry]:
-    """Every entry of the given kinds (all by default) under `root`, kind by kind, oldest first."""
+def entries(root: Path, kinds=None, leftovers: bool = False) -> list[Entry]:
+    """Every entry of the given kinds (all by default) under `root`, kind by kind, oldest first; with
+    `leftovers`, the temp folders of builds too."""
     found = []
     for kind in check_kinds(kinds):
         folder = root / kind
         if not folder.is_dir():
             continue
         for child in sorted(folder.iterdir()):
-            if child.name.startswith("."):
+            building = LEFTOVER.fullmatch(child.name)
+            if child.name.startswith(".") and not (leftovers and building):
                 continue
             info = child.lstat()
-            found.append(Entry(kind, child, _size(child, info), info.st_mtime))
+            found.append(Entry(kind, child, _size(child, info), info.st_mtime, building and building["entry"]))
     return sorted(found, key=lambda e: (list(KINDS).index(e.kind), e.written, e.path.name))
 
 
@@ -107,15 +113,31 @@ def summary(root: Path) -> dict:
 def remove(root: Path, kinds=None, older_than: float | None = None, dry_run: bool = False) -> list[Entry]:
     """Remove (or with dry_run only list) the entries of `kinds` last written more than `older_than` seconds
     ago (every one without it). Returns what was (or would be) removed."""
+    from .cache import entry_lock
+
     now = time.time()
-    chosen = [e for e in entries(root, kinds) if older_than is None or now - e.written > older_than]
-    if not dry_run:
-        for e in chosen:
-            if e.path.is_dir() and not e.path.is_symlink():
-                shutil.rmtree(e.path, ignore_errors=True)
-            else:
-                e.path.unlink(missing_ok=True)
+    chosen = []
+    for e in entries(root, kinds, leftovers=True):
+        if older_than is not None and now - e.written <= older_than:
+            continue
+        if e.building is None:
+            chosen.append(e)
+            if not dry_run:
+                _delete(e.path)
+            continue
+        with entry_lock(e.path.parent / e.building, wait=0) as free:  # a build in progress holds it
+            if free:
+                chosen.append(e)
+                if not dry_run:
+                    _delete(e.path)
     return chosen
+
+
+def _delete(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _iso(when: float | None) -> str | None:
