@@ -7,7 +7,9 @@ mixaug's rows with embedding classifiers, so it is the remedy to try first and t
 
     model = LogitAdjustedClassifier(LogisticRegression(max_iter=1000))          # τ = 1, prior from y
     GridSearchCV(model, {"tau": [0.5, 1.0, 1.5]}, scoring="f1_macro")            # τ tuned on validation
-    LogitAdjustedClassifier(clf, prior=Counter(y_original))                     # after resampling: the real prior
+
+Not after a resampler with the counts from before resampling: a classifier fitted on balanced rows has moved
+its threshold already, and the correction would move it twice (README *With imbalanced-learn*).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ class LogitAdjustedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
 
     estimator: fitted (a clone) on X, y by `fit`. tau: the correction's strength (0 = none, 1 = Menon et al.'s
     Bayes-optimal correction for a balanced test). prior: None = the class frequencies of the y given to
-    `fit`; or a dict class -> count (or frequency) covering every class, e.g. the counts before resampling,
-    so that new rows do not hide the prior they were made to correct.
+    `fit`; or a dict class -> count (or frequency) covering every class: the prior of the data the test will
+    look like, where the rows given to `fit` do not show it.
 
     Fitted: estimator_, classes_, prior_ (one per class of classes_, summing to 1)."""
 

@@ -189,7 +189,7 @@ def make_folder(folder: str | Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         return folder
     if not root.is_dir():
-        root.mkdir(parents=True, mode=0o700)
+        root.mkdir(parents=True, mode=0o700, exist_ok=True)  # exist_ok: a parallel job may make it first
     for i in range(len(parts)):
         step = root.joinpath(*parts[: i + 1])
         if step.is_symlink():
@@ -199,6 +199,9 @@ def make_folder(folder: str | Path) -> Path:
         except FileExistsError:
             if not step.is_dir():
                 raise
+            st = step.stat()
+            if st.st_uid == os.getuid() and st.st_mode & 0o077:
+                os.chmod(step, 0o700)  # made by an older mixaug under the umask: the trust rule would refuse it
     return folder
 
 
@@ -233,6 +236,14 @@ def entry_lock(entry: Path, wait: float) -> Iterator[bool]:
                 if time.monotonic() >= deadline:
                     taken = False
                     break
+                if wait >= 5 and time.monotonic() - (deadline - wait) < 0.25:  # say once why the run is still
+                    warnings.warn(
+                        MixaugWarning(
+                            f"another run is building {entry.parent.name}/{entry.name}; waiting for it "
+                            f"(up to {wait:.0f} s) to use what it builds"
+                        ),
+                        stacklevel=3,
+                    )
                 time.sleep(0.2)
             except OSError:
                 taken = False
@@ -251,7 +262,10 @@ def build_entry(entry: Path, build: Callable[[Path], None], ready: Callable[[Pat
     A stale entry (unfinished, or refused by the trust rule) is replaced. Returns the folder to use."""
     if ready(entry):
         return entry
-    make_folder(entry.parent)
+    try:
+        make_folder(entry.parent)
+    except OSError as exc:  # the kind's folder is a link (the user's: read through, never written) or unmakeable
+        return _scratch_entry(entry, build, exc)
     with entry_lock(entry, wait):
         if ready(entry):
             return entry
@@ -273,3 +287,25 @@ def build_entry(entry: Path, build: Callable[[Path], None], ready: Callable[[Pat
             _remove(tmp)
             raise
     return entry
+
+
+def _scratch_entry(entry: Path, build: Callable[[Path], None], exc: OSError) -> Path:
+    """`entry` built for this process only, in a private temporary folder removed at exit, with one warning:
+    where the cache cannot hold it, a run still goes on."""
+    import atexit
+    import shutil
+
+    from .data.files import atomic_folder
+
+    warnings.warn(
+        MixaugWarning(
+            f"{entry.parent.name}/{entry.name} not kept in the cache ({exc.strerror or exc}: "
+            f"{exc.filename or entry.parent}); building it for this run only"
+        ),
+        stacklevel=3,
+    )
+    scratch = Path(tempfile.mkdtemp(prefix=f"mixaug-{entry.parent.name}-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    with atomic_folder(scratch / entry.name, private=True) as tmp:
+        build(tmp)
+    return scratch / entry.name

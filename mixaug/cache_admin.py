@@ -4,7 +4,8 @@ the time to make it again, never a result.
 
 An entry is one child of a kind's folder (a file, or a folder such as an adapted checkpoint); its age is the
 time it was last written. A link is removed as a link, never followed to what it points at (the kind's own
-folder may be a link the user made: its entries are those of the folder it names). Hidden names are left
+folder may be a link the user made: its entries are listed, never removed, as that folder may hold more than
+mixaug put there). Hidden names are left
 alone, but for what a killed run left of an entry it was building (`.<entry>.<random>.building`, see
 `cache.build_entry`): `prune` and `clear` remove that too, and only while nobody holds the entry's lock, so
 they never pull a half-built entry from under a live run.
@@ -120,7 +121,9 @@ def remove(root: Path, kinds=None, older_than: float | None = None, dry_run: boo
     for e in entries(root, kinds, leftovers=True):
         if older_than is not None and now - e.written <= older_than:
             continue
-        if e.building is None:
+        if e.path.parent.is_symlink():
+            continue  # a kind's folder you linked elsewhere (lm/ on a bigger disk) may hold more than mixaug's
+        if e.building is None or dry_run:  # a dry run takes no lock (and writes nothing)
             chosen.append(e)
             if not dry_run:
                 _delete(e.path)

@@ -163,7 +163,6 @@ def _convert_gguf(gguf: Path) -> Path:
     folder of theirs); where mixaug cannot write one (lm/ is such a link: mixaug writes through none), the
     LM is converted into a temporary folder for this process, with one warning."""
     from .cache import build_entry, trusted_tree
-    from .io import atomic_folder
 
     target = cache_dir() / "lm" / f"{gguf.stem}-{_file_sha256(gguf)[:16]}"
 
@@ -185,33 +184,7 @@ def _convert_gguf(gguf: Path) -> Path:
         info = {"source": str(gguf), "gguf_sha256": _file_sha256(gguf), "weights_sha256": weights_sha256(model)}
         (tmp / _SOURCE_FILE).write_text(json.dumps(info, indent=2))
 
-    try:
-        return build_entry(target, build, ready, wait=LM_WAIT_S)
-    except OSError as exc:
-        import tempfile
-        import warnings
-
-        from .errors import MixaugWarning
-
-        warnings.warn(
-            MixaugWarning(
-                f"converted LM not kept in the cache ({exc.strerror or exc}: {exc.filename or target}); "
-                "converting it for this run only"
-            ),
-            stacklevel=2,
-        )
-        scratch = Path(tempfile.mkdtemp(prefix="mixaug-lm-"))
-        _remove_at_exit(scratch)
-        with atomic_folder(scratch / target.name, private=True) as tmp:
-            build(tmp)
-        return scratch / target.name
-
-
-def _remove_at_exit(folder: Path) -> None:
-    import atexit
-    import shutil
-
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return build_entry(target, build, ready, wait=LM_WAIT_S)
 
 
 def resolve_lm(spec: str | None, base: str | Path | None = None) -> Path:

@@ -380,7 +380,7 @@ def pool_texts(cfg: AugmentConfig) -> list[str]:
     from .errors import MixaugWarning
 
     try:
-        # one row more than is used, to know whether there were more: the rest of the file is never read
+        # one row more than is used, to know whether there were more: the rest is read (its errors found) but not held
         texts = file_texts(str(cfg.adapt_on), cfg.adapt_on_column, prefer=cfg.text_column, limit=MAX_POOL_TEXTS + 1)
     except MixaugError as e:  # the advice names --adapt-on's own option
         raise MixaugError(f"--adapt-on: {str(e).replace('--text-column', '--adapt-on-column')}") from None

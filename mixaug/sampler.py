@@ -126,7 +126,8 @@ MixupSampler.__init__.__signature__ = inspect.signature(MixupSampler.__init__).r
 def _rows_to_add(strategy, counts: Counter, labels: list) -> dict:
     """sampling_strategy as class -> new rows (every class of y, sorted as imbalanced-learn sorts them)."""
     largest = max(counts.values())
-    minority, majority = min(counts, key=counts.get), max(counts, key=counts.get)
+    ranked = _sorted(counts)  # ties go to the first class in sorted order, as imbalanced-learn's np.unique has it
+    minority, majority = min(ranked, key=counts.get), max(ranked, key=counts.get)
     if callable(strategy):
         strategy = strategy(np.asarray(labels, dtype=object))
     if isinstance(strategy, str):
@@ -139,13 +140,13 @@ def _rows_to_add(strategy, counts: Counter, labels: list) -> dict:
         add = {c: largest - n if c in chosen else 0 for c, n in counts.items()}
     elif isinstance(strategy, numbers.Real) and not isinstance(strategy, bool):
         check_number("sampling_strategy", strategy, 0, 1, low_open=True)
-        target = int(strategy * largest)
-        if len(counts) == 2 and target < counts[minority]:
+        add = {c: int(strategy * largest - n) for c, n in counts.items()}  # imbalanced-learn's rounding
+        if len(counts) == 2 and add[minority] < 0:
             raise MixaugError(
-                f"sampling_strategy {strategy} asks the minority class for {target} rows; it has {counts[minority]} "
-                "(an over-sampler only adds rows: raise the ratio)"
+                f"sampling_strategy {strategy} asks the minority class for {int(strategy * largest)} rows; it has "
+                f"{counts[minority]} (an over-sampler only adds rows: raise the ratio)"
             )
-        add = {c: max(0, target - n) for c, n in counts.items()}
+        add = {c: max(0, k) for c, k in add.items()}
     elif isinstance(strategy, dict):
         add = dict.fromkeys(counts, 0)
         for c, want in strategy.items():
@@ -162,10 +163,15 @@ def _rows_to_add(strategy, counts: Counter, labels: list) -> dict:
         raise MixaugError(
             f"sampling_strategy must be a string, a float, a dict or a callable (got a {type(strategy).__name__})"
         )
+    return {c: add[c] for c in _sorted(add)}
+
+
+def _sorted(classes) -> list:
+    """The classes sorted (imbalanced-learn's order), or in y's order where their types do not compare."""
     try:
-        return dict(sorted(add.items()))
-    except TypeError:  # classes of mixed types: y's order
-        return add
+        return sorted(classes)
+    except TypeError:
+        return list(classes)
 
 
 def _texts(X) -> list:
@@ -189,13 +195,17 @@ def _texts(X) -> list:
 
 
 def _labels(y) -> list:
-    """y's labels, as Python values: one per row, none missing."""
+    """y's labels, as Python values: one per row, none missing (None, NaN, pandas' NA or ""), and held to a
+    file's label column's rules (scalars; not 1 beside True or 1.0, which Python would merge)."""
+    from .pipeline import _blank, _check_keys
+
     if isinstance(y, pd.DataFrame) or (isinstance(y, np.ndarray) and y.ndim != 1):
         raise MixaugError("y must be one label per row (a list, a 1-D array or a Series)")
     values = [v.item() if isinstance(v, np.generic) else v for v in (y.tolist() if hasattr(y, "tolist") else list(y))]
     for i, v in enumerate(values):
-        if v is None or (isinstance(v, float) and v != v):
+        if _blank(v):
             raise MixaugError(f"y row {i + 1} has no label: every row needs one")
+    _check_keys(values, "y", "label", unique=False)
     return values
 
 
@@ -203,7 +213,7 @@ def _seed(random_state) -> int:
     if random_state is None:
         return 0
     if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, MAX_SEED))
+        return int(random_state.randint(0, 2**31 - 1))  # randint's bound is a C long: 32 bits on Windows
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, MAX_SEED))
     check_number("random_state", random_state, 0, MAX_SEED, integer=True)
@@ -214,9 +224,11 @@ def _like(original, values: list):
     """values in the container type (and dtype, name) of `original`, as imbalanced-learn returns them."""
     if isinstance(original, pd.DataFrame):
         column = original.columns[0]
-        return pd.DataFrame({column: pd.Series(values, dtype=original[column].dtype)})
+        return pd.DataFrame({column: _like(original[column], values)})
     if isinstance(original, pd.Series):
-        return pd.Series(values, dtype=original.dtype, name=original.name)
+        # a category dtype would turn a new text that is not one of its categories into NaN: text goes object
+        texts = isinstance(original.dtype, pd.CategoricalDtype) and not set(values) <= set(original.cat.categories)
+        return pd.Series(values, dtype=object if texts else original.dtype, name=original.name)
     if isinstance(original, np.ndarray):
         dtype = original.dtype if original.dtype.kind not in "US" else None  # a longer text widens <U
         return np.asarray(values, dtype=dtype).reshape((-1,) + original.shape[1:])

@@ -248,3 +248,17 @@ def test_cache_prune_removes_a_killed_builds_leftover_only_while_nobody_builds(c
     r = run("cache", "prune", "--older-than", "0s")
     assert r.exit_code == 0 and not leftover.exists() and str(leftover) in r.stdout
     assert (root / "adapted" / ".building-1").exists()  # not a build's leftover: a hidden name stays
+
+
+def test_cache_never_empties_a_kind_folder_the_user_linked_elsewhere(cache, tmp_path):
+    root, _ = cache
+    models = tmp_path / "my-models"
+    models.mkdir()
+    (models / "someone-elses-model").mkdir()
+    (root / "decodes" / "new.jsonl").unlink()
+    (root / "decodes").rmdir()
+    (root / "decodes").symlink_to(models)
+    assert json.loads(run("cache", "--json").stdout)["kinds"][0]["entries"] == 1  # listed ...
+    assert run("cache", "clear").exit_code == 0
+    assert (models / "someone-elses-model").exists()  # ... never removed
+    assert not (root / "adapted" / "old").exists()

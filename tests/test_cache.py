@@ -392,7 +392,38 @@ def test_a_conversion_is_kept_private_in_the_cache_and_never_written_through_the
     (tmp_path / "bigger" / kept.name / models._SOURCE_FILE).unlink()  # unfinished there: a conversion is needed
     (cache_root / "lm").symlink_to(tmp_path / "bigger")
     before = sorted(p.name for p in (tmp_path / "bigger").rglob("*"))
-    with pytest.warns(MixaugWarning, match="converted LM not kept in the cache .*symbolic link"):
+    with pytest.warns(MixaugWarning, match=r"lm/model-\w+ not kept in the cache .*symbolic link.*for this run only"):
         scratch = models._convert_gguf(gguf)
     assert cache_root not in scratch.parents and (scratch / models._SOURCE_FILE).is_file()
     assert sorted(p.name for p in (tmp_path / "bigger").rglob("*")) == before
+
+
+def test_a_folder_an_older_mixaug_made_under_the_umask_is_made_private_again(tmp_path, monkeypatch):
+    from mixaug.cache import make_folder, why_untrusted
+
+    monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
+    old = tmp_path / "cache" / "decodes"
+    old.mkdir(parents=True)
+    os.chmod(old, 0o775)  # umask 002, as older releases made it
+    (old / "x.jsonl").write_bytes(b"")
+    os.chmod(old / "x.jsonl", 0o600)
+    assert "writable by group or others" in why_untrusted(old / "x.jsonl")
+    make_folder(old)
+    assert stat.S_IMODE(old.stat().st_mode) == 0o700 and why_untrusted(old / "x.jsonl") is None
+
+
+def test_a_folder_entry_under_the_users_link_is_built_for_the_run_not_refused(tmp_path, monkeypatch):
+    from mixaug.cache import build_entry
+    from mixaug.errors import MixaugWarning
+
+    monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir(mode=0o700)
+    (tmp_path / "bigger").mkdir(mode=0o700)
+    (tmp_path / "cache" / "adapted").symlink_to(tmp_path / "bigger")  # adapted/ kept on a bigger disk
+
+    def build(folder):
+        (folder / "done").write_text("ok")
+
+    with pytest.warns(MixaugWarning, match=r"adapted/abc not kept in the cache .*for this run only"):
+        got = build_entry(tmp_path / "cache" / "adapted" / "abc", build, lambda f: (f / "done").is_file(), wait=1)
+    assert (got / "done").read_text() == "ok" and list((tmp_path / "bigger").iterdir()) == []

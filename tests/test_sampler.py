@@ -65,6 +65,13 @@ def test_binary_float_is_imbalanced_learns_ratio_and_refuses_to_shrink(sampler):
         sampler(sampling_strategy=0.2).fit(x, y)
 
 
+def test_ties_and_rounding_as_imbalanced_learn_has_them(sampler):
+    x, y = rows({"travel": 10, "weather": 3, "music": 3})
+    assert sampler(sampling_strategy="minority").fit(x, y).sampling_strategy_["music"] == 7  # sorted: music first
+    x, y = rows({"travel": 10, "food": 6})
+    assert sampler(sampling_strategy=0.55).fit(x, y).sampling_strategy_ == {"food": 0, "travel": 0}  # int(-0.5)
+
+
 def test_resampled_rows_match_the_plan_originals_first(sampler):
     s = sampler(sampling_strategy={"food": 6, "music": 6}, random_state=3)
     x_res, y_res = s.fit_resample(X, Y)
@@ -93,6 +100,8 @@ def test_types_come_back_as_they_came(sampler):
     x, y = s.fit_resample(pd.DataFrame({"utterance": X}), pd.Series(Y).astype("category"))
     assert list(x.columns) == ["utterance"] and list(x.index) == list(range(len(X) + 1))
     assert y.dtype == "category" and y.iloc[-1] == "food"
+    x, _ = s.fit_resample(pd.Series(X).astype("category"), Y)  # a new text is no category: kept, not NaN
+    assert x.iloc[-1] not in X and isinstance(x.iloc[-1], str) and x.notna().all()
     codes = {c: k for k, c in enumerate(dict.fromkeys(Y))}
     x, y = s.set_params(sampling_strategy={3: 4}).fit_resample(pd.Series(X, name="t"), np.array([codes[c] for c in Y]))
     assert x.name == "t" and y.dtype == np.int64 and y[-1] == 3
@@ -138,6 +147,9 @@ def test_refused_inputs(sampler):
         (X, [None] + Y[1:], "y row 1 has no label"),
         (X, pd.Series(Y).where(pd.Series(Y) != "food"), f"y row {Y.index('food') + 1} has no label"),
         (X, ["a"] * len(Y), "at least 2 classes in y; found 1"),
+        (X, pd.Series(Y, dtype="string").where(pd.Series(Y) != "food"), "has no label"),  # pandas' NA
+        (X, [""] + Y[1:], "y row 1 has no label"),
+        (X, [1, True] + Y[2:], r"holds 1 \(row 1\) and True \(row 2\)"),
         (X, np.eye(len(Y))[:, :2], "y must be one label per row"),
     ]:
         with pytest.raises(MixaugError, match=message):
