@@ -53,9 +53,11 @@ def sampler(tiny_checkpoint):
         (lambda y: {"food": int(np.sum(y == "food")) * 2}, {"travel": 0, "weather": 0, "music": 0, "food": 3}),
     ],
 )
-def test_each_strategy_plans_the_rows_it_promises(sampler, strategy, added):
+def test_each_strategy_makes_the_rows_it_promises(sampler, strategy, added):
     s = sampler(sampling_strategy=strategy).fit(X, Y)
     assert s.sampling_strategy_ == dict(sorted(added.items()))
+    _, y_res = s.fit_resample(X, Y)
+    assert Counter(y_res) == Counter(Y) + Counter(added) and s.stats_["shortfall"] == 0
 
 
 def test_binary_float_is_imbalanced_learns_ratio_and_refuses_to_shrink(sampler):
