@@ -32,8 +32,8 @@ if arm == "whole":
     from mixaug.pipeline import augment
     write_dataset(augment(read_dataset(src), cfg), out, overwrite=True)
 else:
-    from mixaug.streamed import augment_file
-    augment_file(src, out, cfg, overwrite=True)
+    from mixaug.streamed import augment_streamed
+    augment_streamed(src, out, cfg, overwrite=True)
 print(time.time() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
