@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from .config import DEFAULT_NEIGHBOURS, MAX_SEED, AugmentConfig, check_number
+from .config import DEFAULT_NEIGHBOURS, MAX_NEW_ROWS, MAX_SEED, AugmentConfig, check_number
 from .errors import MixaugError, MixaugWarning
 
 # AugmentConfig's fields that the sampler sets itself (X and y are the columns; the strategy is the plan;
@@ -130,6 +130,10 @@ def _rows_to_add(strategy, counts: Counter, labels: list) -> dict:
     minority, majority = min(ranked, key=counts.get), max(ranked, key=counts.get)
     if callable(strategy):
         strategy = strategy(np.asarray(labels, dtype=object))
+        if not isinstance(strategy, dict):
+            raise MixaugError(
+                f"the sampling_strategy callable must return a dict (it returned a {type(strategy).__name__})"
+            )
     if isinstance(strategy, str):
         if strategy not in STRATEGIES:
             raise MixaugError(
@@ -153,7 +157,7 @@ def _rows_to_add(strategy, counts: Counter, labels: list) -> dict:
             c = c.item() if isinstance(c, np.generic) else c
             if c not in counts:
                 raise MixaugError(f"sampling_strategy names class {c!r}, which y does not hold")
-            check_number(f"sampling_strategy[{c!r}]", want, 0, None, integer=True)
+            check_number(f"sampling_strategy[{c!r}]", want, 0, MAX_NEW_ROWS, integer=True)
             if want < counts[c]:
                 raise MixaugError(
                     f"sampling_strategy asks {want} rows of class {c!r}, which has {counts[c]}: an over-sampler only adds rows"

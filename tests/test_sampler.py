@@ -130,6 +130,8 @@ def test_bad_parameters_are_refused_at_fit_not_construction(sampler):
         (dict(sampling_strategy={"pizza": 9}), "names class 'pizza', which y does not hold"),
         (dict(sampling_strategy={"food": 2}), "asks 2 rows of class 'food', which has 3"),
         (dict(sampling_strategy=[1, 2]), "sampling_strategy must be a string, a float, a dict or a callable"),
+        (dict(sampling_strategy=lambda y: 0.5), "the sampling_strategy callable must return a dict"),
+        (dict(sampling_strategy={"food": 10**8}), r"sampling_strategy\['food'\] must be <= 10000000"),
         (dict(label_policy="soft"), "label_policy 'soft' gives no single class per row"),
         (dict(alhpa=0.3), "MixupSampler has no parameter 'alhpa'"),
     ]
