@@ -58,12 +58,6 @@ def calibration_file(checkpoint: Path, device: str) -> CalibrationFile | None:
     return CalibrationFile(folder / f"{digest}-{device}-q{SCHEME}-torch{build}.safetensors", source)
 
 
-def calibration_path(checkpoint: Path, device: str) -> Path | None:
-    """calibration_file's path."""
-    found = calibration_file(checkpoint, device)
-    return None if found is None else found.path
-
-
 def expected_widths(lm) -> dict[tuple[int, str], int]:
     """Each projection's input width, as decode.calibrate names them: (layer, kind) -> channels."""
     from .decode import projection_groups

@@ -46,10 +46,11 @@ def fit_rows(y: np.ndarray, classes: int, seed: int) -> np.ndarray | None:
     of each class (drawn with the seed; at least one), about FIT_CELLS / classes rows in all."""
     if len(y) * classes <= FIT_CELLS:
         return None
+    from .mix import class_rows
+
     share = max(1, FIT_CELLS // classes // classes)
     rng = np.random.default_rng([seed, 7])
-    order = np.argsort(y, kind="stable")
-    parts = np.split(order, np.flatnonzero(np.diff(y[order])) + 1)
+    parts = class_rows(y).values()  # ascending by class, as the draws consume the seed
     return np.sort(np.concatenate([p if len(p) <= share else rng.choice(p, share, replace=False) for p in parts]))
 
 

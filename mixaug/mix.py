@@ -125,7 +125,7 @@ def plan_pairs(
         raise MixaugError("--pairing boundary needs a labeller")
     rng = np.random.default_rng([seed, round_])
     codes, uniques = pd.factorize(pd.Series(list(labels), dtype=object))
-    by_class = _groups(codes)
+    by_class = class_rows(codes)
     if quota is None:
         a = rng.integers(0, size, n)
     else:
@@ -160,7 +160,7 @@ def plan_pairs(
     return pd.DataFrame({"a": a, "b": b, "lam": np.round(lam, 6), "seed": seeds})
 
 
-def _groups(codes: np.ndarray) -> dict:
+def class_rows(codes: np.ndarray) -> dict:
     """code -> the positions holding it, ascending: one sort, not a pass over every row for every class."""
     order = np.argsort(codes, kind="stable")
     present, starts = np.unique(codes[order], return_index=True)
@@ -170,7 +170,7 @@ def _groups(codes: np.ndarray) -> dict:
 def _partners(codes, by_class, a, rng, emb, k: int, same_class: bool) -> np.ndarray:
     """b for each a: a random one of a's k nearest rows of its own class (same_class) or of the others."""
     b = np.empty(len(a), dtype=np.int64)
-    for c, where in _groups(codes[a]).items():
+    for c, where in class_rows(codes[a]).items():
         rows = np.unique(a[where])
         pool = by_class[c] if same_class else np.flatnonzero(codes != c)
         near = dict(zip(rows.tolist(), nearest(emb, rows, pool, k)))

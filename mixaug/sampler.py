@@ -28,8 +28,17 @@ from .errors import MixaugError, MixaugWarning
 
 # AugmentConfig's fields that the sampler sets itself (X and y are the columns; the strategy is the plan;
 # k_neighbors and random_state are imbalanced-learn's names for neighbours and seed): every other is a keyword
-OWN = {"text_column", "label_column", "id_column", "num_augmented", "balance", "quota", "only_new"}
-OWN |= {"neighbours", "seed"}
+OWN = {
+    "text_column",
+    "label_column",
+    "id_column",
+    "num_augmented",
+    "balance",
+    "quota",
+    "only_new",
+    "neighbours",
+    "seed",
+}
 OPTIONS = {f.name: f.default for f in fields(AugmentConfig) if f.name not in OWN and f.default is not MISSING}
 STRATEGIES = ("auto", "not majority", "not minority", "minority", "all")
 

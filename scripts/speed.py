@@ -38,12 +38,12 @@ def main() -> None:
     args, extra = parse()
     report = {"input": args.input}
     if args.cold:  # int8's calibration measured in the run (a first run on a machine), then read back (warm)
-        from mixaug.calibration import calibration_path
+        from mixaug.calibration import calibration_file
         from mixaug.pipeline import checkpoint_path
 
-        cached = calibration_path(checkpoint_path(None), "cpu")
+        cached = calibration_file(checkpoint_path(None), "cpu")
         if cached is not None:
-            cached.unlink(missing_ok=True)
+            cached.path.unlink(missing_ok=True)
         report["default_cold"] = run_augment(args.input, extra)
     report["default"] = run_augment(args.input, extra)
     if args.fp32:

@@ -110,10 +110,10 @@ def test_the_labeller_fits_an_equal_share_of_each_class_past_its_memory_bound(mo
 
 
 def test_planning_groups_rows_by_class_in_one_sort():
-    from mixaug.mix import _groups
+    from mixaug.mix import class_rows
 
     codes = np.random.default_rng(0).integers(0, 50, 5000)
-    groups = _groups(codes)
+    groups = class_rows(codes)
     assert sorted(groups) == sorted(set(codes.tolist()))
     assert all((groups[c] == np.flatnonzero(codes == c)).all() for c in groups)
 
