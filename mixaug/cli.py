@@ -351,7 +351,7 @@ def mix_cmd(
 @cli_errors
 def info(checkpoint: Optional[str] = CHECKPOINT, device: str = DEVICE):
     """Print the checkpoint manifest, resolved model locations, device and versions (JSON)."""
-    from .checkpoint import describe
+    from .inversion.checkpoint import describe
     from .pipeline import checkpoint_path
 
     print(json.dumps(describe(checkpoint_path(checkpoint), device), indent=2, ensure_ascii=False))
@@ -570,7 +570,7 @@ def export(
     """Copy a checkpoint (manifest, adaptor, LoRA) without training state, optionally in fp16."""
     import torch
 
-    from .checkpoint import export_checkpoint
+    from .inversion.checkpoint import export_checkpoint
     from .pipeline import checkpoint_path
 
     if dest.exists() and not overwrite:  # before the source is even resolved, as ever

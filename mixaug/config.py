@@ -287,7 +287,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Every setting checked, one line naming the option: a new run's (before a model loads) and a
         saved run's alike (`saved_config`), so a run folder's state.json cannot ask for what the CLI refuses."""
-        from .checkpoint import MAX_DIM, MAX_LORA_R, MAX_SOFT_TOKENS
+        from .inversion.checkpoint import MAX_DIM, MAX_LORA_R, MAX_SOFT_TOKENS
 
         whole = [
             ("--min-words", self.min_words, 1, 10_000),

@@ -113,7 +113,7 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def load_encoder(spec: str | None, device: str = "cpu", normalize: bool = True, base=None) -> Encoder:
     """Resolve and load the encoder named by a checkpoint manifest (base: that checkpoint's folder, which a
     relative path in the manifest is read against)."""
-    from .models import DEFAULT_ENCODER
-    from .models import load_encoder as _load
+    from .inversion.models import DEFAULT_ENCODER
+    from .inversion.models import load_encoder as _load
 
     return Encoder(_load(spec, device, base), spec or DEFAULT_ENCODER, normalize)

@@ -18,9 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .anchor import WordWeights, row_anchors
-from .candidates import Stack, decode_candidates, decode_summary
-from .checkpoint import DEFAULT_CHECKPOINT
 from .config import (
     ADAPT_ON_SEED,
     DEFAULT_BATCH_SIZE,
@@ -31,11 +28,14 @@ from .config import (
     balance_ratio,
 )
 from .data.provenance import build_output, check_no_collision
-from .decode_cache import DecodeCache
-from .decode_cache import decode_cache_path as _decode_cache_path
 from .encode import cosine_rows
 from .errors import MixaugError
 from .filter import Filter
+from .inversion.anchor import WordWeights, row_anchors
+from .inversion.candidates import Stack, decode_candidates, decode_summary
+from .inversion.checkpoint import DEFAULT_CHECKPOINT
+from .inversion.decode_cache import DecodeCache
+from .inversion.decode_cache import decode_cache_path as _decode_cache_path
 from .io import column_list, is_missing, resolve_label_column, resolve_text_column
 from .label import Labeller, assign_labels
 from .mix import NEEDS_EMBEDDINGS, check_pairable, class_quota, mix, plan_pairs
@@ -55,7 +55,7 @@ def checkpoint_path(checkpoint: str | Path | None) -> Path:
 def validate_checkpoint(checkpoint: str | Path | None = None) -> Path:
     """Check a checkpoint (manifest, weight headers) without loading a model: a bad one fails in a second,
     before the input is encoded. Returns its folder."""
-    from .checkpoint import validate_checkpoint as check
+    from .inversion.checkpoint import validate_checkpoint as check
 
     path = checkpoint_path(checkpoint)
     check(path)
@@ -66,15 +66,15 @@ def load_stack(checkpoint: str | Path | None = None, device: str = "auto", preci
     """Load (once per process) the encoder and inverter named by a checkpoint's manifest; `precision` is
     the LM's while decoding (fp32, or int8 on CPU)."""
     from .encode import load_encoder
-    from .invert import load_inverter, resolve_precision
-    from .models import resolve_device
+    from .inversion.invert import load_inverter, resolve_precision
+    from .inversion.models import resolve_device
 
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)
     path = checkpoint_path(checkpoint)
     key = (str(path.resolve()), dev, precision)
     if key not in _STACKS:
-        from . import checkpoint as ckpt
+        from .inversion import checkpoint as ckpt
 
         manifest = ckpt.validate_checkpoint(path)  # before the encoder: a hostile checkpoint costs no model load
         encoder = load_encoder(manifest.encoder, dev, manifest.normalize, base=path)
@@ -393,9 +393,9 @@ def pool_texts(cfg: AugmentConfig) -> list[str]:
 
 def _task_model(p: Prepared, cfg: AugmentConfig):
     """(head, encoder folder) of the task model fitted to the labelled rows (cached)."""
-    from . import checkpoint as ckpt
     from .encode import load_encoder
-    from .models import resolve_device
+    from .inversion import checkpoint as ckpt
+    from .inversion.models import resolve_device
     from .task import fit_cached, load_labeller
 
     if p.labels is None:

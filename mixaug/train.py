@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import Adaptor, Manifest, save_checkpoint, validate_checkpoint
 from .config import MAX_STEPS, TrainConfig
 from .errors import MixaugError
 from .errors import summary as _line
-from .invert import Inverter, attach_lora
+from .inversion.checkpoint import Adaptor, Manifest, save_checkpoint, validate_checkpoint
+from .inversion.invert import Inverter, attach_lora
 from .io import append_named, named_file, read_json_file, write_named
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -245,8 +245,8 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .encode import Encoder, cosine_rows, load_encoder
+    from .inversion.models import DEFAULT_LM, absolute_spec, lm_weights_hash, load_lm, resolve_device
     from .metrics import reconstruction_report
-    from .models import DEFAULT_LM, absolute_spec, lm_weights_hash, load_lm, resolve_device
 
     say = log or (lambda m: print(m, file=sys.stderr))
     run = Path(cfg.out)
@@ -522,7 +522,7 @@ def adapt(
     `encoder`: align to this encoder instead of the checkpoint's (a task model's fine-tuned one), which the
     adapted checkpoint then names."""
     from .cache import build_entry, cache_dir, trusted_tree
-    from .checkpoint import MANIFEST
+    from .inversion.checkpoint import MANIFEST
 
     checkpoint = Path(checkpoint)
     texts = list(dict.fromkeys(texts))  # each text once: the key is the set in first-seen order, as trained
@@ -596,7 +596,7 @@ def _load_init(folder: str, adaptor: Adaptor, lm) -> None:
     """Stage 2 starts from an existing checkpoint's adaptor (and LoRA) weights."""
     from safetensors.torch import load_file
 
-    from .checkpoint import LORA_DIR, load_adaptor
+    from .inversion.checkpoint import LORA_DIR, load_adaptor
 
     manifest = validate_checkpoint(folder)
     adaptor.load_state_dict(load_adaptor(folder, manifest).state_dict())

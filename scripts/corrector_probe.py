@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from mixaug.checkpoint import Adaptor, validate_checkpoint
 from mixaug.encode import cosine_rows, load_encoder
-from mixaug.invert import Inverter, attach_lora
+from mixaug.inversion.checkpoint import Adaptor, validate_checkpoint
+from mixaug.inversion.invert import Inverter, attach_lora
+from mixaug.inversion.models import load_lm
 from mixaug.metrics import reconstruction_report
-from mixaug.models import load_lm
 from mixaug.train import _load_init, prompt_loss
 
 DEFAULT = Path(__file__).resolve().parents[1] / "mixaug" / "checkpoints" / "default"
@@ -140,7 +140,7 @@ def train(folder: Path, max_steps: int, lr: float = 5e-4, bs: int = 16) -> None:
 @torch.inference_mode()
 def correct(inv, weights, delta, pad, enc, e, hyps):
     """One correction step for each row, through the decode engine (greedy)."""
-    from mixaug.decode import DecodeOptions, generate
+    from mixaug.inversion.decode import DecodeOptions, generate
 
     et, eht = torch.tensor(e), torch.tensor(enc.encode(hyps, batch_size=64))
     hids = hyp_ids(inv.tokenizer, hyps, pad)
@@ -156,7 +156,7 @@ def correct(inv, weights, delta, pad, enc, e, hyps):
 
 
 def evaluate(folder: Path, src: str, out: str, steps: int = 2) -> None:
-    from mixaug.decode import LlamaWeights
+    from mixaug.inversion.decode import LlamaWeights
 
     rows = [json.loads(line) for line in open(src)]
     inv, delta, pad = build()

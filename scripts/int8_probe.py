@@ -27,9 +27,10 @@ import importlib  # noqa: E402
 
 from speed import style_texts  # noqa: E402
 
-from mixaug import decode, pipeline, quantize  # noqa: E402
+from mixaug import pipeline  # noqa: E402
+from mixaug.inversion import decode, quantize  # noqa: E402
 
-invert = importlib.import_module("mixaug.invert")
+invert = importlib.import_module("mixaug.inversion.invert")
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 40
 styles = style_texts(N, Path("bench/data"))

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from mixaug.encode import cosine_rows, load_encoder
-from mixaug.invert import load_inverter
+from mixaug.inversion.invert import load_inverter
+from mixaug.inversion.models import load_lm
 from mixaug.metrics import reconstruction_report, token_f1
 from mixaug.mix import mix
-from mixaug.models import load_lm
 
 LAMS = (0.3, 0.5, 0.7)
 

@@ -38,7 +38,7 @@ def main() -> None:
     args, extra = parse()
     report = {"input": args.input}
     if args.cold:  # int8's calibration measured in the run (a first run on a machine), then read back (warm)
-        from mixaug.calibration import calibration_file
+        from mixaug.inversion.calibration import calibration_file
         from mixaug.pipeline import checkpoint_path
 
         cached = calibration_file(checkpoint_path(None), "cpu")
@@ -67,7 +67,7 @@ def main() -> None:
 
     if args.paraphrase:
         from mixaug.baselines import paraphrase
-        from mixaug.models import DEFAULT_LM, load_lm
+        from mixaug.inversion.models import DEFAULT_LM, load_lm
 
         lm, tokenizer, _ = load_lm(DEFAULT_LM, "cpu")
         n = report["default"]["new_rows"]

@@ -25,7 +25,7 @@ def tiny_lm_dir(tmp_path_factory) -> Path:
 
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from mixaug.models import _default_gguf
+    from mixaug.inversion.models import _default_gguf
 
     gguf = _default_gguf()
     with warnings.catch_warnings():
@@ -53,9 +53,9 @@ def tiny_lm_dir(tmp_path_factory) -> Path:
 
 
 def make_checkpoint(folder: Path, lm_dir: Path, seed: int = 0, lora: bool = False) -> Path:
-    from mixaug.checkpoint import Adaptor, Manifest, save_checkpoint
-    from mixaug.invert import attach_lora
-    from mixaug.models import DEFAULT_ENCODER, load_lm, weights_sha256
+    from mixaug.inversion.checkpoint import Adaptor, Manifest, save_checkpoint
+    from mixaug.inversion.invert import attach_lora
+    from mixaug.inversion.models import DEFAULT_ENCODER, load_lm, weights_sha256
 
     lm, _, _ = load_lm(str(lm_dir))
     manifest = Manifest(

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from mixaug import pipeline
-from mixaug.anchor import MAX_WORDS, TokenBias, WordWeights, row_anchors, speller, words_of
 from mixaug.config import AugmentConfig, parse_method
-from mixaug.decode import DecodeOptions
-from mixaug.decode_cache import DecodeCache
 from mixaug.errors import MixaugError
-from mixaug.invert import load_inverter
+from mixaug.inversion.anchor import MAX_WORDS, TokenBias, WordWeights, row_anchors, speller, words_of
+from mixaug.inversion.decode import DecodeOptions
+from mixaug.inversion.decode_cache import DecodeCache
+from mixaug.inversion.invert import load_inverter
 
 EMB = np.random.default_rng(3).normal(size=(7, 384)).astype(np.float32)
 
@@ -171,8 +171,8 @@ def test_the_weighted_variant_weighs_new_rows_by_fidelity_and_confidence(monkeyp
 
     from mixaug.config import EvalConfig
     from mixaug.data.provenance import row_weight
-    from mixaug.decode import DecodeStats
     from mixaug.evaluation import arms
+    from mixaug.inversion.decode import DecodeStats
 
     seen = {}
 

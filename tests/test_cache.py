@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from mixaug import cache, calibration, decode_cache
-from mixaug.decode_cache import DecodeCache, decode_cache_path
+from mixaug import cache
 from mixaug.errors import MixaugWarning
-from mixaug.invert import DecodeOptions, load_inverter
+from mixaug.inversion import calibration, decode_cache
+from mixaug.inversion.decode_cache import DecodeCache, decode_cache_path
+from mixaug.inversion.invert import DecodeOptions, load_inverter
 
 ROOT = Path(__file__).resolve().parents[1]
 OTHER_UID = 12345
@@ -264,7 +265,7 @@ print("RESULT", out)
 def test_two_processes_adapting_the_same_texts_both_get_one_finished_checkpoint(cache_root, tiny_checkpoint):
     """Two real processes at once: neither deletes the other's folder; both return the same finished, private
     checkpoint; an unrelated run's temp folder beside it is left alone; no optimizer state is kept."""
-    from mixaug.checkpoint import validate_checkpoint
+    from mixaug.inversion.checkpoint import validate_checkpoint
 
     texts = [f"sentence number {i} about the weather today" for i in range(12)]
     stranger = cache.make_folder(cache_root / "adapted") / ".abc.xyz.building"
@@ -315,7 +316,7 @@ def test_a_models_folder_the_user_linked_in_is_read_and_never_written(cache_root
     link by another user leads to is not; and a new conversion is never written through the link."""
     import transformers
 
-    from mixaug import models
+    from mixaug.inversion import models
 
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF not really")
@@ -366,7 +367,7 @@ def test_a_conversion_is_kept_private_in_the_cache_and_never_written_through_the
 
     import transformers
 
-    from mixaug import models
+    from mixaug.inversion import models
 
     class Tokenizer:
         def save_pretrained(self, folder):

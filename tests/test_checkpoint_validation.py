@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-import mixaug.models
-from mixaug.checkpoint import ADAPTOR_FILE, DEFAULT_CHECKPOINT, MANIFEST, Manifest, validate_checkpoint
+import mixaug.inversion.models
 from mixaug.errors import MixaugError
-from mixaug.invert import DecodeOptions, load_inverter
-from mixaug.models import DEFAULT_ENCODER, DEFAULT_LM, load_encoder, load_lm, resolve_encoder, resolve_lm
+from mixaug.inversion.checkpoint import ADAPTOR_FILE, DEFAULT_CHECKPOINT, MANIFEST, Manifest, validate_checkpoint
+from mixaug.inversion.invert import DecodeOptions, load_inverter
+from mixaug.inversion.models import DEFAULT_ENCODER, DEFAULT_LM, load_encoder, load_lm, resolve_encoder, resolve_lm
 
 EMB = np.random.default_rng(0).normal(size=(2, 384)).astype(np.float32)
 LORA_CONFIG = Path("lora") / "adapter_config.json"
@@ -52,8 +52,8 @@ def no_allocation(monkeypatch):
         raise AssertionError("allocated before the checkpoint was validated")
 
     monkeypatch.setattr(torch.nn.Linear, "__init__", boom)
-    monkeypatch.setattr(mixaug.models, "load_lm", boom)
-    monkeypatch.setattr(mixaug.models, "load_encoder", boom)
+    monkeypatch.setattr(mixaug.inversion.models, "load_lm", boom)
+    monkeypatch.setattr(mixaug.inversion.models, "load_encoder", boom)
 
 
 def _refused(ck: Path, *expected: str) -> str:
@@ -295,7 +295,9 @@ def test_relative_path_is_never_taken_from_the_cwd(tiny_checkpoint, tiny_lm_dir,
 
 
 def test_aliases_and_absolute_paths_still_resolve_with_a_base(tiny_checkpoint, tiny_lm_dir, monkeypatch):
-    monkeypatch.setattr(mixaug.models, "_convert_gguf", lambda gguf: Path("converted"))  # no real SmolLM2 here
+    monkeypatch.setattr(
+        mixaug.inversion.models, "_convert_gguf", lambda gguf: Path("converted")
+    )  # no real SmolLM2 here
     assert resolve_lm(DEFAULT_LM, base=tiny_checkpoint) == Path("converted")
     assert resolve_encoder(DEFAULT_ENCODER, base=tiny_checkpoint).is_dir()
     assert resolve_lm(str(tiny_lm_dir), base=tiny_checkpoint) == tiny_lm_dir

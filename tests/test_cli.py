@@ -144,7 +144,7 @@ def test_dry_run_writes_nothing(tmp_path, sample_file, tiny_checkpoint):
 def test_dry_run_samples_are_the_first_planned_rows(sample_rows, tiny_checkpoint):
     """The preview encodes only the sampled parents; its decodes must equal the full path's."""
     from mixaug.config import AugmentConfig
-    from mixaug.invert import DecodeOptions
+    from mixaug.inversion.invert import DecodeOptions
     from mixaug.mix import mix, plan_pairs
     from mixaug.pipeline import load_stack, preview
 
@@ -278,7 +278,7 @@ def test_provenance_collision_is_refused(tmp_path, tiny_checkpoint):
 
 def test_interrupted_run_resumes_from_decode_cache(tmp_path, sample_file, tiny_checkpoint, monkeypatch):
     from mixaug import pipeline
-    from mixaug.invert import Inverter
+    from mixaug.inversion.invert import Inverter
 
     for stack in pipeline._STACKS.values():
         stack.decoded.clear()

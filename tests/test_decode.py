@@ -9,17 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from mixaug import calibration, config, decode
-from mixaug.decode import (
-    DecodeOptions,
-    DecodeStats,
-    LlamaWeights,
-    SlotLlama,
-    ban_repeated_ngrams,
-)
+from mixaug import config
 from mixaug.errors import MixaugError, MixaugWarning
-from mixaug.invert import Inverter, load_inverter
-from mixaug.quantize import Int8Linear, smoothing
+from mixaug.inversion import calibration, decode
+from mixaug.inversion.decode import DecodeOptions, DecodeStats, LlamaWeights, SlotLlama, ban_repeated_ngrams
+from mixaug.inversion.invert import Inverter, load_inverter
+from mixaug.inversion.quantize import Int8Linear, smoothing
 
 EMB = np.random.default_rng(0).normal(size=(11, 384)).astype(np.float32)
 
@@ -151,7 +146,7 @@ def test_int8_calibration_sees_every_projection_and_uses_no_deprecated_api(tiny_
 
 def test_int8_is_calibrated_on_the_soft_prompts_the_decoder_reads(tiny_checkpoint):
     from mixaug.encode import load_encoder
-    from mixaug.quantize import CALIBRATION_TEXTS
+    from mixaug.inversion.quantize import CALIBRATION_TEXTS
 
     inv = load_inverter(tiny_checkpoint, precision="int8")
     m = inv.manifest
@@ -183,7 +178,9 @@ def test_int8_warm_start_reads_the_calibration_and_decodes_the_same_bytes(tiny_c
     def no_pass(*args):
         raise AssertionError("a warm start must not run the calibration pass")
 
-    monkeypatch.setattr(importlib.import_module("mixaug.invert"), "calibrate", no_pass)  # mixaug.invert: a function
+    monkeypatch.setattr(
+        importlib.import_module("mixaug.inversion.invert"), "calibrate", no_pass
+    )  # mixaug.inversion.invert: a function
     warm = load_inverter(tiny_checkpoint, precision="int8")
     assert warm.decode(EMB, options=opts) == cold_rows
     monkeypatch.undo()

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixaug import decode_cache
-from mixaug.decode_cache import DecodeCache, decode_cache_path
 from mixaug.errors import MixaugWarning
-from mixaug.invert import DecodeOptions
+from mixaug.inversion import decode_cache
+from mixaug.inversion.decode_cache import DecodeCache, decode_cache_path
+from mixaug.inversion.invert import DecodeOptions
 
 TEXTS = [
     "plain",
@@ -245,7 +245,7 @@ def test_unreadable_checkpoint_gives_no_file_cache(tmp_path, monkeypatch):
 
 def test_augment_with_a_garbage_cache_file_matches_a_clean_run(tmp_path, monkeypatch, tiny_checkpoint, sample_rows):
     from mixaug import pipeline
-    from mixaug.invert import Inverter
+    from mixaug.inversion.invert import Inverter
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("MIXAUG_NO_DECODE_CACHE", raising=False)

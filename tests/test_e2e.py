@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from mixaug.checkpoint import DEFAULT_CHECKPOINT, read_manifest
 from mixaug.cli import app
+from mixaug.inversion.checkpoint import DEFAULT_CHECKPOINT, read_manifest
 
 pytestmark = pytest.mark.slow
 

@@ -512,11 +512,11 @@ def test_lora_weights_that_peft_would_skip_or_reinterpret(tmp_path, tiny_lora_ch
 
 def test_a_fifo_or_a_forged_line_in_the_decode_cache(tmp_path, tiny_checkpoint, monkeypatch):
     from mixaug import pipeline
-    from mixaug.decode_cache import decode_cache_path
+    from mixaug.inversion.decode_cache import decode_cache_path
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(pipeline, "_STACKS", {})
-    from mixaug.invert import load_inverter
+    from mixaug.inversion.invert import load_inverter
 
     calibration = load_inverter(tiny_checkpoint, "cpu", precision="int8").calibration_id()  # int8: auto on CPU
     cache = decode_cache_path(tiny_checkpoint, "cpu", "int8", calibration)

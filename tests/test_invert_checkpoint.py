@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from mixaug.checkpoint import ADAPTOR_FILE, MANIFEST, export_checkpoint, read_manifest
 from mixaug.errors import MixaugError
-from mixaug.invert import DecodeOptions, load_inverter
+from mixaug.inversion.checkpoint import ADAPTOR_FILE, MANIFEST, export_checkpoint, read_manifest
+from mixaug.inversion.invert import DecodeOptions, load_inverter
 
 EMB = np.random.default_rng(0).normal(size=(7, 384)).astype(np.float32)
 

@@ -203,8 +203,8 @@ def test_cached_embeddings_replace_a_link_at_the_file_and_write_none_through_one
 
 
 def test_decode_cache_with_a_planted_link_goes_memory_only(tmp_path, precious, monkeypatch, tiny_checkpoint):
-    from mixaug.decode_cache import DecodeCache, decode_cache_path
     from mixaug.errors import MixaugWarning
+    from mixaug.inversion.decode_cache import DecodeCache, decode_cache_path
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("MIXAUG_NO_DECODE_CACHE", raising=False)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from mixaug import pipeline
-from mixaug.decode import DecodeOptions
+from mixaug.inversion.decode import DecodeOptions
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_continuation_of_nothing_is_the_decode(stack, sample_rows):
 
 def test_guided_search_is_deterministic_and_batch_invariant(stack, sample_rows):
     from mixaug.encode import cosine_rows
-    from mixaug.search import guided_decode
+    from mixaug.inversion.search import guided_decode
 
     emb = _targets(stack, sample_rows)
     opts = DecodeOptions(max_new_tokens=8)

@@ -58,7 +58,7 @@ def _with_encoder(ckpt: Path, dest: Path, encoder: str) -> Path:
 
 @pytest.fixture
 def real_encoder_copy(tmp_path) -> Path:
-    from mixaug.models import resolve_encoder
+    from mixaug.inversion.models import resolve_encoder
 
     return _copy_of(resolve_encoder(None), tmp_path / "encoder")
 
@@ -79,7 +79,7 @@ def test_an_encoder_folder_naming_its_own_module_runs_no_code(tmp_path, real_enc
 
 @pytest.mark.parametrize("path", ["../outside", "/etc"])
 def test_an_encoder_module_path_may_not_leave_the_folder(real_encoder_copy, path):
-    from mixaug.models import load_encoder
+    from mixaug.inversion.models import load_encoder
 
     modules = json.loads((real_encoder_copy / "modules.json").read_text())
     modules[1]["path"] = path
@@ -89,7 +89,7 @@ def test_an_encoder_module_path_may_not_leave_the_folder(real_encoder_copy, path
 
 
 def test_an_encoder_with_pickled_weights_only_is_refused(real_encoder_copy):
-    from mixaug.models import load_encoder
+    from mixaug.inversion.models import load_encoder
 
     (real_encoder_copy / "model.safetensors").rename(real_encoder_copy / "pytorch_model.bin")
     with pytest.raises(MixaugError, match="cannot load encoder"):
@@ -97,7 +97,7 @@ def test_an_encoder_with_pickled_weights_only_is_refused(real_encoder_copy):
 
 
 def test_an_lm_folder_asking_for_its_own_code_gets_the_librarys_class(tmp_path, tiny_lm_dir):
-    from mixaug.models import load_lm
+    from mixaug.inversion.models import load_lm
 
     lm = _copy_of(tiny_lm_dir, tmp_path / "lm")
     marker = tmp_path / "ran.txt"
@@ -110,7 +110,7 @@ def test_an_lm_folder_asking_for_its_own_code_gets_the_librarys_class(tmp_path, 
 
 
 def test_an_lm_folder_with_pickled_weights_only_is_refused(tmp_path, tiny_lm_dir):
-    from mixaug.models import load_lm
+    from mixaug.inversion.models import load_lm
 
     lm = _copy_of(tiny_lm_dir, tmp_path / "lm")
     for weights in lm.glob("*.safetensors"):
@@ -229,7 +229,7 @@ def test_a_gzipped_corpus_is_read_line_by_line_within_the_line_bound(tmp_path, m
 
 
 def test_a_template_of_too_many_tokens_is_refused_before_any_decode(tmp_path, tiny_checkpoint, monkeypatch):
-    from mixaug import decode
+    from mixaug.inversion import decode
 
     ckpt = _copy_of(tiny_checkpoint, tmp_path / "ckpt")
     manifest = json.loads((ckpt / "manifest.json").read_text())

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..decode import DecodeOptions, DecodeStats
 from ..errors import MixaugError
+from ..inversion.decode import DecodeOptions, DecodeStats
 
 
 def _ray():
@@ -35,7 +35,7 @@ class _DecodeWorker:
     def __init__(self, checkpoint: str, device: str, precision: str, threads: int):
         import torch
 
-        from ..invert import load_inverter
+        from ..inversion.invert import load_inverter
 
         torch.set_num_threads(threads)
         self.inverter = load_inverter(checkpoint, device, precision=precision)

@@ -16,8 +16,8 @@ from ..baselines import eda, embed_mixup, paraphrase
 from ..classifiers import CLASSIFIERS, Example, Scores, TestSet
 from ..config import DEFAULT_NEIGHBOURS, POOL, WEIGHTED, EvalConfig, Method, variant_options
 from ..data.provenance import WEIGHT
-from ..decode import DecodeStats
 from ..errors import MixaugError
+from ..inversion.decode import DecodeStats
 
 
 def sample_shots(labels: Sequence, shots, seed: int, rare: Sequence = (), rare_shots: int = 3) -> np.ndarray:
@@ -142,7 +142,7 @@ def arm_eda(m: Method, sub: Subset) -> ArmRows:
 
 
 def arm_paraphrase(m: Method, sub: Subset) -> ArmRows:
-    from ..models import DEFAULT_LM, load_lm
+    from ..inversion.models import DEFAULT_LM, load_lm
 
     if "para_lm" not in sub.shared:
         sub.shared["para_lm"] = load_lm(DEFAULT_LM, sub.stack.device)[:2]

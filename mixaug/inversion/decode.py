@@ -32,7 +32,7 @@ EXACT_TOP = 64  # int8: the LM head's top tokens per row are re-scored in fp32
 def resolve_precision(precision: str, device: str) -> str:
     """auto: int8 on CPU (1.75x faster there; -0.002 cosine against fp32 over seven styles, the worst style
     -0.007: README, *Speed*), fp32 on a GPU. int8 is built for CPU kernels (quantize.py), so it is refused elsewhere."""
-    from .errors import MixaugError
+    from ..errors import MixaugError
 
     if precision == "auto":
         return "int8" if device == "cpu" else "fp32"

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..encode import load_encoder
+from ..errors import MixaugError
 from . import calibration
 from .anchor import Anchors, TokenBias, speller
 from .checkpoint import LORA_DIR, MAX_TEMPLATE_TOKENS, Adaptor, Manifest, load_adaptor, validate_checkpoint
@@ -32,8 +34,6 @@ from .decode import (
     generate,
     resolve_precision,
 )
-from .encode import load_encoder
-from .errors import MixaugError
 from .quantize import CALIBRATION_TEXTS
 
 __all__ = ["DecodeOptions", "DecodeStats", "Inverter", "attach_lora", "load_inverter", "resolve_precision"]

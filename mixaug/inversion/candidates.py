@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import AugmentConfig
+from ..config import AugmentConfig
+from ..encode import Encoder, cosine_rows
 from .decode_cache import DecodeCache
-from .encode import Encoder, cosine_rows
 from .invert import DecodeOptions, Inverter
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..encode import cosine_rows
 from .decode import DecodeOptions
-from .encode import cosine_rows
 
 SEGMENT = 4  # tokens between two encoder judgements
 EXPAND_TEMPERATURE = 0.8  # the sampled continuations'

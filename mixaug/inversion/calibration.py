@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import MixaugWarning
+from ..errors import MixaugWarning
 from .quantize import PROJECTIONS, SCHEME
 
 MAX_BYTES = 16 << 20  # the default LM's file is ~0.5 MB: 30 layers x 4 projections x <= 1,536 float32 channels
@@ -44,9 +44,9 @@ class CalibrationFile:
 def calibration_file(checkpoint: Path, device: str) -> CalibrationFile | None:
     """The file for this checkpoint, device, scheme, torch build and CPU architecture (None when the
     checkpoint's files cannot be read to name it, or the cache folder is a link)."""
-    from .cache import cache_dir
+    from ..cache import cache_dir
+    from ..io import named_folder
     from .checkpoint import checkpoint_digest
-    from .io import named_folder
 
     try:
         digest = checkpoint_digest(checkpoint)
@@ -85,7 +85,7 @@ def _metadata(data: bytes) -> dict | None:
 def load(file: CalibrationFile | None, lm) -> dict[tuple[int, str], torch.Tensor] | None:
     """The cached measurement for `lm`, or None for anything but a trusted, intact file made from this
     file's source, of exactly its tensors."""
-    from .cache import read_trusted
+    from ..cache import read_trusted
 
     if file is None:
         return None
@@ -126,8 +126,8 @@ def save(file: CalibrationFile | None, act_max: dict[tuple[int, str], torch.Tens
         return
     from safetensors.torch import save
 
-    from .cache import make_folder
-    from .io import write_named
+    from ..cache import make_folder
+    from ..io import write_named
 
     data = save({f"{i}.{kind}": t.float().contiguous() for (i, kind), t in act_max.items()}, metadata=file.source)
     try:

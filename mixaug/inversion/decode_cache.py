@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .cache import MISSING, make_folder, open_trusted, why_untrusted
-from .errors import MixaugWarning
-from .io import append_named, named_folder, write_named
+from ..cache import MISSING, make_folder, open_trusted, why_untrusted
+from ..errors import MixaugWarning
+from ..io import append_named, named_folder, write_named
 
 if TYPE_CHECKING:
     from .invert import DecodeOptions
@@ -170,7 +170,7 @@ def decode_cache_path(checkpoint: Path, device: str, precision: str = "fp32", ca
     """One file per (checkpoint contents, device, precision, and for int8 its scheme and `calibration`, the
     digest of the calibration in use: rows decoded under another are never reused); None (memory only) when
     MIXAUG_NO_DECODE_CACHE is set or the checkpoint's files cannot be read to name it."""
-    from .cache import cache_dir
+    from ..cache import cache_dir
 
     if os.environ.get("MIXAUG_NO_DECODE_CACHE"):
         return None

@@ -21,16 +21,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import MixaugError
-from .errors import summary as _line
-from .io import atomic_folder, copy_named, read_small
+from ..errors import MixaugError
+from ..errors import summary as _line
+from ..io import atomic_folder, copy_named, read_small
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ADAPTOR_FILE = "adaptor.safetensors"
 LORA_DIR = "lora"
 LORA_FILES = ("adapter_config.json", "adapter_model.safetensors")  # all of lora/ that mixaug reads
-DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "default"
+DEFAULT_CHECKPOINT = Path(__file__).parents[1] / "checkpoints" / "default"
 
 # The soft prompt is framed as a chat turn of an instruction LM; {soft} marks where the vectors go.
 DEFAULT_TEMPLATE = "<|im_start|>user\n{soft}<|im_end|>\n<|im_start|>assistant\n"
@@ -484,7 +484,7 @@ def describe(folder: str | Path, device: str = "auto") -> dict:
     the cache folder and the versions of the libraries it runs on."""
     import importlib.metadata as md
 
-    from .cache import cache_dir
+    from ..cache import cache_dir
     from .models import resolve_device, resolve_encoder, resolve_lm
 
     folder = Path(folder)

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .config import ANCHOR_WEIGHTINGS as WEIGHTINGS
+from ..config import ANCHOR_WEIGHTINGS as WEIGHTINGS
 
 MAX_WORDS = 48  # per parent: bounded before anything is allocated (a row is untrusted text)
 MAX_WORD_CHARS = 40

@@ -14,9 +14,9 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from .cache import cache_dir
-from .errors import MixaugError
-from .errors import summary as _one_line
+from ..cache import cache_dir
+from ..errors import MixaugError
+from ..errors import summary as _one_line
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -162,7 +162,7 @@ def _convert_gguf(gguf: Path) -> Path:
     used only when the cache's trust rule allows all of it (it may lie behind a link the user made to a
     folder of theirs); where mixaug cannot write one (lm/ is such a link: mixaug writes through none), the
     LM is converted into a temporary folder for this process, with one warning."""
-    from .cache import build_entry, trusted_tree
+    from ..cache import build_entry, trusted_tree
 
     target = cache_dir() / "lm" / f"{gguf.stem}-{_file_sha256(gguf)[:16]}"
 
@@ -206,7 +206,7 @@ def resolve_lm(spec: str | None, base: str | Path | None = None) -> Path:
 
 def lm_weights_hash(folder: Path, model) -> str:
     """The recorded weights hash of a converted copy, or the hash computed from the loaded model."""
-    from .io import read_json_file
+    from ..io import read_json_file
 
     src = folder / _SOURCE_FILE
     if src.exists():
@@ -256,7 +256,7 @@ def check_encoder_modules(folder: Path) -> None:
     path = folder / "modules.json"
     if not path.is_file():
         return
-    from .io import read_json_file
+    from ..io import read_json_file
 
     where = f"cannot load encoder from {folder}: modules.json"
     modules = read_json_file(path, where, MAX_MODULES_JSON_BYTES)
