@@ -407,8 +407,8 @@ def train(
     """Train (or --resume) an inversion checkpoint on unlabelled sentences (stage 1 alignment)."""
     options = dict(locals())
     from .io import check_out_folder
-    from .train import saved_config
-    from .train import train as run_train
+    from .training.train import saved_config
+    from .training.train import train as run_train
 
     check_out_folder(out)
     # Settings a resumed run may change: left out (None), they keep the run's own values, not the defaults.

@@ -282,7 +282,7 @@ def adapt_file(
     """Stage 2 on a file: refine the checkpoint on INPUT's own texts (cached by texts and settings); returns
     the adapted checkpoint's folder."""
     from .pipeline import checkpoint_path, file_texts, validate_checkpoint
-    from .train import adapt
+    from .training.train import adapt
 
     steps = AugmentConfig().adapt_steps if steps is None else steps
     AugmentConfig(adapt_steps=steps, adapt_minutes=minutes, seed=seed, device=device).validate()

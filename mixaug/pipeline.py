@@ -335,7 +335,7 @@ def checkpoint_for(p: Prepared, cfg: AugmentConfig):
     if cfg.task_model == "finetune":
         task, encoder = _task_model(p, cfg)
     if cfg.adapt or cfg.adapt_on is not None or task is not None:
-        from .train import adapt
+        from .training.train import adapt
 
         checkpoint = adapt(
             texts,
@@ -396,7 +396,7 @@ def _task_model(p: Prepared, cfg: AugmentConfig):
     from .encode import load_encoder
     from .inversion import checkpoint as ckpt
     from .inversion.models import resolve_device
-    from .task import fit_cached, load_labeller
+    from .training.task import fit_cached, load_labeller
 
     if p.labels is None:
         raise MixaugError("--task-model finetune needs labelled rows (name the label column with --label-column)")

@@ -39,7 +39,7 @@ def test_adapt_on_adapts_once_on_the_pool_and_the_rows_whatever_the_seed(
     tmp_path, sample_file, sample_rows, pool_file, tiny_checkpoint, monkeypatch
 ):
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
-    train = importlib.import_module("mixaug.train")
+    train = importlib.import_module("mixaug.training.train")
     real, calls = train.adapt, []
 
     def spy(texts, checkpoint, steps, minutes, seed, *args, **kw):
@@ -105,7 +105,7 @@ def test_a_bad_adapt_on_is_one_line_before_any_model(tmp_path, sample_file, pool
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr(pipeline, "load_stack", no_model)
-    monkeypatch.setattr(importlib.import_module("mixaug.train"), "adapt", no_model)
+    monkeypatch.setattr(importlib.import_module("mixaug.training.train"), "adapt", no_model)
     out = tmp_path / "out.jsonl"
     args = [a.format(tmp=tmp_path, pool=pool_file) for a in args]
     r = run("augment", sample_file, "-o", out, *args, "-q")
@@ -144,7 +144,7 @@ def test_eval_pool_adapts_on_every_train_text_once(tmp_path, sample_rows, tiny_c
 
     calls = []
     monkeypatch.setattr(
-        importlib.import_module("mixaug.train"),
+        importlib.import_module("mixaug.training.train"),
         "adapt",
         lambda texts, checkpoint, steps, minutes, seed, *a, **k: calls.append((list(texts), seed)) or checkpoint,
     )
@@ -166,7 +166,7 @@ def test_eval_pool_adapts_on_every_train_text_once(tmp_path, sample_rows, tiny_c
 def test_an_adapted_checkpoint_is_keyed_by_its_texts_once_each(tmp_path, tiny_checkpoint, monkeypatch):
     """The pool plus rows already in it (eval's shots, a user's labelled rows copied from the pool) adapt to
     the same checkpoint as the pool alone: one adaptation per pool, not one per sample of it."""
-    from mixaug.train import adapt
+    from mixaug.training.train import adapt
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
     logs: list[str] = []

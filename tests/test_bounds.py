@@ -125,7 +125,8 @@ def test_dry_run_checks_adapt_on_like_a_real_run(tmp_path, sample_file, tiny_che
 
 
 def test_dry_run_samples_come_from_the_adapted_checkpoint(tmp_path, sample_rows, tiny_checkpoint, monkeypatch):
-    from mixaug import pipeline, train
+    from mixaug import pipeline
+    from mixaug.training import train
 
     pool = tmp_path / "pool.jsonl"
     pool.write_text(json.dumps({"text": "an unlabelled sentence"}) + "\n")

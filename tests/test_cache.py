@@ -83,7 +83,7 @@ def test_cache_folders_are_0700_and_files_0600(cache_root, tiny_checkpoint):
         DecodeCache(path).add(["k"], ["text"])
         inverter = load_inverter(tiny_checkpoint, precision="int8")
         inverter.calibration_id()  # measured and kept
-        from mixaug.train import cached_embeddings
+        from mixaug.training.train import cached_embeddings
 
         class Encoder:
             name, normalize, dim = "fake", True, 2
@@ -210,7 +210,7 @@ def _no_hang(seconds: int):
     ],
 )
 def test_a_hostile_embeddings_file_is_a_miss_never_an_error_or_a_hang(cache_root, tmp_path, spoil):
-    from mixaug.train import cached_embeddings
+    from mixaug.training.train import cached_embeddings
 
     texts = ["one", "two"]
     encoder = _Encoder()
@@ -256,7 +256,7 @@ def test_a_hostile_embeddings_file_is_a_miss_never_an_error_or_a_hang(cache_root
 
 _ADAPT = """
 import json, sys
-from mixaug.train import adapt
+from mixaug.training.train import adapt
 out = adapt(json.loads(sys.argv[1]), sys.argv[2], steps=2, batch_size=4, seed=int(sys.argv[3]), progress=False)
 print("RESULT", out)
 """
@@ -296,7 +296,7 @@ def test_two_processes_adapting_the_same_texts_both_get_one_finished_checkpoint(
 
 
 def test_an_adapted_checkpoint_another_user_could_change_is_adapted_again(cache_root, tiny_checkpoint):
-    from mixaug.train import adapt
+    from mixaug.training.train import adapt
 
     texts = [f"a short line {i}" for i in range(10)]
     first = adapt(texts, tiny_checkpoint, steps=2, batch_size=4, progress=False)
@@ -340,8 +340,8 @@ def test_a_models_folder_the_user_linked_in_is_read_and_never_written(cache_root
 
 
 def test_a_task_model_another_user_could_change_is_fitted_again(cache_root, tiny_checkpoint, monkeypatch):
-    from mixaug import task
     from mixaug.pipeline import load_stack
+    from mixaug.training import task
 
     encoder = load_stack(tiny_checkpoint, "cpu").encoder
     real, fits = task.fit, []

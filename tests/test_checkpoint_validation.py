@@ -362,7 +362,7 @@ def test_broken_encoder_folder(tmp_path, files):
 
 
 def test_train_lm_flag_is_read_against_the_cwd_and_recorded_absolute(tiny_lm_dir, tmp_path, monkeypatch):
-    from mixaug.train import TrainConfig, train
+    from mixaug.training.train import TrainConfig, train
 
     (tmp_path / "lm").symlink_to(tiny_lm_dir, target_is_directory=True)
     monkeypatch.chdir(tmp_path)

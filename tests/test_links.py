@@ -157,7 +157,7 @@ def test_atomic_folder_replaces_a_link_and_a_dangling_one(tmp_path, precious):
 
 
 def test_train_state_and_log_never_write_through_links(tmp_path, precious):
-    from mixaug.train import _append_jsonl, _save_state
+    from mixaug.training.train import _append_jsonl, _save_state
 
     run = tmp_path / "run"
     for name in ("state.json", "state.safetensors", "state.safetensors.tmp"):
@@ -185,7 +185,7 @@ class _Encoder:
 def test_cached_embeddings_replace_a_link_at_the_file_and_write_none_through_one_at_the_folder(
     tmp_path, precious, monkeypatch
 ):
-    from mixaug.train import cached_embeddings
+    from mixaug.training.train import cached_embeddings
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
     cached_embeddings(_Encoder(), ["a", "b"])

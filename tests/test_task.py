@@ -19,7 +19,7 @@ def encoder(tiny_checkpoint):
 def test_fit_trains_exactly_the_steps_and_predicts_known_classes(encoder, sample_rows):
     import torch
 
-    from mixaug.task import Row, fit
+    from mixaug.training.task import Row, fit
 
     rows = [Row(r["text"], r["text"], 1.0, r["label"], r["label"]) for r in sample_rows]
     before = [p.detach().clone() for p in encoder.model.parameters()]

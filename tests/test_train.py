@@ -3,7 +3,7 @@ import json
 import pytest
 
 from mixaug.errors import MixaugError
-from mixaug.train import TrainConfig, read_corpus, train
+from mixaug.training.train import TrainConfig, read_corpus, train
 
 SENTENCES = [
     "The cat sat on the mat.",
@@ -89,7 +89,7 @@ def test_read_corpus(tmp_path):
 
 
 def test_adapt_refines_and_is_cached(tmp_path, tiny_checkpoint, monkeypatch):
-    from mixaug.train import adapt
+    from mixaug.training.train import adapt
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
     texts = sorted(set(SENTENCES))

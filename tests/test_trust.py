@@ -215,7 +215,7 @@ def test_a_parquet_footer_declaring_huge_uncompressed_data_is_refused(tmp_path, 
 
 def test_a_gzipped_corpus_is_read_line_by_line_within_the_line_bound(tmp_path, monkeypatch):
     mio = _reader()
-    from mixaug.train import read_corpus
+    from mixaug.training.train import read_corpus
 
     good = _gzip(tmp_path / "c.txt.gz", [b"\xef\xbb\xbfone two three four\n", b"five six seven eight\r\n"])
     assert read_corpus([str(good)], min_words=2) == ["one two three four", "five six seven eight"]
@@ -249,7 +249,7 @@ SENTENCES = [f"Sentence number {w} is about the {t}." for w in ("one", "two", "t
 
 @pytest.fixture
 def tiny_run(tmp_path, tiny_lm_dir) -> Path:
-    from mixaug.train import TrainConfig, train
+    from mixaug.training.train import TrainConfig, train
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(SENTENCES) + "\n")
@@ -316,7 +316,7 @@ def test_a_resumed_run_with_its_own_corpus_continues(tiny_run):
     "field,value", [("batch_size", 0), ("max_steps", None), ("device", "tpu"), ("mix_prob", 2.0), ("corpus", [""])]
 )
 def test_train_config_refuses_what_the_cli_refuses(field, value):
-    from mixaug.train import TrainConfig
+    from mixaug.training.train import TrainConfig
 
     cfg = TrainConfig(out="run", corpus=["c.txt"], max_steps=10)
     setattr(cfg, field, value)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TASK_STEPS
-from .errors import MixaugError
+from ..config import TASK_STEPS
+from ..errors import MixaugError
 
 TASK_BATCH = 16
 TASK_LR = 3e-5  # the encoder's; the head's is HEAD_LR
@@ -150,7 +150,7 @@ def fit_cached(base_encoder, texts: Sequence[str], labels: Sequence, seed: int =
     folder and renamed into place, once however many runs ask for it at the same time."""
     from safetensors.torch import save_file
 
-    from .cache import build_entry, cache_dir, trusted_tree
+    from ..cache import build_entry, cache_dir, trusted_tree
 
     folder = cache_dir() / "task" / _key(base_encoder.name, texts, labels, seed, steps)
 
@@ -183,7 +183,7 @@ def load_labeller(folder: str | Path, classes: Sequence) -> TaskModel:
     import torch
     from safetensors.torch import load_file
 
-    from .io import read_json_file
+    from ..io import read_json_file
 
     folder = Path(folder)
     meta = read_json_file(folder / "task.json", f"task model {folder}: task.json", MAX_TASK_JSON_BYTES)

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import MAX_STEPS, TrainConfig
-from .errors import MixaugError
-from .errors import summary as _line
-from .inversion.checkpoint import Adaptor, Manifest, save_checkpoint, validate_checkpoint
-from .inversion.invert import Inverter, attach_lora
-from .io import append_named, named_file, read_json_file, write_named
+from ..config import MAX_STEPS, TrainConfig
+from ..errors import MixaugError
+from ..errors import summary as _line
+from ..inversion.checkpoint import Adaptor, Manifest, save_checkpoint, validate_checkpoint
+from ..inversion.invert import Inverter, attach_lora
+from ..io import append_named, named_file, read_json_file, write_named
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # What a resumed run may change; everything else (corpus, sizes, seed) is the saved run's own.
@@ -60,7 +60,7 @@ def read_corpus(
 ) -> list[str]:
     """Sentences from text files (one per line, gzipped or not) or datasets (--text-column), deduplicated,
     in order. Read line by line within the readers' bounds (a line, and MAX_CELLS sentences in all)."""
-    from .io import MAX_CELLS, check_readable, read_dataset, resolve_text_column, text_lines
+    from ..io import MAX_CELLS, check_readable, read_dataset, resolve_text_column, text_lines
 
     seen: set[str] = set()
     out: list[str] = []
@@ -96,7 +96,7 @@ def _cached_array(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
     """The cached embeddings at `path` when the trust rule allows the file (cache.py: a regular file of the
     user's alone, opened without following a link or waiting on a FIFO), its size fits `shape`, it loads
     without pickle and holds finite floats of exactly that shape; else None (a miss: encode again)."""
-    from .cache import read_trusted
+    from ..cache import read_trusted
 
     data = read_trusted(path, shape[0] * shape[1] * 8 + MAX_NPY_HEADER_BYTES, "embeddings cache")
     if data is None or len(data) < shape[0] * shape[1] * 4:
@@ -115,7 +115,7 @@ def cached_embeddings(
 ) -> np.ndarray:
     """Encode once per (encoder, texts); later runs and --resume read the .npy from the cache. Anything wrong
     with a cached file is a miss, and a cache that cannot be written costs one warning: never an error."""
-    from .cache import cache_dir, make_folder, warn_once
+    from ..cache import cache_dir, make_folder, warn_once
 
     h = hashlib.sha256(f"{encoder.name}|{encoder.normalize}\n".encode())
     for t in texts:
@@ -244,9 +244,9 @@ def train(
     """Run (or resume) a training run; returns the checkpoint folder. Stops at max_steps/max_minutes."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .encode import Encoder, cosine_rows, load_encoder
-    from .inversion.models import DEFAULT_LM, absolute_spec, lm_weights_hash, load_lm, resolve_device
-    from .metrics import reconstruction_report
+    from ..encode import Encoder, cosine_rows, load_encoder
+    from ..inversion.models import DEFAULT_LM, absolute_spec, lm_weights_hash, load_lm, resolve_device
+    from ..metrics import reconstruction_report
 
     say = log or (lambda m: print(m, file=sys.stderr))
     run = Path(cfg.out)
@@ -521,8 +521,8 @@ def adapt(
     it. `steps` is the deterministic budget; `minutes` only caps it (a capped run may stop earlier).
     `encoder`: align to this encoder instead of the checkpoint's (a task model's fine-tuned one), which the
     adapted checkpoint then names."""
-    from .cache import build_entry, cache_dir, trusted_tree
-    from .inversion.checkpoint import MANIFEST
+    from ..cache import build_entry, cache_dir, trusted_tree
+    from ..inversion.checkpoint import MANIFEST
 
     checkpoint = Path(checkpoint)
     texts = list(dict.fromkeys(texts))  # each text once: the key is the set in first-seen order, as trained
@@ -596,7 +596,7 @@ def _load_init(folder: str, adaptor: Adaptor, lm) -> None:
     """Stage 2 starts from an existing checkpoint's adaptor (and LoRA) weights."""
     from safetensors.torch import load_file
 
-    from .inversion.checkpoint import LORA_DIR, load_adaptor
+    from ..inversion.checkpoint import LORA_DIR, load_adaptor
 
     manifest = validate_checkpoint(folder)
     adaptor.load_state_dict(load_adaptor(folder, manifest).state_dict())
