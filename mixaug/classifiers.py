@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .config import FINETUNE_STEPS
+from .evaluation.config import FINETUNE_STEPS
 from .training.task import Row as Example  # one training row; embed-mixup mixes two texts, mixaug:soft keeps a λ target
 
 

@@ -16,8 +16,9 @@ from typing import Optional
 
 import typer
 
-from .config import DEFAULT_PRECISION, AugmentConfig, EvalConfig, TrainConfig, shots_text
+from .config import DEFAULT_PRECISION, AugmentConfig, TrainConfig
 from .errors import MixaugError, MixaugWarning
+from .evaluation.config import EvalConfig, shots_text
 from .terminal import err, one_line, printable, progress_bars, show_progress, styled_line, summary_table
 
 app = typer.Typer(
@@ -530,8 +531,8 @@ def eval_cmd(
 ):
     """Compare augmentation methods side by side on TRAIN/TEST: accuracy, fidelity, intrusion, speed."""
     options = dict(locals())
-    from .config import DEFAULT_METHODS, IMBALANCED_METHODS, parse_shots
     from .evaluate import JOURNAL, run_eval
+    from .evaluation.config import DEFAULT_METHODS, IMBALANCED_METHODS, parse_shots
     from .io import check_out_folder
 
     cfg = config_from(

@@ -10,7 +10,6 @@ The code lives in `mixaug.evaluation` (arms, run, journal, outputs); this module
 
 from __future__ import annotations
 
-from .config import EvalConfig, Method, parse_method  # noqa: F401
 from .evaluation.arms import (  # noqa: F401
     ARMS,
     ArmRows,
@@ -27,6 +26,7 @@ from .evaluation.arms import (  # noqa: F401
     rare_classes,
     sample_shots,
 )
+from .evaluation.config import EvalConfig, Method, parse_method  # noqa: F401
 from .evaluation.journal import (  # noqa: F401
     JOURNAL,
     RunJournal,

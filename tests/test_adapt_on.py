@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from mixaug.cli import app
-from mixaug.config import ADAPT_ON_SEED, AugmentConfig, parse_method, variant_options
+from mixaug.config import ADAPT_ON_SEED, AugmentConfig
 from mixaug.errors import MixaugError
+from mixaug.evaluation.config import parse_method, variant_options
 
 FAST = ["--max-new-tokens", "4", "-q"]
 POOL = [

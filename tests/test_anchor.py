@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from mixaug import pipeline
-from mixaug.config import AugmentConfig, parse_method
+from mixaug.config import AugmentConfig
 from mixaug.errors import MixaugError
+from mixaug.evaluation.config import parse_method
 from mixaug.inversion.anchor import MAX_WORDS, TokenBias, WordWeights, row_anchors, speller, words_of
 from mixaug.inversion.decode import DecodeOptions
 from mixaug.inversion.decode_cache import DecodeCache
@@ -169,9 +170,9 @@ def test_eval_names_anchored_variants():
 def test_the_weighted_variant_weighs_new_rows_by_fidelity_and_confidence(monkeypatch):
     from types import SimpleNamespace
 
-    from mixaug.config import EvalConfig
     from mixaug.data.provenance import row_weight
     from mixaug.evaluation import arms
+    from mixaug.evaluation.config import EvalConfig
     from mixaug.inversion.decode import DecodeStats
 
     seen = {}

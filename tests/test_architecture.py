@@ -119,7 +119,7 @@ def test_the_map_names_every_module():
 
 def test_eval_names_match_the_code():
     from mixaug.classifiers import CLASSIFIERS
-    from mixaug.config import EVAL_ARMS, EVAL_CLASSIFIERS
     from mixaug.evaluate import ARMS
+    from mixaug.evaluation.config import EVAL_ARMS, EVAL_CLASSIFIERS
 
     assert tuple(ARMS) == EVAL_ARMS and tuple(CLASSIFIERS) == EVAL_CLASSIFIERS

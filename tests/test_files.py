@@ -76,7 +76,7 @@ def test_invert_file_and_its_stats_by_group(tmp_path, sample_file, tiny_checkpoi
     ],
 )
 def test_eval_config_refuses_what_the_cli_refuses(field, value, message):
-    from mixaug.config import EvalConfig
+    from mixaug.evaluation.config import EvalConfig
 
     cfg = EvalConfig(train="train.jsonl", test="test.jsonl", out="out")
     cfg.validate()

@@ -14,10 +14,11 @@ import pandas as pd
 
 from ..baselines import eda, embed_mixup, paraphrase
 from ..classifiers import CLASSIFIERS, Example, Scores, TestSet
-from ..config import DEFAULT_NEIGHBOURS, POOL, WEIGHTED, EvalConfig, Method, variant_options
+from ..config import DEFAULT_NEIGHBOURS
 from ..data.provenance import WEIGHT
 from ..errors import MixaugError
 from ..inversion.decode import DecodeStats
+from .config import POOL, WEIGHTED, EvalConfig, Method, variant_options
 
 
 def sample_shots(labels: Sequence, shots, seed: int, rare: Sequence = (), rare_shots: int = 3) -> np.ndarray:

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from ..config import EvalConfig
 from ..errors import MixaugError
+from .config import EvalConfig
 
 JOURNAL = "runs.partial.jsonl"
 
