@@ -33,7 +33,7 @@ import pandas as pd
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from mixaug import augment
-from mixaug.baselines import wordnet_dir
+from mixaug.evaluation.baselines import wordnet_dir
 from mixaug.metrics import token_f1, words
 
 ENDINGS = ("'s", "s", "es", "ed", "d", "ing", "ly", "er", "est", "ies", "ied")

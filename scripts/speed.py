@@ -66,7 +66,7 @@ def main() -> None:
     report["useful_to_ceiling"] = round(decode["tokens_per_s"] / top, 3)
 
     if args.paraphrase:
-        from mixaug.baselines import paraphrase
+        from mixaug.evaluation.baselines import paraphrase
         from mixaug.inversion.models import DEFAULT_LM, load_lm
 
         lm, tokenizer, _ = load_lm(DEFAULT_LM, "cpu")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mixaug.classifiers import Example, TestSet, finetune, logreg, tfidf
 from mixaug.encode import load_encoder
+from mixaug.evaluation.classifiers import Example, TestSet, finetune, logreg, tfidf
 
 ROWS = [("great fun film", "pos"), ("a great cast", "pos"), ("dull and slow", "neg"), ("slow dull plot", "neg")]
 TEST = TestSet(["great film", "dull plot"], ["pos", "neg"], np.eye(2, 8, dtype=np.float32))

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from mixaug.baselines import EDA_OPS, EDA_OPS_NO_SYNONYMS, eda, eda_ops, wordnet_dir, wordnet_synonyms
+from mixaug.evaluation.baselines import EDA_OPS, EDA_OPS_NO_SYNONYMS, eda, eda_ops, wordnet_dir, wordnet_synonyms
 
 LICENCE = "  1 This software and database is being provided to you, the LICENSEE, by\n"
 

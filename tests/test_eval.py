@@ -156,8 +156,8 @@ def test_summary_without_none_has_no_p_value():
 def test_interrupted_eval_resumes_from_its_journal(tmp_path, sample_rows, tiny_checkpoint, monkeypatch):
     """Ctrl-C in the middle keeps every finished run; the same command then runs only the rest and ends with
     the results an uninterrupted run gives (every arm is seeded). A journal of other settings is not used."""
-    from mixaug.classifiers import CLASSIFIERS
     from mixaug.evaluate import JOURNAL, EvalConfig, run_eval
+    from mixaug.evaluation.classifiers import CLASSIFIERS
 
     df = pd.DataFrame(sample_rows)
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"

@@ -12,12 +12,12 @@ from functools import cached_property, partial
 import numpy as np
 import pandas as pd
 
-from ..baselines import eda, embed_mixup, paraphrase
-from ..classifiers import CLASSIFIERS, Example, Scores, TestSet
 from ..config import DEFAULT_NEIGHBOURS
 from ..data.provenance import WEIGHT
 from ..errors import MixaugError
 from ..inversion.decode import DecodeStats
+from .baselines import eda, embed_mixup, paraphrase
+from .classifiers import CLASSIFIERS, Example, Scores, TestSet
 from .config import POOL, WEIGHTED, EvalConfig, Method, variant_options
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..baselines import eda_ops
-from ..classifiers import TestSet
 from ..errors import MixaugError
 from ..inversion.decode import DecodeStats
 from .arms import Subset, _run_arm, rare_classes, sample_shots
+from .baselines import eda_ops
+from .classifiers import TestSet
 from .config import EvalConfig, parse_method
 from .journal import JOURNAL, RunJournal, _fresh_decodes, _journal_key
 from .outputs import write_outputs

@@ -20,8 +20,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .evaluation.config import FINETUNE_STEPS
-from .training.task import Row as Example  # one training row; embed-mixup mixes two texts, mixaug:soft keeps a λ target
+from ..training.task import (
+    Row as Example,  # one training row; embed-mixup mixes two texts, mixaug:soft keeps a λ target
+)
+from .config import FINETUNE_STEPS
 
 
 @dataclass
@@ -103,7 +105,7 @@ def finetune(
 ) -> Scores:
     """Fine-tune a copy of the encoder with a linear head for exactly `steps` optimizer steps whatever the
     number of rows: `task.fit`, the same training as `augment --task-model finetune`."""
-    from .training.task import fit
+    from ..training.task import fit
 
     model = fit(encoder.model, examples, seed, steps)
     return scores(test.labels, model.predict(test.texts))
