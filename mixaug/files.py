@@ -78,7 +78,7 @@ class Outputs:
 def _streams(cfg: AugmentConfig, input, input_format, output, output_format, report) -> bool:
     """--engine ray streams a JSONL/CSV/TSV file through (a file larger than memory works); the local
     engine, other formats, stdin and a run that draws a report from the whole table read the table whole."""
-    from .chunked import STREAMABLE, streamable
+    from .data.chunked import STREAMABLE, streamable
     from .io import detect_format
 
     if cfg.engine != "ray" or report is not None or not streamable(input, input_format):

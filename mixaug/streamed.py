@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .chunked import CHUNK_ROWS, STREAMABLE, ChunkedReader, ChunkedWriter
 from .config import AugmentConfig
+from .data.chunked import CHUNK_ROWS, STREAMABLE, ChunkedReader, ChunkedWriter
 from .data.provenance import build_output, check_no_collision
 from .errors import MixaugError
 from .io import (

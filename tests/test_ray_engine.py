@@ -34,7 +34,7 @@ def test_ray_engine_output_is_byte_identical_to_local(tmp_path, sample_file, tin
     r = runner.invoke(app, ["augment", str(sample_file), "-o", str(local), *common])
     assert r.exit_code == 0, r.output
     monkeypatch.setattr(pipeline, "_STACKS", {})  # nothing decoded in memory: the workers decode every row
-    from mixaug import chunked
+    from mixaug.data import chunked
 
     reads = []
     chunks = chunked.ChunkedReader.chunks

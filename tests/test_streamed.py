@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mixaug import pipeline
-from mixaug.chunked import ChunkedReader, ChunkedWriter
 from mixaug.cli import app
+from mixaug.data.chunked import ChunkedReader, ChunkedWriter
 from mixaug.errors import MixaugError
 from mixaug.io import read_dataset, serialise, write_dataset
 
@@ -170,7 +170,7 @@ def test_gzip_bytes_do_not_depend_on_the_pieces():
 def test_a_pipe_is_not_streamed_and_a_file_that_changes_is_caught(tmp_path):
     import os
 
-    from mixaug.chunked import streamable
+    from mixaug.data.chunked import streamable
 
     fifo = tmp_path / "pipe.jsonl"
     os.mkfifo(fifo)

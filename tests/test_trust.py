@@ -361,7 +361,7 @@ def test_group_names_are_printed_as_literal_text(tmp_path, tiny_checkpoint):
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".csv.gz"])
 def test_a_header_name_starting_with_a_bom_character_survives_a_write(tmp_path, suffix):
-    from mixaug.chunked import ChunkedReader, ChunkedWriter
+    from mixaug.data.chunked import ChunkedReader, ChunkedWriter
     from mixaug.io import read_dataset, write_dataset
 
     sep = "\t" if suffix == ".tsv" else ","

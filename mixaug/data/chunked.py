@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import MixaugError
-from .io import (
+from ..errors import MixaugError
+from ..io import (
     GzipStream,
     _frame_from_records,
     _open_staged,
