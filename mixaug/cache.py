@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .data.files import _link_refused, _open_named, _remove, make_private
+from .data.write import _link_refused, _open_named, _remove, make_private
 from .errors import MixaugWarning
 
 MISSING = "is not there"  # why_untrusted's answer for an entry not (yet) in the cache: a miss, no warning
@@ -295,7 +295,7 @@ def _scratch_entry(entry: Path, build: Callable[[Path], None], exc: OSError) -> 
     import atexit
     import shutil
 
-    from .data.files import atomic_folder
+    from .data.write import atomic_folder
 
     warnings.warn(
         MixaugWarning(

@@ -1,3 +1,3 @@
 """Datasets in and out: `formats` (what a file can be), `read` (bounded, exact readers), `serialise` (values
-to each format), `files` (atomic and named writes), `columns` (text and label columns). `mixaug.io` is
+to each format), `write` (atomic and named writes), `columns` (text and label columns). `mixaug.io` is
 the one import most code needs: it re-exports these."""
