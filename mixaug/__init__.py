@@ -21,8 +21,8 @@ _EXPORTS = {
     "load_stack": "pipeline",
     "mix_texts": "pipeline",
     "preview": "pipeline",
-    "read_dataset": "io",
-    "write_dataset": "io",
+    "read_dataset": "data.read",
+    "write_dataset": "data.write",
 }
 __all__ = list(_EXPORTS)
 

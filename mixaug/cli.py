@@ -407,7 +407,7 @@ def train(
 ):
     """Train (or --resume) an inversion checkpoint on unlabelled sentences (stage 1 alignment)."""
     options = dict(locals())
-    from .io import check_out_folder
+    from .data.write import check_out_folder
     from .training.train import saved_config
     from .training.train import train as run_train
 
@@ -531,9 +531,9 @@ def eval_cmd(
 ):
     """Compare augmentation methods side by side on TRAIN/TEST: accuracy, fidelity, intrusion, speed."""
     options = dict(locals())
+    from .data.write import check_out_folder
     from .evaluate import JOURNAL, run_eval
     from .evaluation.config import DEFAULT_METHODS, IMBALANCED_METHODS, parse_shots
-    from .io import check_out_folder
 
     cfg = config_from(
         EvalConfig,

@@ -34,7 +34,8 @@ class Outputs:
         overwrite: bool = False,
         report: str | Path | None = None,
     ):
-        from .io import check_distinct, check_output_path, detect_format
+        from .data.formats import detect_format
+        from .data.write import check_distinct, check_output_path
 
         self.output, self.output_format, self.stats, self.overwrite = output, output_format, stats, overwrite
         self.report = report
@@ -48,7 +49,8 @@ class Outputs:
     def check_can_hold(self, df) -> None:
         """The output format can hold every value of the input (else one line now, not after decoding),
         and the disk has room for at least the rows passed through."""
-        from .io import check_output_path, check_representable
+        from .data.serialise import check_representable
+        from .data.write import check_output_path
 
         if self.output is None:
             return
@@ -57,7 +59,7 @@ class Outputs:
 
     def write(self, table, stats: dict | None) -> None:
         """The dataset and the stats file together (both or neither); a '-' stats file after the data."""
-        from .io import write_dataset, write_stdout
+        from .data.write import write_dataset, write_stdout
         from .pipeline import stats_json_bytes
 
         blob = stats_json_bytes(stats) if stats is not None else b""
@@ -67,7 +69,7 @@ class Outputs:
             write_stdout(blob)
 
     def write_report(self, page: str) -> None:
-        from .io import write_bytes_atomic, write_stdout
+        from .data.write import write_bytes_atomic, write_stdout
 
         if self.report == "-":
             write_stdout(page.encode())
@@ -79,7 +81,7 @@ def _streams(cfg: AugmentConfig, input, input_format, output, output_format, rep
     """--engine ray streams a JSONL/CSV/TSV file through (a file larger than memory works); the local
     engine, other formats, stdin and a run that draws a report from the whole table read the table whole."""
     from .data.chunked import STREAMABLE, streamable
-    from .io import detect_format
+    from .data.formats import detect_format
 
     if cfg.engine != "ray" or report is not None or not streamable(input, input_format):
         return False
@@ -108,7 +110,7 @@ def augment_file(
     cfg = _config(config, overrides)
     outputs = Outputs(input, output, output_format, stats_json, overwrite, report)
     if _streams(cfg, input, input_format, output, output_format, report):
-        from .io import write_stdout
+        from .data.write import write_stdout
         from .pipeline import stats_json_bytes
         from .streamed import augment_streamed
 
@@ -127,7 +129,7 @@ def augment_file(
         if stats_json == "-":
             write_stdout(stats_json_bytes(stats))
         return stats
-    from .io import read_dataset
+    from .data.read import read_dataset
     from .pipeline import augment
 
     df = read_dataset(input, input_format, limit)
@@ -154,7 +156,7 @@ def preview_file(
     **overrides,
 ) -> dict:
     """What `augment_file` would do with INPUT (the plan and a few decoded samples), writing nothing."""
-    from .io import read_dataset
+    from .data.read import read_dataset
     from .pipeline import _config, prepare, preview, validate_checkpoint
 
     cfg = _config(config, overrides)
@@ -222,7 +224,8 @@ def invert_file(
 ) -> dict:
     """Round-trip every text of INPUT through the checkpoint into OUTPUT (the rows with `reconstruction` and
     `fidelity` columns added); returns the metrics ("all", and per `group_column` value)."""
-    from .io import column_list, read_dataset, resolve_text_column
+    from .data.columns import column_list, resolve_text_column
+    from .data.read import read_dataset
     from .pipeline import clean_texts, invert, validate_checkpoint
 
     defaults = AugmentConfig()

@@ -27,6 +27,8 @@ from .config import (
     AugmentConfig,
     balance_ratio,
 )
+from .data.columns import column_list, resolve_label_column, resolve_text_column
+from .data.formats import is_missing
 from .data.provenance import build_output, check_no_collision
 from .encode import cosine_rows
 from .errors import MixaugError
@@ -36,7 +38,6 @@ from .inversion.candidates import Stack, decode_candidates, decode_summary
 from .inversion.checkpoint import DEFAULT_CHECKPOINT
 from .inversion.decode_cache import DecodeCache
 from .inversion.decode_cache import decode_cache_path as _decode_cache_path
-from .io import column_list, is_missing, resolve_label_column, resolve_text_column
 from .label import Labeller, assign_labels
 from .mix import NEEDS_EMBEDDINGS, check_pairable, class_quota, mix, plan_pairs
 
@@ -359,7 +360,8 @@ def file_texts(
 ) -> list[str]:
     """The non-empty texts of a dataset file (of its first `limit` rows), in its order: from `column`, else
     from `prefer` where the file has that column, else from the usual candidates (text, sentence, content)."""
-    from .io import read_dataset, resolve_text_column
+    from .data.columns import resolve_text_column
+    from .data.read import read_dataset
 
     df = read_dataset(path, input_format, limit)
     if column is None and prefer in map(str, df.columns):

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data.columns import column_list, resolve_text_column
+from .data.formats import is_missing
 from .data.provenance import PREFIX, PROVENANCE
+from .data.read import read_dataset
 from .errors import MixaugError
-from .io import column_list, is_missing, read_dataset, resolve_text_column
 
 MAX_MAP_POINTS = 4000  # beyond this the map shows a seeded sample
 PARENT_LINES = 25  # new rows whose lines to their parents are drawn on the map
@@ -581,7 +583,7 @@ def report_file(
 ) -> tuple[str, int]:
     """Write the report of an augmented file to OUTPUT ('-': stdout; None: default_report_path), the path
     checked before anything is read; returns (where it went, its size in bytes)."""
-    from .io import check_output_path, write_bytes_atomic, write_stdout
+    from .data.write import check_output_path, write_bytes_atomic, write_stdout
 
     output = str(output) if output is not None else default_report_path(input)
     inputs = [input] + ([stats_path] if stats_path else [])

@@ -4,7 +4,7 @@ Memory holds what planning, labelling and the filter need from every row (the te
 columns) and one chunk of the rest; the rows' embeddings live in a disk-backed array beside the output.
 The input is read three times: once to check it (every error the whole-file reader gives) and learn its
 columns, once for the text/label/id columns (and to check the output format can hold each row), once to
-copy the rows through. The output is the whole-table path's (`pipeline.augment` + `io.write_dataset`),
+copy the rows through. The output is the whole-table path's (`pipeline.augment` + `data.write.write_dataset`),
 byte for byte (tested). `files.augment_file` (and so `mixaug augment --engine ray`) takes this path for JSONL/CSV/TSV files.
 """
 
@@ -22,18 +22,12 @@ import pandas as pd
 
 from .config import AugmentConfig
 from .data.chunked import CHUNK_ROWS, STREAMABLE, ChunkedReader, ChunkedWriter
+from .data.columns import column_list, resolve_label_column, resolve_text_column
+from .data.formats import detect_format
 from .data.provenance import build_output, check_no_collision
+from .data.serialise import GzipStream, serialise
+from .data.write import check_distinct, check_output_path
 from .errors import MixaugError
-from .io import (
-    GzipStream,
-    check_distinct,
-    check_output_path,
-    column_list,
-    detect_format,
-    resolve_label_column,
-    resolve_text_column,
-    serialise,
-)
 from .pipeline import (
     Progress,
     _config,

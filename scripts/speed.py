@@ -53,7 +53,8 @@ def main() -> None:
         )
     decode = report["default"]["decode"]
 
-    from mixaug.io import read_dataset, resolve_text_column
+    from mixaug.data.columns import resolve_text_column
+    from mixaug.data.read import read_dataset
     from mixaug.pipeline import load_stack
 
     df = read_dataset(args.input)

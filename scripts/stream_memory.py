@@ -4,7 +4,7 @@
 
 Writes ROWS rows (short sentences from examples/intents.jsonl, plus a `blob` column of BLOB_KB KB each,
 standing for the columns a real dataset carries through) to build/stream-memory/big.jsonl, then runs
-each arm in its own process at the defaults with `-n` new rows: `pipeline.augment` + `io.write_dataset`
+each arm in its own process at the defaults with `-n` new rows: `pipeline.augment` + `data.write.write_dataset`
 (what `mixaug augment` does with the local engine) and `streamed.augment_file` (what `--engine ray` does,
 here with the local engine so that one process holds everything). Reports peak RSS, wall time, and
 whether the two outputs are identical.
@@ -28,7 +28,8 @@ arm, src, out, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 cfg = AugmentConfig(num_augmented=n, id_column="id")
 t = time.time()
 if arm == "whole":
-    from mixaug.io import read_dataset, write_dataset
+    from mixaug.data.read import read_dataset
+    from mixaug.data.write import write_dataset
     from mixaug.pipeline import augment
     write_dataset(augment(read_dataset(src), cfg), out, overwrite=True)
 else:

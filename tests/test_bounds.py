@@ -26,7 +26,7 @@ def run(*args):
 
 # -- inputs read whole ----------------------------------------------------------------------------
 def test_a_device_is_refused_before_a_byte_is_read():
-    from mixaug.io import read_dataset
+    from mixaug.data.read import read_dataset
 
     started = time.monotonic()
     for fmt in ("parquet", "json"):
@@ -36,7 +36,7 @@ def test_a_device_is_refused_before_a_byte_is_read():
 
 
 def test_a_file_too_large_to_read_whole_is_refused_by_its_size(tmp_path):
-    from mixaug.io import read_dataset
+    from mixaug.data.read import read_dataset
 
     big = tmp_path / "big.json"
     with open(big, "wb") as fh:
@@ -51,7 +51,7 @@ def test_a_pipe_is_still_read_whole(tmp_path):
     """A FIFO (`<(zcat rows.json)`) is a legitimate input: read in pieces, as its bytes come."""
     import threading
 
-    from mixaug.io import read_dataset
+    from mixaug.data.read import read_dataset
 
     fifo = tmp_path / "rows.json"
     os.mkfifo(fifo)

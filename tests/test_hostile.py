@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mixaug.cli import app
-from mixaug.io import MISSING, read_dataset
+from mixaug.data.formats import MISSING
+from mixaug.data.read import read_dataset
 
 runner = CliRunner()
 FAST = ["--max-new-tokens", "4", "-q"]
@@ -346,7 +347,7 @@ def test_disk_full_at_the_end_leaves_nothing_behind(tmp_path, tiny_disk, tiny_ch
 
 
 def test_stats_failure_writes_neither_file(tmp_path, tiny_checkpoint, monkeypatch):
-    from mixaug.io import write_files_atomic
+    from mixaug.data.write import write_files_atomic
 
     mio = sys.modules[write_files_atomic.__module__]  # the module whose _stage the writer calls
     src = jsonl(tmp_path / "in.jsonl", ROWS)

@@ -4,8 +4,11 @@ import json
 import pandas as pd
 import pytest
 
+from mixaug.data.columns import resolve_label_column, resolve_text_column
+from mixaug.data.formats import detect_format
+from mixaug.data.read import read_dataset
+from mixaug.data.write import write_dataset
 from mixaug.errors import MixaugError
-from mixaug.io import detect_format, read_dataset, resolve_label_column, resolve_text_column, write_dataset
 
 DF = pd.DataFrame({"text": ["a b", 'c, "d"', "e\nf"], "label": ["x", "y", "x"], "id": ["007", "2", "3"]})
 

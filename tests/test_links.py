@@ -113,7 +113,7 @@ def test_eval_writes_its_plots_through_named_file():
 
 
 def test_write_named_replaces_a_link_and_append_named_refuses_one(tmp_path, precious):
-    from mixaug.io import _umask, append_named, write_named
+    from mixaug.data.write import _umask, append_named, write_named
 
     os.chmod(precious, 0o600)
     link = plant(tmp_path / "run" / "state.json", precious)
@@ -130,7 +130,7 @@ def test_write_named_replaces_a_link_and_append_named_refuses_one(tmp_path, prec
 
 
 def test_named_folder_refuses_a_link_below_its_root(tmp_path, precious):
-    from mixaug.io import named_folder
+    from mixaug.data.write import named_folder
 
     root = plant(tmp_path / "cache", tmp_path / "real-cache")  # the root itself may be a link: the user's choice
     (tmp_path / "real-cache" / "task").mkdir(parents=True)
@@ -142,7 +142,7 @@ def test_named_folder_refuses_a_link_below_its_root(tmp_path, precious):
 
 
 def test_atomic_folder_replaces_a_link_and_a_dangling_one(tmp_path, precious):
-    from mixaug.io import atomic_folder
+    from mixaug.data.write import atomic_folder
 
     for name, target in (("ckpt", precious.parent), ("dangling", tmp_path / "home" / "gone")):
         dest = plant(tmp_path / "run" / name, target)

@@ -13,8 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mixaug.data.formats import ABSENT_KEYS, MISSING
+from mixaug.data.read import read_dataset
+from mixaug.data.serialise import _same
+from mixaug.data.write import write_dataset
 from mixaug.errors import MixaugError
-from mixaug.io import ABSENT_KEYS, MISSING, _same, read_dataset, write_dataset
 
 EXAMPLES = int(os.environ.get("MIXAUG_HYPOTHESIS_EXAMPLES", "60"))  # raise it for a deeper run
 # CI replays the same examples (a red CI means a change broke something); every other run draws new ones,

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from mixaug import report
 from mixaug.cli import app
-from mixaug.io import write_dataset
+from mixaug.data.write import write_dataset
 from mixaug.report import LABEL_CHARS, MAX_MAP_POINTS, OTHER, TEXT_CHARS, TOP_LABELS, top_labels
 
 runner = CliRunner()

@@ -10,8 +10,10 @@ from typer.testing import CliRunner
 from mixaug import pipeline
 from mixaug.cli import app
 from mixaug.data.chunked import ChunkedReader, ChunkedWriter
+from mixaug.data.read import read_dataset
+from mixaug.data.serialise import serialise
+from mixaug.data.write import write_dataset
 from mixaug.errors import MixaugError
-from mixaug.io import read_dataset, serialise, write_dataset
 
 TRICKY = {
     # key order changes, keys absent or late, big ints, exact floats, nested values, U+2028 inside text, CRLF
@@ -154,7 +156,7 @@ def test_augment_file_refuses_before_any_model_loads(tmp_path, sample_file):
 def test_gzip_bytes_do_not_depend_on_the_pieces():
     import zlib
 
-    from mixaug.io import GzipStream
+    from mixaug.data.serialise import GzipStream
 
     data = ("".join(f"row {i} ünïcode\n" for i in range(3000))).encode()
     whole = GzipStream()

@@ -126,7 +126,7 @@ def _reader():
     """The module that holds the readers and their bounds (patched there, where the readers read them)."""
     import sys
 
-    from mixaug.io import read_dataset
+    from mixaug.data.read import read_dataset
 
     return sys.modules[read_dataset.__module__]
 
@@ -362,7 +362,8 @@ def test_group_names_are_printed_as_literal_text(tmp_path, tiny_checkpoint):
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".csv.gz"])
 def test_a_header_name_starting_with_a_bom_character_survives_a_write(tmp_path, suffix):
     from mixaug.data.chunked import ChunkedReader, ChunkedWriter
-    from mixaug.io import read_dataset, write_dataset
+    from mixaug.data.read import read_dataset
+    from mixaug.data.write import write_dataset
 
     sep = "\t" if suffix == ".tsv" else ","
     src = tmp_path / f"in{suffix.replace('.gz', '')}"

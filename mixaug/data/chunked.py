@@ -1,6 +1,6 @@
 """Reading and writing a dataset in chunks of rows, so that a file larger than memory can pass through.
 
-The parsers, values and one-line errors are `io.read_dataset`'s and the bytes are `io.serialise`'s: a
+The parsers, values and one-line errors are `read.read_dataset`'s and the bytes are `serialise.serialise`'s: a
 file read and written here in chunks comes out byte-identical to the whole-file path (tested). Line
 formats only (JSONL, CSV, TSV, gzipped or not): a JSON array or a Parquet file is read whole.
 """
@@ -15,23 +15,18 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import MixaugError
-from ..io import (
-    GzipStream,
+from .formats import detect_format
+from .read import (
     _frame_from_records,
-    _open_staged,
-    _seal_staged,
-    _write_error,
     check_readable,
     delimited_frame,
     delimited_rows,
-    detect_format,
     jsonl_records,
-    serialise,
     text_lines,
     universal,
-    write_files_atomic,
-    write_stdout,
 )
+from .serialise import GzipStream, serialise
+from .write import _open_staged, _seal_staged, _write_error, write_files_atomic, write_stdout
 
 STREAMABLE = ("jsonl", "csv", "tsv")
 CHUNK_ROWS = 4096

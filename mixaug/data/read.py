@@ -1,7 +1,7 @@
 """Reading a dataset file: exact values in, or one line saying why not; bounded before anything is allocated.
 
 Every reader returns a DataFrame of object columns holding the file's own values as Python objects, in
-the file's column order (see `mixaug.io`'s docstring for the values of each format). Input is read as a
+the file's column order (see `mixaug.data`'s docstring for the values of each format). Input is read as a
 stream, never inflated whole (the MAX_ bounds below)."""
 
 from __future__ import annotations

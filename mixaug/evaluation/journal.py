@@ -67,7 +67,7 @@ class RunJournal:
         return self.done.get(json.dumps(run))
 
     def add(self, run: list, result: dict) -> None:
-        from ..io import append_named
+        from ..data.write import append_named
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"key": self.key, "run": run, "result": result}, default=str) + "\n"

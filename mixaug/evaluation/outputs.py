@@ -12,7 +12,7 @@ import pandas as pd
 # -- outputs -------------------------------------------------------------------------------------
 def write_outputs(results: dict, out: Path) -> None:
     """The files of the --out folder, named by mixaug: a link planted at one is replaced, not written through."""
-    from ..io import write_named
+    from ..data.write import write_named
 
     out.mkdir(parents=True, exist_ok=True)
     write_named(out / "results.json", (json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n").encode())
@@ -22,7 +22,7 @@ def write_outputs(results: dict, out: Path) -> None:
 
 
 def _save_plot(fig, path: Path) -> None:
-    from ..io import named_file
+    from ..data.write import named_file
 
     with named_file(path) as fh:
         fig.savefig(fh, format="png", dpi=110)

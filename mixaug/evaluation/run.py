@@ -39,7 +39,8 @@ def run_eval(
     say: Callable[[str], None] = lambda m: None,
 ) -> dict:
     """Run every section and write report.md, plots, results.json and summary.json into cfg.out."""
-    from ..io import read_dataset, resolve_label_column, resolve_text_column
+    from ..data.columns import resolve_label_column, resolve_text_column
+    from ..data.read import read_dataset
     from ..pipeline import clean_texts, load_stack
 
     cfg.validate()

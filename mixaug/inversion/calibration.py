@@ -45,7 +45,7 @@ def calibration_file(checkpoint: Path, device: str) -> CalibrationFile | None:
     """The file for this checkpoint, device, scheme, torch build and CPU architecture (None when the
     checkpoint's files cannot be read to name it, or the cache folder is a link)."""
     from ..cache import cache_dir
-    from ..io import named_folder
+    from ..data.write import named_folder
     from .checkpoint import checkpoint_digest
 
     try:
@@ -127,7 +127,7 @@ def save(file: CalibrationFile | None, act_max: dict[tuple[int, str], torch.Tens
     from safetensors.torch import save
 
     from ..cache import make_folder
-    from ..io import write_named
+    from ..data.write import write_named
 
     data = save({f"{i}.{kind}": t.float().contiguous() for (i, kind), t in act_max.items()}, metadata=file.source)
     try:

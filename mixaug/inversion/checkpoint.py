@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data.write import atomic_folder, copy_named, read_small
 from ..errors import MixaugError
 from ..errors import summary as _line
-from ..io import atomic_folder, copy_named, read_small
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..cache import MISSING, make_folder, open_trusted, why_untrusted
+from ..data.write import append_named, named_folder, write_named
 from ..errors import MixaugWarning
-from ..io import append_named, named_folder, write_named
 
 if TYPE_CHECKING:
     from .invert import DecodeOptions

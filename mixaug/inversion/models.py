@@ -206,7 +206,7 @@ def resolve_lm(spec: str | None, base: str | Path | None = None) -> Path:
 
 def lm_weights_hash(folder: Path, model) -> str:
     """The recorded weights hash of a converted copy, or the hash computed from the loaded model."""
-    from ..io import read_json_file
+    from ..data.write import read_json_file
 
     src = folder / _SOURCE_FILE
     if src.exists():
@@ -256,7 +256,7 @@ def check_encoder_modules(folder: Path) -> None:
     path = folder / "modules.json"
     if not path.is_file():
         return
-    from ..io import read_json_file
+    from ..data.write import read_json_file
 
     where = f"cannot load encoder from {folder}: modules.json"
     modules = read_json_file(path, where, MAX_MODULES_JSON_BYTES)

@@ -183,7 +183,7 @@ def load_labeller(folder: str | Path, classes: Sequence) -> TaskModel:
     import torch
     from safetensors.torch import load_file
 
-    from ..io import read_json_file
+    from ..data.write import read_json_file
 
     folder = Path(folder)
     meta = read_json_file(folder / "task.json", f"task model {folder}: task.json", MAX_TASK_JSON_BYTES)

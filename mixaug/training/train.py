@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from ..config import MAX_STEPS, TrainConfig
+from ..data.write import append_named, named_file, read_json_file, write_named
 from ..errors import MixaugError
 from ..errors import summary as _line
 from ..inversion.checkpoint import Adaptor, Manifest, save_checkpoint, validate_checkpoint
 from ..inversion.invert import Inverter, attach_lora
-from ..io import append_named, named_file, read_json_file, write_named
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # What a resumed run may change; everything else (corpus, sizes, seed) is the saved run's own.
@@ -60,7 +60,8 @@ def read_corpus(
 ) -> list[str]:
     """Sentences from text files (one per line, gzipped or not) or datasets (--text-column), deduplicated,
     in order. Read line by line within the readers' bounds (a line, and MAX_CELLS sentences in all)."""
-    from ..io import MAX_CELLS, check_readable, read_dataset, resolve_text_column, text_lines
+    from ..data.columns import resolve_text_column
+    from ..data.read import MAX_CELLS, check_readable, read_dataset, text_lines
 
     seen: set[str] = set()
     out: list[str] = []
