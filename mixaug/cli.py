@@ -1,4 +1,4 @@
-"""The `mixaug` command: a thin Typer layer over the Python API (files, pipeline, train, evaluate, report).
+"""The `mixaug` command: a thin Typer layer over the Python API (files, pipeline, training, evaluation, report).
 
 stdout carries data only (an output written to '-', or `mix`/`info` results); progress, logs and the
 summary go to stderr. Errors are one line on stderr and a non-zero exit, never a traceback.
@@ -532,8 +532,9 @@ def eval_cmd(
     """Compare augmentation methods side by side on TRAIN/TEST: accuracy, fidelity, intrusion, speed."""
     options = dict(locals())
     from .data.write import check_out_folder
-    from .evaluate import JOURNAL, run_eval
     from .evaluation.config import DEFAULT_METHODS, IMBALANCED_METHODS, parse_shots
+    from .evaluation.journal import JOURNAL
+    from .evaluation.run import run_eval
 
     cfg = config_from(
         EvalConfig,

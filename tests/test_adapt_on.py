@@ -141,7 +141,8 @@ def test_pool_is_an_eval_variant():
 def test_eval_pool_adapts_on_every_train_text_once(tmp_path, sample_rows, tiny_checkpoint, monkeypatch):
     """mixaug+pool: TRAIN's texts, every one (not only the sampled shots), labels unused, one adaptation for
     every seed (the spy hands back the base checkpoint: what is checked is what it was asked to adapt on)."""
-    from mixaug.evaluate import EvalConfig, run_eval
+    from mixaug.evaluation.config import EvalConfig
+    from mixaug.evaluation.run import run_eval
 
     calls = []
     monkeypatch.setattr(

@@ -118,7 +118,7 @@ def test_the_map_names_every_module():
 
 
 def test_eval_names_match_the_code():
-    from mixaug.evaluate import ARMS
+    from mixaug.evaluation.arms import ARMS
     from mixaug.evaluation.classifiers import CLASSIFIERS
     from mixaug.evaluation.config import EVAL_ARMS, EVAL_CLASSIFIERS
 

@@ -7,7 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from mixaug.cli import app
-from mixaug.evaluate import parse_method, sample_shots, summary_from_runs
+from mixaug.evaluation.arms import sample_shots
+from mixaug.evaluation.config import parse_method
+from mixaug.evaluation.run import summary_from_runs
 
 
 def test_sample_shots_is_stratified_and_seeded():
@@ -19,7 +21,7 @@ def test_sample_shots_is_stratified_and_seeded():
 
 def test_methods_by_name():
     from mixaug.errors import MixaugError
-    from mixaug.evaluate import Method
+    from mixaug.evaluation.config import Method
 
     assert parse_method("mixaug") == Method("mixaug", "mixaug", None, None)  # augment's own defaults
     assert parse_method("mixaug:soft:inter") == Method("mixaug:soft:inter", "mixaug", "soft", "inter")
@@ -156,8 +158,10 @@ def test_summary_without_none_has_no_p_value():
 def test_interrupted_eval_resumes_from_its_journal(tmp_path, sample_rows, tiny_checkpoint, monkeypatch):
     """Ctrl-C in the middle keeps every finished run; the same command then runs only the rest and ends with
     the results an uninterrupted run gives (every arm is seeded). A journal of other settings is not used."""
-    from mixaug.evaluate import JOURNAL, EvalConfig, run_eval
     from mixaug.evaluation.classifiers import CLASSIFIERS
+    from mixaug.evaluation.config import EvalConfig
+    from mixaug.evaluation.journal import JOURNAL
+    from mixaug.evaluation.run import run_eval
 
     df = pd.DataFrame(sample_rows)
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
@@ -209,7 +213,7 @@ def test_interrupted_eval_resumes_from_its_journal(tmp_path, sample_rows, tiny_c
 
 
 def test_cli_interrupt_names_the_journal(tmp_path, monkeypatch):
-    import mixaug.evaluate as evaluate
+    import mixaug.evaluation.run as evaluate
 
     def interrupted(cfg, *args, **kw):
         (tmp_path / "out").mkdir()

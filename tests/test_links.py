@@ -57,7 +57,7 @@ def test_eval_replaces_links_planted_in_its_out_folder_and_escapes_test_texts(
 ):
     """The cheapest real eval (one arm, one seed, one fidelity text): every file it names in --out replaces the
     link planted there; the TEST text it shows in report.md is inert."""
-    from mixaug.evaluate import JOURNAL
+    from mixaug.evaluation.journal import JOURNAL
 
     rows = [dict(r) for r in sample_rows]
     rows[1]["text"] = HOSTILE  # a TEST row (odd rows), the first one the fidelity section inverts
@@ -91,7 +91,7 @@ def md_inert(markdown: str) -> bool:
 
 
 def test_eval_journal_refuses_a_link_it_would_append_through(tmp_path, precious):
-    from mixaug.evaluate import RunJournal
+    from mixaug.evaluation.journal import RunJournal
 
     journal = RunJournal(plant(tmp_path / "out" / "runs.partial.jsonl", tmp_path / "home" / "new"), "k")
     with pytest.raises(MixaugError, match="is a symbolic link"):
@@ -103,7 +103,7 @@ def test_eval_writes_its_plots_through_named_file():
     """The plots are saved by _save_plot (named_file), never by savefig onto a path that a link could hold."""
     import inspect
 
-    from mixaug import evaluate
+    from mixaug.evaluation import outputs as evaluate
 
     source = inspect.getsource(evaluate._plots)
     assert "_save_plot(fig, out /" in source and ".savefig(" not in source
@@ -257,7 +257,7 @@ def test_export_refuses_a_link_among_the_lora_files(tmp_path, tiny_lora_checkpoi
 
 
 def test_md_text_leaves_nothing_live():
-    from mixaug.evaluate import md_text
+    from mixaug.evaluation.outputs import md_text
 
     assert md_text(HOSTILE) == (
         r"\!\[x\]\(http://evil/p.png\) &lt;img src=http://evil/q&gt; \[click\]\(javascript:alert\(1\)\) \| col"
@@ -269,7 +269,7 @@ def test_md_text_leaves_nothing_live():
 
 def test_render_report_escapes_every_data_text():
     """Fidelity examples (TEST texts and their reconstructions) and the file names, the data report.md shows."""
-    from mixaug.evaluate import render_report
+    from mixaug.evaluation.outputs import render_report
 
     results = {
         "config": {"train": f"/data/{HOSTILE}.jsonl", "test": "t`e<st>.csv", "seeds": 1, "max_new_rows": 1, "ratio": 1},

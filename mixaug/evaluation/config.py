@@ -169,7 +169,7 @@ class Method:
     """An augmentation arm by name. mixaug arms: `mixaug[+adapt|+pool|+task|+guided|+anchor<β>|+weighted][:policy:pairing[:keep|drop]]`."""
 
     name: str
-    kind: str  # one of EVAL_ARMS (evaluate.ARMS runs each)
+    kind: str  # one of EVAL_ARMS (evaluation.arms.ARMS runs each)
     policy: str | None = None  # mixaug: None = augment's default
     pairing: str | None = None
     # mixaug only: None or parts joined by "+" (variant_options): adapt, pool, task, guided, anchor<β>, weighted
