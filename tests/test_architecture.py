@@ -118,8 +118,13 @@ def test_the_map_names_every_module():
 
 
 def test_eval_names_match_the_code():
+    """Each arm and classifier is named once (evaluation.config); its code is found by that name, and no arm
+    function is left out of ARMS."""
+    from mixaug.evaluation import arms
     from mixaug.evaluation.arms import ARMS
     from mixaug.evaluation.classifiers import CLASSIFIERS
     from mixaug.evaluation.config import EVAL_ARMS, EVAL_CLASSIFIERS
 
     assert tuple(ARMS) == EVAL_ARMS and tuple(CLASSIFIERS) == EVAL_CLASSIFIERS
+    functions = {name for name in vars(arms) if name.startswith("arm_")}
+    assert functions == {f.__name__ for f in ARMS.values()}, "an arm_ function no arm names (add it to EVAL_ARMS)"

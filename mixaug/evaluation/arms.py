@@ -1,5 +1,5 @@
 """The arms of `mixaug eval`: each a named function of one signature, `(Method, Subset) -> ArmRows`,
-held in ARMS (its names are config.EVAL_ARMS); the rows each arm adds to a sampled subset, and the run of
+held in ARMS under the names of config.EVAL_ARMS; the rows each arm adds to a sampled subset, and the run of
 one arm under every classifier."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..errors import MixaugError
 from ..inversion.decode import DecodeStats
 from .baselines import eda, embed_mixup, paraphrase
 from .classifiers import CLASSIFIERS, Example, Scores, TestSet
-from .config import POOL, WEIGHTED, EvalConfig, Method, variant_options
+from .config import EVAL_ARMS, POOL, WEIGHTED, EvalConfig, Method, variant_options
 
 
 def sample_shots(labels: Sequence, shots, seed: int, rare: Sequence = (), rare_shots: int = 3) -> np.ndarray:
@@ -240,15 +240,10 @@ def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
     return ArmRows(sub.originals + new, intrusion, decode)
 
 
+# Each arm is named once, in evaluation.config.EVAL_ARMS (so a config is checked without importing this module);
+# its code is the function arm_<name> above ('-' written '_').
 ARMS: dict[str, Callable[[Method, Subset], ArmRows]] = {
-    "none": arm_none,
-    "class-weights": arm_class_weights,
-    "oversample": arm_oversample,
-    "eda": arm_eda,
-    "embed-mixup": arm_embed_mixup,
-    "smote": arm_smote,
-    "paraphrase": arm_paraphrase,
-    "mixaug": arm_mixaug,
+    name: globals()[f"arm_{name.replace('-', '_')}"] for name in EVAL_ARMS
 }
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from ..training.task import (
     Row as Example,  # one training row; embed-mixup mixes two texts, mixaug:soft keeps a λ target
 )
-from .config import FINETUNE_STEPS
+from .config import EVAL_CLASSIFIERS, FINETUNE_STEPS
 
 
 @dataclass
@@ -111,4 +111,5 @@ def finetune(
     return scores(test.labels, model.predict(test.texts))
 
 
-CLASSIFIERS = {"logreg": logreg, "tfidf": tfidf, "finetune": finetune}
+# Each classifier is named once, in evaluation.config.EVAL_CLASSIFIERS; its code is the function of that name here.
+CLASSIFIERS = {name: globals()[name] for name in EVAL_CLASSIFIERS}

@@ -19,8 +19,9 @@ from ..config import (
 )
 from ..errors import MixaugError
 
-# The arms and classifiers of `mixaug eval` by name: evaluation.arms.ARMS and evaluation.classifiers.CLASSIFIERS
-# hold the code of each (a test keeps the names equal), so a config is checked without importing the benchmark.
+# The arms and classifiers of `mixaug eval`, each named here and only here: evaluation.arms.ARMS holds the
+# function arm_<name> of each arm, evaluation.classifiers.CLASSIFIERS the function <name> of each classifier,
+# so a config is checked without importing the benchmark.
 EVAL_ARMS = ("none", "class-weights", "oversample", "eda", "embed-mixup", "smote", "paraphrase", "mixaug")
 EVAL_CLASSIFIERS = ("logreg", "tfidf", "finetune")
 FINETUNE_STEPS = TASK_STEPS  # measured: 100 steps of batch 16 beat the frozen-embedding regression at 10-shot
