@@ -18,7 +18,7 @@ _EXPORTS = {
     "invert_stats": "files",
     "preview_file": "files",
     "invert": "pipeline",
-    "load_stack": "pipeline",
+    "load_stack": "stacks",
     "mix_texts": "pipeline",
     "preview": "pipeline",
     "read_dataset": "data.read",

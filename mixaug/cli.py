@@ -353,7 +353,7 @@ def mix_cmd(
 def info(checkpoint: Optional[str] = CHECKPOINT, device: str = DEVICE):
     """Print the checkpoint manifest, resolved model locations, device and versions (JSON)."""
     from .inversion.checkpoint import describe
-    from .pipeline import checkpoint_path
+    from .stacks import checkpoint_path
 
     print(json.dumps(describe(checkpoint_path(checkpoint), device), indent=2, ensure_ascii=False))
 
@@ -573,7 +573,7 @@ def export(
     import torch
 
     from .inversion.checkpoint import export_checkpoint
-    from .pipeline import checkpoint_path
+    from .stacks import checkpoint_path
 
     if dest.exists() and not overwrite:  # before the source is even resolved, as ever
         raise MixaugError(f"{dest} exists (pass --overwrite)")

@@ -105,9 +105,10 @@ def augment_file(
     """Augment the dataset file INPUT into OUTPUT (any format `read_dataset` takes; '-' for stdin/stdout),
     with the stats JSON and the HTML report where asked; returns the run's stats. Keyword overrides change
     single settings of `config` (`augment_file(a, b, balance="equal")`)."""
-    from .pipeline import _config, prepare, validate_checkpoint
+    from .inputs import as_table, prepare, run_config
+    from .stacks import validate_checkpoint
 
-    cfg = _config(config, overrides)
+    cfg = run_config(config, overrides)
     outputs = Outputs(input, output, output_format, stats_json, overwrite, report)
     if _streams(cfg, input, input_format, output, output_format, report):
         from .data.write import write_stdout
@@ -130,13 +131,13 @@ def augment_file(
             write_stdout(stats_json_bytes(stats))
         return stats
     from .data.read import read_dataset
-    from .pipeline import augment
+    from .pipeline import augment_prepared
 
-    df = read_dataset(input, input_format, limit)
-    prepare(df, cfg)
+    df = as_table(read_dataset(input, input_format, limit))
+    prepared = prepare(df, cfg)  # checked once, before any work; the run takes it as it is
     outputs.check_can_hold(df)
     validate_checkpoint(cfg.checkpoint)
-    result = augment(df, cfg, progress=progress)
+    result = augment_prepared(df, prepared, cfg, progress)
     stats = result.attrs.pop("mixaug_stats")
     outputs.write(result, stats)
     if report is not None:
@@ -157,13 +158,15 @@ def preview_file(
 ) -> dict:
     """What `augment_file` would do with INPUT (the plan and a few decoded samples), writing nothing."""
     from .data.read import read_dataset
-    from .pipeline import _config, prepare, preview, validate_checkpoint
+    from .inputs import as_table, prepare, run_config
+    from .pipeline import preview_prepared
+    from .stacks import validate_checkpoint
 
-    cfg = _config(config, overrides)
-    df = read_dataset(input, input_format, limit)
-    prepare(df, cfg)
+    cfg = run_config(config, overrides)
+    df = as_table(read_dataset(input, input_format, limit))
+    prepared = prepare(df, cfg)
     validate_checkpoint(cfg.checkpoint)
-    return preview(df, cfg)
+    return preview_prepared(df, prepared, cfg)
 
 
 def group_keys(values: list, column: str) -> list[str]:
@@ -226,7 +229,9 @@ def invert_file(
     `fidelity` columns added); returns the metrics ("all", and per `group_column` value)."""
     from .data.columns import column_list, resolve_text_column
     from .data.read import read_dataset
-    from .pipeline import clean_texts, invert, validate_checkpoint
+    from .inputs import clean_texts
+    from .pipeline import invert
+    from .stacks import validate_checkpoint
 
     defaults = AugmentConfig()
     batch_size = defaults.batch_size if batch_size is None else batch_size
@@ -284,7 +289,8 @@ def adapt_file(
 ) -> Path:
     """Stage 2 on a file: refine the checkpoint on INPUT's own texts (cached by texts and settings); returns
     the adapted checkpoint's folder."""
-    from .pipeline import checkpoint_path, file_texts, validate_checkpoint
+    from .inputs import file_texts
+    from .stacks import checkpoint_path, validate_checkpoint
     from .training.train import adapt
 
     steps = AugmentConfig().adapt_steps if steps is None else steps

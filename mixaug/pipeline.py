@@ -1,295 +1,39 @@
-"""`augment`, `invert`, `mix`: the Python API the CLI is a thin layer over.
+"""`augment`, `invert`, `mix`: the Python API the CLI is a thin layer over, and the run itself.
 
-Stages run in order (io -> encode -> mix -> invert -> re-encode -> label -> filter -> write); this module
-only wires them. Models are loaded once per (checkpoint, device) and reused across calls.
+Stages run in order (read -> encode -> mix -> invert -> re-encode -> label -> filter -> write); this module
+only wires them. A run's inputs are prepared and checked by `inputs` (once: `augment_prepared` takes them
+prepared), its models come from `stacks` (loaded once per checkpoint and device, reused across calls).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from .config import (
-    ADAPT_ON_SEED,
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_PRECISION,
-    DEFAULT_SEARCH_WIDTH,
-    MAX_NEW_ROWS,
-    AugmentConfig,
-    balance_ratio,
-)
-from .data.columns import column_list, resolve_label_column, resolve_text_column
-from .data.formats import is_missing
-from .data.provenance import build_output, check_no_collision
+from . import stacks
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig, balance_ratio
+from .data.columns import resolve_text_column
+from .data.provenance import build_output
 from .encode import cosine_rows
 from .errors import MixaugError
 from .filter import Filter
-from .inversion.anchor import WordWeights, row_anchors
+from .inputs import Prepared, as_table, clean_texts, prepare, run_config
 from .inversion.candidates import Stack, decode_candidates, decode_summary
-from .inversion.checkpoint import DEFAULT_CHECKPOINT
-from .inversion.decode_cache import DecodeCache
-from .inversion.decode_cache import decode_cache_path as _decode_cache_path
 from .label import Labeller, assign_labels
-from .mix import NEEDS_EMBEDDINGS, check_pairable, class_quota, mix, plan_pairs
-
-_STACKS: dict[tuple[str, str, str], Stack] = {}
-
-
-def checkpoint_path(checkpoint: str | Path | None) -> Path:
-    """The checkpoint folder: the given one (or its checkpoint/ subfolder for a training run), else
-    $MIXAUG_CHECKPOINT, else the one shipped in the package."""
-    path = Path(checkpoint or os.environ.get("MIXAUG_CHECKPOINT") or DEFAULT_CHECKPOINT)
-    if not (path / "manifest.json").exists() and (path / "checkpoint" / "manifest.json").exists():
-        path = path / "checkpoint"
-    return path
-
-
-def validate_checkpoint(checkpoint: str | Path | None = None) -> Path:
-    """Check a checkpoint (manifest, weight headers) without loading a model: a bad one fails in a second,
-    before the input is encoded. Returns its folder."""
-    from .inversion.checkpoint import validate_checkpoint as check
-
-    path = checkpoint_path(checkpoint)
-    check(path)
-    return path
-
-
-def load_stack(checkpoint: str | Path | None = None, device: str = "auto", precision: str = "fp32") -> Stack:
-    """Load (once per process) the encoder and inverter named by a checkpoint's manifest; `precision` is
-    the LM's while decoding (fp32, or int8 on CPU)."""
-    from .encode import load_encoder
-    from .inversion.invert import load_inverter, resolve_precision
-    from .inversion.models import resolve_device
-
-    dev = resolve_device(device)
-    precision = resolve_precision(precision, dev)
-    path = checkpoint_path(checkpoint)
-    key = (str(path.resolve()), dev, precision)
-    if key not in _STACKS:
-        from .inversion import checkpoint as ckpt
-
-        manifest = ckpt.validate_checkpoint(path)  # before the encoder: a hostile checkpoint costs no model load
-        encoder = load_encoder(manifest.encoder, dev, manifest.normalize, base=path)
-        if encoder.dim != manifest.encoder_dim:
-            raise MixaugError(
-                f"encoder {manifest.encoder} gives {encoder.dim}-d embeddings; checkpoint {path} expects "
-                f"{manifest.encoder_dim}"
-            )
-        inverter = load_inverter(path, dev, precision=precision, encoder=lambda: encoder)
-        # int8: the decode cache's file is named by the calibration in use, so it is read (or measured) now
-        cache_file = _decode_cache_path(path, dev, precision, inverter.calibration_id())
-        _STACKS[key] = Stack(encoder, inverter, path, dev, DecodeCache(cache_file))
-    return _STACKS[key]
-
+from .mix import NEEDS_EMBEDDINGS, mix, plan_pairs
 
 Progress = Callable[[str, int], Callable[[int], None]]  # (stage, total) -> advance(n)
 
 
-def _no_progress(stage: str, total: int) -> Callable[[int], None]:
+def no_progress(stage: str, total: int) -> Callable[[int], None]:
     return lambda n: None
-
-
-def clean_texts(df: pd.DataFrame, text_column: str) -> tuple[pd.DataFrame, int]:
-    """Drop rows whose text is empty or missing; error if none remain or a text is not text (a number, a
-    list: the wrong column, most likely). Returns (rows kept, count skipped)."""
-    values = df[text_column].tolist()
-    for i, t in enumerate(values):
-        if not (isinstance(t, str) or is_missing(t)):
-            raise MixaugError(
-                f"column '{text_column}' holds {_kind(t)} values, not text (row {i + 1}: {_show(t)}); "
-                "choose the text column with --text-column"
-            )
-    ok = pd.Series([isinstance(t, str) and bool(t.strip()) for t in values], index=df.index)
-    if not ok.any():
-        raise MixaugError(f"no usable text: all {len(df)} rows have an empty or missing '{text_column}'")
-    return df[ok], int((~ok).sum())
-
-
-def _blank(value) -> bool:
-    """No label or id: missing, or the empty string a CSV cell holds."""
-    return is_missing(value) or (isinstance(value, str) and value == "")
-
-
-def _kind(value) -> str:
-    return {bool: "boolean", int: "number", float: "number", list: "list", dict: "object"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _show(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _check_keys(values: list, column: str, what: str, unique: bool) -> None:
-    """Labels and ids must be scalar, present, and distinct as the file wrote them: 1 and True (or 1 and
-    1.0) are one key to Python, so a column that holds both would silently merge them."""
-    seen: dict = {}
-    for i, v in enumerate(values):
-        if _blank(v):
-            continue
-        if not isinstance(v, (str, int, float, bool)):
-            raise MixaugError(
-                f"{what} column '{column}' holds {_kind(v)} values (row {i + 1}: {_show(v)}); "
-                f"{what}s must be text, numbers or booleans"
-            )
-        if v in seen:
-            j, first = seen[v]
-            if type(first) is not type(v):
-                raise MixaugError(
-                    f"{what} column '{column}' holds {first!r} (row {j + 1}) and {v!r} (row {i + 1}), "
-                    f"which are different values in the file but the same {what} to Python; make "
-                    f"the column one type"
-                )
-            if unique:
-                raise MixaugError(
-                    f"{what} column '{column}' has the duplicate value {v!r} (rows {j + 1} and {i + 1}); "
-                    f"ids must be unique so that provenance names one parent"
-                )
-        else:
-            seen[v] = (i, v)
-
-
-@dataclass
-class Prepared:
-    """The validated inputs of a run: which columns, which rows, which labels, how many new rows."""
-
-    text_col: str
-    label_col: str | None
-    texts: list
-    labels: list | None
-    ids: list
-    skipped: int
-    pairing: str
-    wanted: int
-    quota: dict | None = None  # --balance: new rows per class (label -> count), summing to wanted
-    _word_weights: WordWeights | None = field(default=None, repr=False)
-
-    @property
-    def plan_labels(self) -> list:
-        return self.labels if self.labels is not None else [None] * len(self.texts)
-
-    def anchors(self, cfg: AugmentConfig, a: np.ndarray, b: np.ndarray, lam: np.ndarray) -> list | None:
-        """--anchor: each planned row's anchoring words and bonuses (anchor.row_anchors), weighted over
-        this dataset's rows; None when anchoring is off."""
-        if cfg.anchor <= 0:
-            return None
-        if self._word_weights is None:
-            self._word_weights = WordWeights(self.texts, self.labels, cfg.anchor_weights)
-        t, w = self.texts, self._word_weights
-        return [row_anchors(t[i], t[j], float(l), cfg.anchor, w) for i, j, l in zip(a, b, lam)]
-
-
-def _config(config: AugmentConfig | None, overrides: dict) -> AugmentConfig:
-    """The run's config: `config` with keyword overrides, validated; an unknown keyword is a MixaugError."""
-    unknown = sorted(set(overrides) - set(AugmentConfig.__dataclass_fields__))
-    if unknown:
-        raise MixaugError(f"unknown option(s) {', '.join(unknown)}; see mixaug.AugmentConfig")
-    cfg = replace(config or AugmentConfig(), **overrides)
-    cfg.validate()
-    return cfg
-
-
-def as_table(df) -> pd.DataFrame:
-    """The input as the pipeline needs it: a DataFrame with unique text column names, rows named by position.
-    Parents are named by row number (without --id-column), and the output renumbers its rows, so a
-    user's index (shuffled, strings, duplicates) must not be mistaken for row numbers."""
-    if not isinstance(df, pd.DataFrame):
-        raise MixaugError(f"expected a pandas DataFrame (e.g. from mixaug.read_dataset), got a {type(df).__name__}")
-    names = list(df.columns)
-    if not all(isinstance(c, str) for c in names):
-        odd = [repr(c) for c in names if not isinstance(c, str)][:3]
-        raise MixaugError(f"column names must be text, found {', '.join(odd)}; rename the columns first")
-    dupes = sorted({c for c in names if names.count(c) > 1})
-    if dupes:
-        raise MixaugError(f"duplicate column name(s) {', '.join(dupes)}; rename them first")
-    if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1:
-        return df
-    out = df.reset_index(drop=True)
-    out.attrs = dict(df.attrs)
-    return out
-
-
-MAX_CLASSES = 2_000  # the labeller's probabilities are rows x classes: a block of 16,384 rows at 2,000 is 262 MB
-
-
-def prepare(df: pd.DataFrame, cfg: AugmentConfig) -> Prepared:
-    """Check a dataset against a config before any model runs; every problem is a one-line MixaugError."""
-    check_no_collision(df)
-    text_col = resolve_text_column(df, cfg.text_column)
-    label_col = resolve_label_column(df, cfg.label_column)
-    if label_col == text_col:
-        raise MixaugError(f"the text and label columns are both '{text_col}'; name different columns")
-    if cfg.id_column and cfg.id_column not in df.columns:
-        raise MixaugError(f"id column '{cfg.id_column}' not found; columns found: {column_list(df.columns)}")
-    usable, skipped = clean_texts(df, text_col)
-    texts = usable[text_col].tolist()
-    labels = usable[label_col].tolist() if label_col else None
-    if label_col:
-        _check_keys(df[label_col].tolist(), label_col, "label", unique=False)
-        classes = len(set(labels))
-        if classes > MAX_CLASSES:
-            raise MixaugError(
-                f"label column '{label_col}' holds {classes:,} classes; mixaug plans and labels at most "
-                f"{MAX_CLASSES:,} (merge rare labels, or augment a subset of the classes at a time)"
-            )
-        missing = [i for i, l in zip(usable.index, labels) if _blank(l)]
-        if missing:
-            raise MixaugError(
-                f"row {missing[0] + 1} has a text but no label in '{label_col}' ({len(missing)} such "
-                "rows); fill or drop unlabelled rows"
-            )
-    if cfg.id_column:
-        _check_keys(df[cfg.id_column].tolist(), cfg.id_column, "id", unique=True)
-        absent = [i for i, v in zip(usable.index, usable[cfg.id_column].tolist()) if _blank(v)]
-        if absent:
-            raise MixaugError(
-                f"row {absent[0] + 1} has a text but no id in '{cfg.id_column}' ({len(absent)} such rows)"
-            )
-    ids = usable[cfg.id_column].tolist() if cfg.id_column else [int(i) for i in usable.index]
-    pairing = cfg.pairing_for(labels)
-    check_pairable(labels, pairing)
-    if len(texts) < 2:
-        raise MixaugError("need at least 2 rows with text to mix")
-    wanted = len(df) if cfg.num_augmented is None else cfg.num_augmented
-    quota = plan_quota(labels, cfg)
-    if quota is not None:
-        wanted = sum(quota.values())
-    return Prepared(text_col, label_col, texts, labels, ids, skipped, pairing, wanted, quota)
-
-
-def plan_quota(labels: list | None, cfg: AugmentConfig) -> dict | None:
-    """New rows per class (every class, in first-seen order) for a per-class plan: --balance's (mix.class_quota)
-    or the config's explicit quota; None otherwise. Its total is bounded like -n's, before any model loads."""
-    if not cfg.per_class:
-        return None
-    what = "--balance" if cfg.balance is not None else "quota"
-    if labels is None:
-        raise MixaugError(f"{what} needs a label column (name it with --label-column)")
-    if cfg.quota is None:
-        quota = class_quota(labels, balance_ratio(cfg.balance), cfg.num_augmented)
-    else:
-        classes = dict.fromkeys(labels)
-        absent = [c for c in cfg.quota if c not in classes]
-        if absent:
-            raise MixaugError(f"quota names class {_show(absent[0])}, which no row has")
-        quota = {c: cfg.quota.get(c, 0) for c in classes}
-    total = sum(quota.values())
-    if total > MAX_NEW_ROWS:
-        raise MixaugError(
-            f"{what} plans {total:,} new rows, more than the {MAX_NEW_ROWS:,} a run may make; ask for fewer "
-            "(-n N, or a smaller --balance ratio)"
-        )
-    return quota
 
 
 def augment(
@@ -300,120 +44,29 @@ def augment(
     Returns the output table (originals first unless only_new, then new rows with `mixaug_*`
     provenance); the run's statistics are in `result.attrs["mixaug_stats"]`.
     """
-    cfg = _config(config, overrides)
-    progress = progress or _no_progress
+    cfg = run_config(config, overrides)
     started = time.time()
     df = as_table(df)
-    p = prepare(df, cfg)
+    return augment_prepared(df, prepare(df, cfg), cfg, progress, started)
 
-    stack, decoder, task = load_for(p, cfg)
+
+def augment_prepared(
+    df: pd.DataFrame, p: Prepared, cfg: AugmentConfig, progress: Progress | None = None, started: float | None = None
+) -> pd.DataFrame:
+    """`augment` on inputs already prepared and checked: `df` as `as_table` gives it, `p = prepare(df, cfg)`,
+    `cfg` from `run_config`. The file path checks its input before any work and passes it on here, once."""
+    progress = progress or no_progress
+    started = time.time() if started is None else started
+    stack, decoder, task = stacks.load_for(p, cfg)
     try:
-        return _augment_loaded(df, p, cfg, stack, decoder, task, progress, started)
+        emb = stack.encoder.encode(p.texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(p.texts)))
+        g = generate(p, emb, cfg, stack, decoder, progress, task)
     finally:
         if decoder is not None:
             decoder.close()
-
-
-def load_for(p: Prepared, cfg: AugmentConfig):
-    """The run's models: (stack, decoder, task). The checkpoint is first refined on the rows' texts for
-    --adapt, on the --adapt-on file's texts and then the rows' for --adapt-on (seed ADAPT_ON_SEED), or for
-    --task-model finetune on the embeddings of a task model fitted to the labelled rows (all cached).
-    decoder is None for the local engine, else a RayDecoder whose actors are loaded; task is None, or the
-    task model's head, which then labels the new rows."""
-    checkpoint, task = checkpoint_for(p, cfg)
-    stack = load_stack(checkpoint, cfg.device, cfg.precision)
-    return stack, _remote_decoder(stack, cfg), task
-
-
-def checkpoint_for(p: Prepared, cfg: AugmentConfig):
-    """(the checkpoint the run decodes with, the task model's head or None): see `load_for`. The dry run
-    calls it too, so it checks --adapt-on's file and shows samples of the checkpoint the run would use
-    (adapting costs a real run nothing more: the adapted checkpoint is cached)."""
-    checkpoint, task, encoder = cfg.checkpoint, None, None
-    texts, seed = list(p.texts), cfg.seed
-    if cfg.adapt_on is not None:  # read first: a bad file fails before any model loads
-        texts, seed = pool_texts(cfg) + texts, ADAPT_ON_SEED
-    if cfg.task_model == "finetune":
-        task, encoder = _task_model(p, cfg)
-    if cfg.adapt or cfg.adapt_on is not None or task is not None:
-        from .training.train import adapt
-
-        checkpoint = adapt(
-            texts,
-            checkpoint_path(cfg.checkpoint),
-            cfg.adapt_steps,
-            cfg.adapt_minutes,
-            seed,
-            cfg.device,
-            progress=False,
-            encoder=encoder,
-        )
-    return checkpoint, task
-
-
-def file_texts(
-    path,
-    column: str | None = None,
-    prefer: str | None = None,
-    input_format: str | None = None,
-    limit: int | None = None,
-) -> list[str]:
-    """The non-empty texts of a dataset file (of its first `limit` rows), in its order: from `column`, else
-    from `prefer` where the file has that column, else from the usual candidates (text, sentence, content)."""
-    from .data.columns import resolve_text_column
-    from .data.read import read_dataset
-
-    df = read_dataset(path, input_format, limit)
-    if column is None and prefer in map(str, df.columns):
-        column = prefer
-    col = resolve_text_column(df, column)
-    return clean_texts(df, col)[0][col].tolist()
-
-
-MAX_POOL_TEXTS = 100_000  # --adapt-on reads at most this many rows' texts: every one is encoded before adapting
-
-
-def pool_texts(cfg: AugmentConfig) -> list[str]:
-    """--adapt-on: the texts of the unlabelled file, in its order (labels and other columns unused; rows
-    with empty text skipped), the first MAX_POOL_TEXTS of them. Its text column: --adapt-on-column, else
-    --text-column where the file has it, else the usual candidates (text, sentence, content)."""
-    import warnings
-
-    from .errors import MixaugWarning
-
-    try:
-        # one row more than is used, to know whether there were more: the rest is read (its errors found) but not held
-        texts = file_texts(str(cfg.adapt_on), cfg.adapt_on_column, prefer=cfg.text_column, limit=MAX_POOL_TEXTS + 1)
-    except MixaugError as e:  # the advice names --adapt-on's own option
-        raise MixaugError(f"--adapt-on: {str(e).replace('--text-column', '--adapt-on-column')}") from None
-    if len(texts) > MAX_POOL_TEXTS:
-        warnings.warn(
-            MixaugWarning(f"--adapt-on: using the first {MAX_POOL_TEXTS:,} texts of a longer file"), stacklevel=2
-        )
-    return texts[:MAX_POOL_TEXTS]
-
-
-def _task_model(p: Prepared, cfg: AugmentConfig):
-    """(head, encoder folder) of the task model fitted to the labelled rows (cached)."""
-    from .encode import load_encoder
-    from .inversion import checkpoint as ckpt
-    from .inversion.models import resolve_device
-    from .training.task import fit_cached, load_labeller
-
-    if p.labels is None:
-        raise MixaugError("--task-model finetune needs labelled rows (name the label column with --label-column)")
-    base = checkpoint_path(cfg.checkpoint)
-    manifest = ckpt.validate_checkpoint(base)
-    encoder = load_encoder(manifest.encoder, resolve_device(cfg.device), manifest.normalize, base=base)
-    folder = fit_cached(encoder, p.texts, p.labels, cfg.seed, cfg.task_steps)
-    return load_labeller(folder, list(dict.fromkeys(p.labels))), str(folder / "encoder")
-
-
-def forget_stack(checkpoint: str | Path) -> None:
-    """Drop the loaded stacks of a checkpoint (e.g. one adapted to a single subset) so their memory is freed."""
-    path = str(checkpoint_path(checkpoint).resolve())
-    for key in [k for k in _STACKS if k[0] == path]:
-        del _STACKS[key]
+    result = build_output(df, new_rows_frame(g.rows, p, cfg), p.text_col, p.label_col, cfg.only_new)
+    result.attrs["mixaug_stats"] = run_stats(p, g, cfg, stack, len(df), started)
+    return result
 
 
 def stats_json_bytes(stats: dict) -> bytes:
@@ -421,16 +74,9 @@ def stats_json_bytes(stats: dict) -> bytes:
     return (json.dumps(stats, indent=2, ensure_ascii=False, default=str) + "\n").encode()
 
 
-def _remote_decoder(stack: Stack, cfg: AugmentConfig):
-    """None for the local engine; a RayDecoder (its actors loaded) for --engine ray."""
-    if cfg.engine == "local":
-        return None
-    from .engines.ray import RayDecoder
-
-    return RayDecoder(stack.checkpoint, stack.device, stack.inverter.precision, cfg.num_workers)
-
-
 GENERATE_BLOCK = 16384  # plan rows mixed, decoded and labelled at a time: memory for a block, not the plan
+
+
 NEW_ROW_FIELDS = (
     "text",
     "label",
@@ -593,21 +239,17 @@ def _per_class(p: Prepared, rows: list[dict]) -> list[dict] | None:
     ]
 
 
-def _augment_loaded(df, p: Prepared, cfg: AugmentConfig, stack: Stack, decoder, task, progress, started: float):
-    emb = stack.encoder.encode(p.texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(p.texts)))
-    g = generate(p, emb, cfg, stack, decoder, progress, task)
-    result = build_output(df, new_rows_frame(g.rows, p, cfg), p.text_col, p.label_col, cfg.only_new)
-    result.attrs["mixaug_stats"] = run_stats(p, g, cfg, stack, len(df), started)
-    return result
-
-
 def preview(df: pd.DataFrame, config: AugmentConfig | None = None, samples: int = 5, **overrides) -> dict:
     """The dry run: the plan's shape and a few decoded samples, nothing written."""
-    cfg = _config(config, overrides)
+    cfg = run_config(config, overrides)
     df = as_table(df)
-    p = prepare(df, cfg)
+    return preview_prepared(df, prepare(df, cfg), cfg, samples)
+
+
+def preview_prepared(df: pd.DataFrame, p: Prepared, cfg: AugmentConfig, samples: int = 5) -> dict:
+    """`preview` on inputs already prepared and checked (as `augment_prepared` takes them)."""
     texts = p.texts
-    stack = load_stack(checkpoint_for(p, cfg)[0], cfg.device, cfg.precision)
+    stack = stacks.load_stack(stacks.checkpoint_for(p, cfg)[0], cfg.device, cfg.precision)
     every = None
     if p.pairing in NEEDS_EMBEDDINGS:  # the partner (and λ) depend on every row's embedding
         every = stack.encoder.encode(texts, batch_size=cfg.batch_size)
@@ -673,14 +315,14 @@ def invert(
     search_width: int = DEFAULT_SEARCH_WIDTH,
 ) -> pd.DataFrame:
     """Round trip: each row gets `reconstruction` and `fidelity` (cosine of re-encoding to the original)."""
-    progress = progress or _no_progress
+    progress = progress or no_progress
     df = as_table(df)
     text_col = resolve_text_column(df, text_column)
     for col in ("reconstruction", "fidelity"):
         if col in df.columns:
             raise MixaugError(f"input already has a '{col}' column; rename or drop it")
     usable, _ = clean_texts(df, text_col)
-    stack = load_stack(checkpoint, device, precision)
+    stack = stacks.load_stack(checkpoint, device, precision)
     texts = usable[text_col].tolist()
     emb = stack.encoder.encode(texts, batch_size=batch_size, on_batch=progress("encode", len(texts)))
     cfg = AugmentConfig(num_candidates=num_candidates, batch_size=batch_size, search=search, search_width=search_width)
@@ -722,8 +364,8 @@ def mix_texts(
         check_number("--lam", value, 0, 1)
     cfg = AugmentConfig(num_candidates=num_candidates, precision=precision, device=device, anchor=anchor)
     cfg.validate()
-    validate_checkpoint(checkpoint)
-    stack = load_stack(checkpoint, device, precision)
+    stacks.validate_checkpoint(checkpoint)
+    stack = stacks.load_stack(checkpoint, device, precision)
     emb = stack.encoder.encode([text_a, text_b])
     n = len(lams)
     a, b, lam = np.zeros(n, dtype=int), np.ones(n, dtype=int), np.asarray(lams)

@@ -210,15 +210,15 @@ def _texts(X) -> list:
 def _labels(y) -> list:
     """y's labels, as Python values: one per row, none missing (None, NaN, pandas' NA or ""), and held to a
     file's label column's rules (scalars; not 1 beside True or 1.0, which Python would merge)."""
-    from .pipeline import _blank, _check_keys
+    from .inputs import check_keys, is_blank
 
     if isinstance(y, pd.DataFrame) or (isinstance(y, np.ndarray) and y.ndim != 1):
         raise MixaugError("y must be one label per row (a list, a 1-D array or a Series)")
     values = [v.item() if isinstance(v, np.generic) else v for v in (y.tolist() if hasattr(y, "tolist") else list(y))]
     for i, v in enumerate(values):
-        if _blank(v):
+        if is_blank(v):
             raise MixaugError(f"y row {i + 1} has no label: every row needs one")
-    _check_keys(values, "y", "label", unique=False)
+    check_keys(values, "y", "label", unique=False)
     return values
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import stacks
 from .config import AugmentConfig
 from .data.chunked import CHUNK_ROWS, STREAMABLE, ChunkedReader, ChunkedWriter
 from .data.columns import column_list, resolve_label_column, resolve_text_column
@@ -28,17 +29,8 @@ from .data.provenance import build_output, check_no_collision
 from .data.serialise import GzipStream, serialise
 from .data.write import check_distinct, check_output_path
 from .errors import MixaugError
-from .pipeline import (
-    Progress,
-    _config,
-    _no_progress,
-    generate,
-    load_for,
-    new_rows_frame,
-    prepare,
-    run_stats,
-    stats_json_bytes,
-)
+from .inputs import prepare, run_config
+from .pipeline import Progress, generate, new_rows_frame, no_progress, run_stats, stats_json_bytes
 
 
 def augment_streamed(
@@ -57,8 +49,8 @@ def augment_streamed(
 ) -> dict:
     """Augment INPUT into OUTPUT (both JSONL, CSV or TSV, gzipped or not; OUTPUT may be '-' for stdout),
     streaming the rows through. Writes `stats_json` with the output (all or none) and returns the stats."""
-    cfg = _config(config, overrides)
-    progress = progress or _no_progress
+    cfg = run_config(config, overrides)
+    progress = progress or no_progress
     started = time.time()
     out_fmt, out_gz = detect_format(output, output_format)
     if out_fmt not in STREAMABLE:
@@ -90,7 +82,7 @@ def augment_streamed(
     p = prepare(narrow, replace(cfg, text_column=text_col, label_column=label_col))
     check_output_path(output, overwrite, inputs=[input], min_free_bytes=size)
 
-    stack, decoder, task = load_for(p, cfg)
+    stack, decoder, task = stacks.load_for(p, cfg)
     try:
         # beside the output (a disk, where $TMPDIR may be memory), or in $TMPDIR for stdout
         near = None if str(output) == "-" else Path(os.path.realpath(output)).parent

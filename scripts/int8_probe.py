@@ -27,7 +27,7 @@ import importlib  # noqa: E402
 
 from speed import style_texts  # noqa: E402
 
-from mixaug import pipeline  # noqa: E402
+from mixaug import pipeline, stacks  # noqa: E402
 from mixaug.inversion import decode, quantize  # noqa: E402
 
 invert = importlib.import_module("mixaug.inversion.invert")
@@ -72,7 +72,7 @@ class WeightOnly:
 
 def soft_calibration(self):
     """Calibrate on the real prompt: the soft vectors of each calibration text's own embedding."""
-    stack = pipeline._STACKS[next(iter(pipeline._STACKS))]
+    stack = stacks._STACKS[next(iter(stacks._STACKS))]
     emb = stack.encoder.encode(list(quantize.CALIBRATION_TEXTS))
     soft = self.soft_prompts(emb)
     inputs = []
@@ -130,7 +130,7 @@ def setup(name):
 
 
 def run(precision, name="int8"):
-    pipeline._STACKS.clear()  # a fresh stack: its weights and its in-memory decode cache are the variant's
+    stacks._STACKS.clear()  # a fresh stack: its weights and its in-memory decode cache are the variant's
     setup(name)
     t = time.time()
     out = pipeline.invert(pd.DataFrame({"text": texts}), "text", None, "cpu", precision=precision)

@@ -39,7 +39,7 @@ def main() -> None:
     report = {"input": args.input}
     if args.cold:  # int8's calibration measured in the run (a first run on a machine), then read back (warm)
         from mixaug.inversion.calibration import calibration_file
-        from mixaug.pipeline import checkpoint_path
+        from mixaug.stacks import checkpoint_path
 
         cached = calibration_file(checkpoint_path(None), "cpu")
         if cached is not None:
@@ -55,7 +55,7 @@ def main() -> None:
 
     from mixaug.data.columns import resolve_text_column
     from mixaug.data.read import read_dataset
-    from mixaug.pipeline import load_stack
+    from mixaug.stacks import load_stack
 
     df = read_dataset(args.input)
     texts = df[resolve_text_column(df, None)].tolist()

@@ -66,7 +66,7 @@ def test_adapt_on_adapts_once_on_the_pool_and_the_rows_whatever_the_seed(
 
 
 def test_adapt_on_reads_the_text_column_as_the_input_names_it(tmp_path, pool_file):
-    from mixaug.pipeline import pool_texts
+    from mixaug.inputs import pool_texts
 
     assert pool_texts(AugmentConfig(adapt_on=str(pool_file), text_column="utterance")) == POOL
     assert pool_texts(AugmentConfig(adapt_on=str(pool_file), adapt_on_column="utterance")) == POOL
@@ -81,12 +81,12 @@ def test_adapt_on_reads_the_text_column_as_the_input_names_it(tmp_path, pool_fil
 
 
 def test_a_pool_is_read_up_to_its_bound(tmp_path, pool_file, monkeypatch):
-    import mixaug.pipeline as pipeline
+    from mixaug import inputs
     from mixaug.errors import MixaugWarning
 
-    monkeypatch.setattr(pipeline, "MAX_POOL_TEXTS", 4)
+    monkeypatch.setattr(inputs, "MAX_POOL_TEXTS", 4)
     with pytest.warns(MixaugWarning, match="using the first 4 texts of a longer file"):
-        assert pipeline.pool_texts(AugmentConfig(adapt_on=str(pool_file), adapt_on_column="utterance")) == POOL[:4]
+        assert inputs.pool_texts(AugmentConfig(adapt_on=str(pool_file), adapt_on_column="utterance")) == POOL[:4]
 
 
 @pytest.mark.parametrize(
@@ -100,12 +100,12 @@ def test_a_pool_is_read_up_to_its_bound(tmp_path, pool_file, monkeypatch):
     ],
 )
 def test_a_bad_adapt_on_is_one_line_before_any_model(tmp_path, sample_file, pool_file, args, message, monkeypatch):
-    import mixaug.pipeline as pipeline
+    from mixaug import stacks
 
     def no_model(*a, **k):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(pipeline, "load_stack", no_model)
+    monkeypatch.setattr(stacks, "load_stack", no_model)
     monkeypatch.setattr(importlib.import_module("mixaug.training.train"), "adapt", no_model)
     out = tmp_path / "out.jsonl"
     args = [a.format(tmp=tmp_path, pool=pool_file) for a in args]

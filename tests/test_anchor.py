@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixaug import pipeline
+from mixaug import pipeline, stacks
 from mixaug.config import AugmentConfig
 from mixaug.errors import MixaugError
 from mixaug.evaluation.config import parse_method
@@ -132,7 +132,7 @@ def test_anchors_are_part_of_the_cache_key():
 
 def test_augment_with_anchor_is_deterministic_across_batch_sizes(tmp_path, sample_rows, tiny_checkpoint, monkeypatch):
     monkeypatch.setenv("MIXAUG_NO_DECODE_CACHE", "1")
-    monkeypatch.setattr(pipeline, "_STACKS", {})
+    monkeypatch.setattr(stacks, "_STACKS", {})
     df = pd.DataFrame(sample_rows)
     kw = dict(checkpoint=str(tiny_checkpoint), num_augmented=12, max_new_tokens=8, only_new=True, seed=2)
     ref = pipeline.augment(df, anchor=8.0, batch_size=12, **kw)

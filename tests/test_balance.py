@@ -100,13 +100,13 @@ FAST = ["--max-new-tokens", "6", "-q"]
 
 @pytest.mark.parametrize("pairing", ["intra", "neighbours", "boundary"])
 def test_balance_fills_the_rare_class_the_same_whatever_the_batch(tmp_path, sample_rows, tiny_checkpoint, pairing):
-    from mixaug import pipeline
+    from mixaug import stacks
 
     source, counts = _imbalanced(tmp_path, sample_rows)
     rare = min(counts, key=counts.get)
     outs = []
     for bs in (1, 8):
-        for stack in pipeline._STACKS.values():
+        for stack in stacks._STACKS.values():
             stack.decoded.clear()
         out, stats = tmp_path / f"{pairing}{bs}.jsonl", tmp_path / f"{pairing}{bs}.json"
         args = ["augment", str(source), "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--balance", "equal"]
@@ -128,12 +128,12 @@ def test_balance_fills_the_rare_class_the_same_whatever_the_batch(tmp_path, samp
 
 
 def test_balance_with_n_and_the_streamed_path(tmp_path, sample_rows, tiny_checkpoint, monkeypatch):
-    from mixaug import pipeline
+    from mixaug import stacks
     from mixaug.config import AugmentConfig
     from mixaug.streamed import augment_streamed as augment_file
 
     monkeypatch.setenv("MIXAUG_NO_DECODE_CACHE", "1")
-    monkeypatch.setattr(pipeline, "_STACKS", {})
+    monkeypatch.setattr(stacks, "_STACKS", {})
     source, counts = _imbalanced(tmp_path, sample_rows)
     whole = tmp_path / "whole.jsonl"
     args = ["augment", str(source), "-o", str(whole), "--checkpoint", str(tiny_checkpoint), "--balance", "0.5"]
@@ -225,9 +225,9 @@ def test_balance_pairs_by_the_number_of_classes():
 
 def test_a_balance_plan_is_bounded_like_n_before_any_model_loads(monkeypatch):
     import mixaug
-    from mixaug import pipeline
+    from mixaug import stacks
 
-    monkeypatch.setattr(pipeline, "load_for", lambda *a: pytest.fail("a model loaded"))
+    monkeypatch.setattr(stacks, "load_for", lambda *a: pytest.fail("a model loaded"))
     labels = ["head"] * 12_000 + [f"tail{k}" for k in range(1_000) for _ in range(2)]
     df = pd.DataFrame({"text": [f"row {i}" for i in range(len(labels))], "label": labels})
     with pytest.raises(MixaugError, match=r"--balance plans 11,998,000 new rows, more than the 10,000,000"):
@@ -238,7 +238,7 @@ def test_a_balance_plan_is_bounded_like_n_before_any_model_loads(monkeypatch):
 
 def test_an_explicit_quota_plans_those_rows_per_class_and_is_checked():
     from mixaug.config import AugmentConfig
-    from mixaug.pipeline import prepare
+    from mixaug.inputs import prepare
 
     df = pd.DataFrame({"text": [f"t{i}" for i in range(len(LABELS))], "label": LABELS})
     p = prepare(df, AugmentConfig(quota={"c": 4, "a": 1}))

@@ -65,16 +65,16 @@ def test_a_pipe_is_still_read_whole(tmp_path):
 def test_adapt_on_holds_no_more_of_its_file_than_it_uses(tmp_path, monkeypatch):
     import tracemalloc
 
-    import mixaug.pipeline as pipeline
+    from mixaug import inputs
     from mixaug.errors import MixaugWarning
 
-    monkeypatch.setattr(pipeline, "MAX_POOL_TEXTS", 3)
+    monkeypatch.setattr(inputs, "MAX_POOL_TEXTS", 3)
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps({"text": f"sentence {i} " + "x" * 1000}) + "\n" for i in range(20_000)))
     tracemalloc.start()
     try:
         with pytest.warns(MixaugWarning, match="using the first 3 texts of a longer file"):
-            texts = pipeline.pool_texts(AugmentConfig(adapt_on=str(pool)))
+            texts = inputs.pool_texts(AugmentConfig(adapt_on=str(pool)))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -85,9 +85,9 @@ def test_adapt_on_holds_no_more_of_its_file_than_it_uses(tmp_path, monkeypatch):
 # -- plans -----------------------------------------------------------------------------------------
 def test_too_many_classes_is_one_line_before_any_model(monkeypatch):
     import mixaug
-    from mixaug import pipeline
+    from mixaug import stacks
 
-    monkeypatch.setattr(pipeline, "load_for", lambda *a: pytest.fail("a model loaded"))
+    monkeypatch.setattr(stacks, "load_for", lambda *a: pytest.fail("a model loaded"))
     df = pd.DataFrame({"text": [f"row {i}" for i in range(4002)], "label": [i // 2 for i in range(4002)]})
     with pytest.raises(
         MixaugError, match="label column 'label' holds 2,001 classes; mixaug plans and labels at most 2,000"
@@ -125,7 +125,7 @@ def test_dry_run_checks_adapt_on_like_a_real_run(tmp_path, sample_file, tiny_che
 
 
 def test_dry_run_samples_come_from_the_adapted_checkpoint(tmp_path, sample_rows, tiny_checkpoint, monkeypatch):
-    from mixaug import pipeline
+    from mixaug import pipeline, stacks
     from mixaug.training import train
 
     pool = tmp_path / "pool.jsonl"
@@ -138,8 +138,8 @@ def test_dry_run_samples_come_from_the_adapted_checkpoint(tmp_path, sample_rows,
 
     loaded = []
     monkeypatch.setattr(train, "adapt", adapt)
-    real_load = pipeline.load_stack
-    monkeypatch.setattr(pipeline, "load_stack", lambda ckpt, *a: loaded.append(ckpt) or real_load(ckpt, *a))
+    real_load = stacks.load_stack
+    monkeypatch.setattr(stacks, "load_stack", lambda ckpt, *a: loaded.append(ckpt) or real_load(ckpt, *a))
     cfg = AugmentConfig(checkpoint=str(tmp_path / "unadapted"), adapt_on=str(pool), max_new_tokens=4)
     plan = pipeline.preview(pd.DataFrame(sample_rows), cfg, samples=2)
     assert calls == [["an unlabelled sentence"] + [r["text"] for r in sample_rows]]

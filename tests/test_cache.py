@@ -340,7 +340,7 @@ def test_a_models_folder_the_user_linked_in_is_read_and_never_written(cache_root
 
 
 def test_a_task_model_another_user_could_change_is_fitted_again(cache_root, tiny_checkpoint, monkeypatch):
-    from mixaug.pipeline import load_stack
+    from mixaug.stacks import load_stack
     from mixaug.training import task
 
     encoder = load_stack(tiny_checkpoint, "cpu").encoder

@@ -69,11 +69,11 @@ def test_augment_writes_originals_then_new_rows(tmp_path, sample_file, tiny_chec
 
 
 def test_same_seed_is_byte_identical_across_batch_sizes(tmp_path, sample_file, tiny_checkpoint):
-    from mixaug import pipeline
+    from mixaug import stacks
 
     outs = []
     for bs in (1, 4, 32):
-        for stack in pipeline._STACKS.values():
+        for stack in stacks._STACKS.values():
             stack.decoded.clear()  # make every batch size really decode, not reuse the decode cache
         out = tmp_path / f"bs{bs}.jsonl"
         r = run(
@@ -146,7 +146,8 @@ def test_dry_run_samples_are_the_first_planned_rows(sample_rows, tiny_checkpoint
     from mixaug.config import AugmentConfig
     from mixaug.inversion.invert import DecodeOptions
     from mixaug.mix import mix, plan_pairs
-    from mixaug.pipeline import load_stack, preview
+    from mixaug.pipeline import preview
+    from mixaug.stacks import load_stack
 
     df = pd.DataFrame(sample_rows)
     cfg = AugmentConfig(checkpoint=str(tiny_checkpoint), max_new_tokens=6, num_augmented=9, seed=3)
@@ -277,10 +278,10 @@ def test_provenance_collision_is_refused(tmp_path, tiny_checkpoint):
 
 
 def test_interrupted_run_resumes_from_decode_cache(tmp_path, sample_file, tiny_checkpoint, monkeypatch):
-    from mixaug import pipeline
+    from mixaug import stacks
     from mixaug.inversion.invert import Inverter
 
-    for stack in pipeline._STACKS.values():
+    for stack in stacks._STACKS.values():
         stack.decoded.clear()
     real = Inverter.decode
 
@@ -300,7 +301,7 @@ def test_interrupted_run_resumes_from_decode_cache(tmp_path, sample_file, tiny_c
     args = ("augment", sample_file, "-o", out, "--checkpoint", tiny_checkpoint, "-n", "8", "--batch-size", "4", *FAST)
     r = run(*args)
     assert r.exit_code == 130 and "interrupted" in r.stderr and not out.exists()
-    pipeline._STACKS.clear()  # a new process: only the on-disk cache survives
+    stacks._STACKS.clear()  # a new process: only the on-disk cache survives
     seen = []
 
     def counting(self, emb, *args, **kwargs):

@@ -244,16 +244,16 @@ def test_unreadable_checkpoint_gives_no_file_cache(tmp_path, monkeypatch):
 
 
 def test_augment_with_a_garbage_cache_file_matches_a_clean_run(tmp_path, monkeypatch, tiny_checkpoint, sample_rows):
-    from mixaug import pipeline
+    from mixaug import pipeline, stacks
     from mixaug.inversion.invert import Inverter
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("MIXAUG_NO_DECODE_CACHE", raising=False)
-    monkeypatch.setattr(pipeline, "_STACKS", {})  # a fresh stack picks up the new cache path; restored after
+    monkeypatch.setattr(stacks, "_STACKS", {})  # a fresh stack picks up the new cache path; restored after
     df = pd.DataFrame(sample_rows)
     kwargs = dict(checkpoint=str(tiny_checkpoint), device="cpu", max_new_tokens=4, num_augmented=4)
     clean = pipeline.augment(df, **kwargs)
-    (stack,) = pipeline._STACKS.values()
+    (stack,) = stacks._STACKS.values()
     path = stack.decoded.path
     assert path is not None and path.parent == tmp_path / "cache" / "decodes"
     decoded = dict(stack.decoded.texts)

@@ -177,7 +177,7 @@ def test_interrupted_eval_resumes_from_its_journal(tmp_path, sample_rows, tiny_c
     def outcome(results):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in results["runs"]]
 
-    from mixaug.pipeline import load_stack
+    from mixaug.stacks import load_stack
 
     shared = load_stack(str(tiny_checkpoint), "auto", "auto").decoded
     whole = outcome(run_eval(config("whole")))

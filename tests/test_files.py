@@ -30,9 +30,9 @@ def test_augment_file_writes_what_the_cli_writes(tmp_path, sample_file, tiny_che
 
 
 def test_augment_file_checks_every_output_before_any_work(tmp_path, sample_file, monkeypatch):
-    from mixaug import pipeline
+    from mixaug import stacks
 
-    monkeypatch.setattr(pipeline, "load_stack", lambda *a, **k: pytest.fail("models loaded before the check"))
+    monkeypatch.setattr(stacks, "load_stack", lambda *a, **k: pytest.fail("models loaded before the check"))
     existing = tmp_path / "aug.jsonl"
     existing.write_text("keep me\n")
     with pytest.raises(MixaugError, match="exists"):

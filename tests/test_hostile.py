@@ -39,12 +39,12 @@ def one_line_error(result, pattern: str, code: int = 2) -> str:
 @pytest.fixture
 def no_models(monkeypatch):
     """Fail the test if a model stack is loaded: the error must come before."""
-    from mixaug import pipeline
+    from mixaug import stacks
 
     def forbidden(*a, **k):
         raise AssertionError("models were loaded before the error")
 
-    monkeypatch.setattr(pipeline, "load_stack", forbidden)
+    monkeypatch.setattr(stacks, "load_stack", forbidden)
 
 
 def jsonl(path, rows):
@@ -392,12 +392,12 @@ def test_version_and_usage_errors():
 
 
 def test_unusable_decode_cache_is_one_warning_and_the_run_goes_on(tmp_path, tiny_checkpoint, monkeypatch):
-    from mixaug import pipeline
+    from mixaug import stacks
 
     not_a_folder = tmp_path / "cache-file"
     not_a_folder.write_text("I am a file, not a cache folder\n")
     monkeypatch.setenv("MIXAUG_CACHE", str(not_a_folder))
-    monkeypatch.setattr(pipeline, "_STACKS", {})  # a fresh process: the stack picks up the new cache path
+    monkeypatch.setattr(stacks, "_STACKS", {})  # a fresh process: the stack picks up the new cache path
     src = jsonl(tmp_path / "in.jsonl", ROWS)
     out = tmp_path / "o.jsonl"
     r = augment(src, out, tiny_checkpoint)
@@ -408,17 +408,17 @@ def test_unusable_decode_cache_is_one_warning_and_the_run_goes_on(tmp_path, tiny
 
 
 def test_a_corrupt_cache_line_never_fails_a_run(tmp_path, tiny_checkpoint, monkeypatch):
-    from mixaug import pipeline
+    from mixaug import stacks
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(pipeline, "_STACKS", {})
+    monkeypatch.setattr(stacks, "_STACKS", {})
     src = jsonl(tmp_path / "in.jsonl", ROWS)
     assert augment(src, tmp_path / "a.jsonl", tiny_checkpoint).exit_code == 0
     for cache in (tmp_path / "cache" / "decodes").iterdir():
         data = bytearray(cache.read_bytes())
         data[len(data) // 2] = 0xFF  # one invalid byte
         cache.write_bytes(bytes(data))
-    monkeypatch.setattr(pipeline, "_STACKS", {})
+    monkeypatch.setattr(stacks, "_STACKS", {})
     r = augment(src, tmp_path / "b.jsonl", tiny_checkpoint)
     assert r.exit_code == 0 and "cache" not in r.stderr, r.output
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
@@ -512,11 +512,11 @@ def test_lora_weights_that_peft_would_skip_or_reinterpret(tmp_path, tiny_lora_ch
 
 
 def test_a_fifo_or_a_forged_line_in_the_decode_cache(tmp_path, tiny_checkpoint, monkeypatch):
-    from mixaug import pipeline
+    from mixaug import stacks
     from mixaug.inversion.decode_cache import decode_cache_path
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(pipeline, "_STACKS", {})
+    monkeypatch.setattr(stacks, "_STACKS", {})
     from mixaug.inversion.invert import load_inverter
 
     calibration = load_inverter(tiny_checkpoint, "cpu", precision="int8").calibration_id()  # int8: auto on CPU

@@ -7,7 +7,7 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from mixaug import pipeline
+from mixaug import stacks
 from mixaug.cli import app
 
 pytestmark = pytest.mark.skipif(
@@ -25,7 +25,7 @@ def test_ray_engine_output_is_byte_identical_to_local(tmp_path, sample_file, tin
     import json
 
     monkeypatch.setenv("MIXAUG_NO_DECODE_CACHE", "1")  # both runs decode every row
-    monkeypatch.setattr(pipeline, "_STACKS", {})  # stacks loaded without a disk cache must not outlive the test
+    monkeypatch.setattr(stacks, "_STACKS", {})  # stacks loaded without a disk cache must not outlive the test
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     runner = CliRunner()
     common = ["--checkpoint", str(tiny_checkpoint), "-n", "24", "--batch-size", "4", "--max-new-tokens", "8"]
@@ -33,7 +33,7 @@ def test_ray_engine_output_is_byte_identical_to_local(tmp_path, sample_file, tin
     local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     r = runner.invoke(app, ["augment", str(sample_file), "-o", str(local), *common])
     assert r.exit_code == 0, r.output
-    monkeypatch.setattr(pipeline, "_STACKS", {})  # nothing decoded in memory: the workers decode every row
+    monkeypatch.setattr(stacks, "_STACKS", {})  # nothing decoded in memory: the workers decode every row
     from mixaug.data import chunked
 
     reads = []

@@ -5,13 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixaug import pipeline
+from mixaug import stacks
 from mixaug.inversion.decode import DecodeOptions
 
 
 @pytest.fixture
 def stack(tiny_checkpoint):
-    from mixaug.pipeline import load_stack
+    from mixaug.stacks import load_stack
 
     return load_stack(tiny_checkpoint, "cpu")
 
@@ -48,7 +48,7 @@ def test_augment_with_guided_search(tiny_checkpoint, sample_rows, monkeypatch):
     from mixaug.pipeline import augment
 
     monkeypatch.setenv("MIXAUG_NO_DECODE_CACHE", "1")
-    monkeypatch.setattr(pipeline, "_STACKS", {})  # stacks loaded without a disk cache must not outlive the test
+    monkeypatch.setattr(stacks, "_STACKS", {})  # stacks loaded without a disk cache must not outlive the test
     df = pd.DataFrame(sample_rows)
     opts = dict(checkpoint=str(tiny_checkpoint), num_augmented=4, max_new_tokens=8, only_new=True)
     out = augment(df, search="guided", search_width=2, **opts)

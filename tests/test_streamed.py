@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from mixaug import pipeline
+from mixaug import pipeline, stacks
 from mixaug.cli import app
 from mixaug.data.chunked import ChunkedReader, ChunkedWriter
 from mixaug.data.read import read_dataset
@@ -125,7 +125,7 @@ def test_augment_file_writes_the_whole_table_paths_bytes(tmp_path, sample_file, 
     from mixaug.streamed import augment_streamed as augment_file
 
     monkeypatch.setenv("MIXAUG_NO_DECODE_CACHE", "1")
-    monkeypatch.setattr(pipeline, "_STACKS", {})  # stacks loaded without a disk cache must not outlive the test
+    monkeypatch.setattr(stacks, "_STACKS", {})  # stacks loaded without a disk cache must not outlive the test
     source = tmp_path / ("in" + suffix)
     write_dataset(read_dataset(sample_file), source)
     common = ["--checkpoint", str(tiny_checkpoint), "-n", "10", "--batch-size", "4", "--max-new-tokens", "6", "-q"]
@@ -189,7 +189,7 @@ def test_a_pipe_is_not_streamed_and_a_file_that_changes_is_caught(tmp_path):
 
 def test_the_plan_is_worked_in_blocks_without_changing_the_output(sample_file, tiny_checkpoint, monkeypatch):
     monkeypatch.setenv("MIXAUG_NO_DECODE_CACHE", "1")
-    monkeypatch.setattr(pipeline, "_STACKS", {})  # stacks loaded without a disk cache must not outlive the test
+    monkeypatch.setattr(stacks, "_STACKS", {})  # stacks loaded without a disk cache must not outlive the test
     df = read_dataset(sample_file)
     opts = dict(checkpoint=str(tiny_checkpoint), num_augmented=9, max_new_tokens=6, temperature=0.7)
     whole = pipeline.augment(df, **opts)

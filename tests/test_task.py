@@ -11,7 +11,7 @@ from mixaug.errors import MixaugError
 
 @pytest.fixture
 def encoder(tiny_checkpoint):
-    from mixaug.pipeline import load_stack
+    from mixaug.stacks import load_stack
 
     return load_stack(tiny_checkpoint, "cpu").encoder
 
@@ -36,7 +36,8 @@ def test_fit_trains_exactly_the_steps_and_predicts_known_classes(encoder, sample
 
 
 def test_augment_with_a_task_model(tmp_path, sample_rows, tiny_checkpoint, monkeypatch):
-    from mixaug.pipeline import augment, checkpoint_path
+    from mixaug.pipeline import augment
+    from mixaug.stacks import checkpoint_path
 
     monkeypatch.setenv("MIXAUG_CACHE", str(tmp_path / "cache"))
     df = pd.DataFrame(sample_rows)

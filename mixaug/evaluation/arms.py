@@ -186,7 +186,8 @@ def _variant(m: Method) -> dict:
 
 def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
     """`pipeline.augment` itself on the subset (imbalanced: with --balance equal, the same quota)."""
-    from ..pipeline import augment, forget_stack
+    from ..pipeline import augment
+    from ..stacks import forget_stack
 
     cfg, stack = sub.cfg, sub.stack
     frame = pd.DataFrame({"text": sub.texts, "label": sub.labels})

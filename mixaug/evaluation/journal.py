@@ -19,7 +19,7 @@ def _fresh_decodes(stack):
     """Speed is part of the report: decode afresh (in memory only), never from an earlier run's cache; within
     the run, mixaug:parent/soft reuse the decodes of the same plan under the hard policy. The stack is shared
     with the process's other calls (a notebook's `augment`), so its own cache comes back afterwards."""
-    from ..pipeline import DecodeCache
+    from ..inversion.decode_cache import DecodeCache
 
     saved, stack.decoded = stack.decoded, DecodeCache(None)
     try:

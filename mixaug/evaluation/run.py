@@ -41,7 +41,8 @@ def run_eval(
     """Run every section and write report.md, plots, results.json and summary.json into cfg.out."""
     from ..data.columns import resolve_label_column, resolve_text_column
     from ..data.read import read_dataset
-    from ..pipeline import clean_texts, load_stack
+    from ..inputs import clean_texts
+    from ..stacks import load_stack
 
     cfg.validate()
     stage = stage or (lambda name, total: lambda n: None)
