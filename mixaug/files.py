@@ -106,7 +106,7 @@ def augment_file(
     with the stats JSON and the HTML report where asked; returns the run's stats. Keyword overrides change
     single settings of `config` (`augment_file(a, b, balance="equal")`)."""
     from .inputs import as_table, prepare, run_config
-    from .stacks import validate_checkpoint
+    from .stacks import checked_checkpoint
 
     cfg = run_config(config, overrides)
     outputs = Outputs(input, output, output_format, stats_json, overwrite, report)
@@ -115,7 +115,7 @@ def augment_file(
         from .pipeline import stats_json_bytes
         from .streamed import augment_streamed
 
-        validate_checkpoint(cfg.checkpoint)
+        checked_checkpoint(cfg.checkpoint)
         stats = augment_streamed(
             input,
             output,
@@ -136,7 +136,7 @@ def augment_file(
     df = as_table(read_dataset(input, input_format, limit))
     prepared = prepare(df, cfg)  # checked once, before any work; the run takes it as it is
     outputs.check_can_hold(df)
-    validate_checkpoint(cfg.checkpoint)
+    checked_checkpoint(cfg.checkpoint)
     result = augment_prepared(df, prepared, cfg, progress)
     stats = result.attrs.pop("mixaug_stats")
     outputs.write(result, stats)
@@ -160,12 +160,12 @@ def preview_file(
     from .data.read import read_dataset
     from .inputs import as_table, prepare, run_config
     from .pipeline import preview_prepared
-    from .stacks import validate_checkpoint
+    from .stacks import checked_checkpoint
 
     cfg = run_config(config, overrides)
     df = as_table(read_dataset(input, input_format, limit))
     prepared = prepare(df, cfg)
-    validate_checkpoint(cfg.checkpoint)
+    checked_checkpoint(cfg.checkpoint)
     return preview_prepared(df, prepared, cfg)
 
 
@@ -231,7 +231,7 @@ def invert_file(
     from .data.read import read_dataset
     from .inputs import clean_texts
     from .pipeline import invert
-    from .stacks import validate_checkpoint
+    from .stacks import checked_checkpoint
 
     defaults = AugmentConfig()
     batch_size = defaults.batch_size if batch_size is None else batch_size
@@ -256,7 +256,7 @@ def invert_file(
         if col in df.columns:
             raise MixaugError(f"input already has a '{col}' column; rename or drop it")
     outputs.check_can_hold(df)
-    validate_checkpoint(checkpoint)
+    checked_checkpoint(checkpoint)
     out = invert(
         df,
         text_column,
@@ -290,11 +290,11 @@ def adapt_file(
     """Stage 2 on a file: refine the checkpoint on INPUT's own texts (cached by texts and settings); returns
     the adapted checkpoint's folder."""
     from .inputs import file_texts
-    from .stacks import checkpoint_path, validate_checkpoint
+    from .stacks import checked_checkpoint, checkpoint_path
     from .training.train import adapt
 
     steps = AugmentConfig().adapt_steps if steps is None else steps
     AugmentConfig(adapt_steps=steps, adapt_minutes=minutes, seed=seed, device=device).validate()
     texts = file_texts(input, text_column, input_format=input_format)
-    validate_checkpoint(checkpoint)
+    checked_checkpoint(checkpoint)
     return adapt(texts, checkpoint_path(checkpoint), steps, minutes, seed, device, progress=progress, log=log)

@@ -364,7 +364,7 @@ def mix_texts(
         check_number("--lam", value, 0, 1)
     cfg = AugmentConfig(num_candidates=num_candidates, precision=precision, device=device, anchor=anchor)
     cfg.validate()
-    stacks.validate_checkpoint(checkpoint)
+    stacks.checked_checkpoint(checkpoint)
     stack = stacks.load_stack(checkpoint, device, precision)
     emb = stack.encoder.encode([text_a, text_b])
     n = len(lams)

@@ -27,9 +27,10 @@ def checkpoint_path(checkpoint: str | Path | None) -> Path:
     return path
 
 
-def validate_checkpoint(checkpoint: str | Path | None = None) -> Path:
-    """Check a checkpoint (manifest, weight headers) without loading a model: a bad one fails in a second,
-    before the input is encoded. Returns its folder."""
+def checked_checkpoint(checkpoint: str | Path | None = None) -> Path:
+    """A checkpoint's folder (`checkpoint_path`), checked by `inversion.checkpoint.validate_checkpoint`
+    (manifest, weight headers) without loading a model: a bad one fails in a second, before the input is
+    encoded. Returns the folder."""
     from .inversion.checkpoint import validate_checkpoint as check
 
     path = checkpoint_path(checkpoint)
