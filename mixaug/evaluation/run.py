@@ -39,27 +39,12 @@ def run_eval(
     say: Callable[[str], None] = lambda m: None,
 ) -> dict:
     """Run every section and write report.md, plots, results.json and summary.json into cfg.out."""
-    from ..data.columns import resolve_label_column, resolve_text_column
-    from ..data.read import read_dataset
-    from ..inputs import clean_texts
     from ..stacks import load_stack
 
     cfg.validate()
     stage = stage or (lambda name, total: lambda n: None)
     methods = [parse_method(m) for m in cfg.methods]
-    train_df, test_df = read_dataset(cfg.train), read_dataset(cfg.test)
-    text_col = resolve_text_column(train_df, cfg.text_column)
-    label_col = resolve_label_column(train_df, cfg.label_column)
-    if label_col is None:
-        raise MixaugError("eval needs a label column in TRAIN (pass --label-column)")
-    for df in (test_df,):
-        resolve_text_column(df, text_col)
-        resolve_label_column(df, label_col)
-    train_df, _ = clean_texts(train_df, text_col)
-    test_df, _ = clean_texts(test_df, text_col)
-    if cfg.max_test and len(test_df) > cfg.max_test:
-        test_df = test_df.sample(cfg.max_test, random_state=cfg.seed)
-    train_df, test_df = train_df.reset_index(drop=True), test_df.reset_index(drop=True)
+    train_df, test_df, text_col, label_col = _tables(cfg)
     train_texts, train_y = train_df[text_col].tolist(), train_df[label_col].tolist()
     test_texts, test_y = test_df[text_col].tolist(), test_df[label_col].tolist()
 
@@ -282,3 +267,25 @@ def _peak_rss_mb() -> float:
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _tables(cfg: EvalConfig):
+    """(TRAIN, TEST, text column, label column): both files read, their text and label columns checked (TEST
+    takes TRAIN's), rows without text dropped, TEST cut to cfg.max_test rows; rows numbered from 0."""
+    from ..data.columns import resolve_label_column, resolve_text_column
+    from ..data.read import read_dataset
+    from ..inputs import clean_texts
+
+    train_df, test_df = read_dataset(cfg.train), read_dataset(cfg.test)
+    text_col = resolve_text_column(train_df, cfg.text_column)
+    label_col = resolve_label_column(train_df, cfg.label_column)
+    if label_col is None:
+        raise MixaugError("eval needs a label column in TRAIN (pass --label-column)")
+    for df in (test_df,):
+        resolve_text_column(df, text_col)
+        resolve_label_column(df, label_col)
+    train_df, _ = clean_texts(train_df, text_col)
+    test_df, _ = clean_texts(test_df, text_col)
+    if cfg.max_test and len(test_df) > cfg.max_test:
+        test_df = test_df.sample(cfg.max_test, random_state=cfg.seed)
+    return train_df.reset_index(drop=True), test_df.reset_index(drop=True), text_col, label_col
