@@ -20,7 +20,10 @@ from .config import DEFAULT_PRECISION, AugmentConfig, EvalConfig, TrainConfig, s
 from .errors import MixaugError, MixaugWarning
 from .terminal import err, one_line, printable, progress_bars, show_progress, styled_line, summary_table
 
+# Click's plain help, not typer's rich panels: those print a type such as <bool> beside flags that take no value.
 app = typer.Typer(
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 120},  # as wide as the terminal, up to 120 columns
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -580,7 +583,9 @@ def export(
 
 
 cache_app = typer.Typer(
-    no_args_is_help=False, help="Show what $MIXAUG_CACHE holds by kind, or remove it (all of it can be rebuilt)."
+    rich_markup_mode=None,
+    no_args_is_help=False,
+    help="Show what $MIXAUG_CACHE holds by kind, or remove it (all of it can be rebuilt).",
 )
 app.add_typer(cache_app, name="cache")
 KIND = typer.Option(
