@@ -664,9 +664,12 @@ def main() -> None:
             signal.signal(getattr(signal, name), stop)
     try:
         code = app(prog_name="mixaug", standalone_mode=False)
+    except getattr(click_errors, "NoArgsIsHelpError", ()) as exc:  # `mixaug` alone: the help, as --help prints it
+        print(exc.format_message())
+        sys.exit(exc.exit_code)
     except click_errors.UsageError as exc:
         message = one_line(exc.format_message())
-        if message:  # no_args_is_help has printed the help already and has nothing to add
+        if message:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             err.print(styled_line("error:", "red", message + hint), soft_wrap=True)
         sys.exit(exc.exit_code)

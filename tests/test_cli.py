@@ -362,3 +362,10 @@ def test_the_entry_point_shows_no_bool_in_a_colour_terminal():
     assert r.returncode == 0, r.stderr
     assert "--only-new" in r.stdout and "<bool>" not in r.stdout
     assert re.search(r"^\s+--only-new\s+Write only the new rows\.$", r.stdout, flags=re.M), r.stdout
+
+
+def test_mixaug_alone_prints_the_help_on_stdout():
+    code = "import sys; sys.argv = ['mixaug']; from mixaug.cli import main; main()"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr == ""
+    assert r.stdout.startswith("Usage: mixaug [OPTIONS] COMMAND [ARGS]...") and "  augment  " in r.stdout
