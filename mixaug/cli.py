@@ -124,14 +124,20 @@ def augment(
     pairing: Optional[str] = typer.Option(
         AUG.pairing,
         help="intra (same label, default), inter (different labels), random, neighbours (one of the k nearest "
-        "rows of the same label, SMOTE's partner) or boundary (a near row of another label, λ where the labeller "
-        "is least sure; the default with --balance when there are two classes).",
+        "rows of the same label, SMOTE's partner), boundary (a near row of another label, λ where the labeller "
+        "is least sure) or transfer (a row of another label lends its offset from its label's mean).",
     ),
     balance: Optional[str] = typer.Option(
         AUG.balance,
         "--balance",
         help="equal, or a ratio in (0, 1]: plan the new rows per class so every class reaches that share of the "
         "largest one, rare classes first (-n: the total, each row to the class with the fewest).",
+    ),
+    max_per_row: Optional[int] = typer.Option(
+        AUG.max_per_row,
+        "--max-per-row",
+        help="With --balance: at most this many new rows per row a class has (past 5 the rows add nothing a prior "
+        "correction does not).",
     ),
     neighbours: int = typer.Option(AUG.neighbours, "--neighbours", help="k of --pairing neighbours/boundary."),
     alpha: float = typer.Option(AUG.alpha, help="λ ~ Beta(alpha, alpha)."),
