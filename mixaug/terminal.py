@@ -96,6 +96,7 @@ def summary_table(stats: dict) -> Table:
         table.add_row(key.replace("_", " "), str(stats.get(key)))
     if stats.get("balance") is not None:  # --balance: where the rows went (labels are user text: no markup)
         table.add_row("balance", str(stats["balance"]))
+        table.add_row("max per row", str(stats.get("max_per_row")))
         for c in stats["new_rows_per_class"]:
             if c["planned_from"]:
                 table.add_row(Text(f"new rows for {printable(c['label'])}"), str(c["planned_from"]))

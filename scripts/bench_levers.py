@@ -1,4 +1,4 @@
-"""Pair extra eval arms with the committed matrix: the README's "Levers tried since" table.
+"""Pair extra eval arms with the committed matrix: the "Levers tried since" table of docs/results.md.
 
     python scripts/bench_levers.py bench/results bench/results/levers
 

@@ -1,4 +1,4 @@
-"""The README's results table from `make bench`'s results: per dataset x classifier, 10- and 20-shot accuracy
+"""docs/results.md's benchmark table from `make bench`'s results: per dataset x classifier, 10- and 20-shot accuracy
 of `none`, the best baseline and mixaug's default, with paired p-values against `none`.
 
     python scripts/bench_table.py bench/results [--markdown]

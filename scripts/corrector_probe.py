@@ -1,5 +1,5 @@
 """Probe: a vec2text-style corrector on top of the shipped inverter (issue 9, arm 2). Not a product feature:
-it records how the measured arm was built, so the README's number can be reproduced.
+it records how the measured arm was built, so the number in docs/checkpoint.md can be reproduced.
 
 The corrector is the inverter with two more inputs: its soft vectors are adaptor(e) + delta([e, ê, e − ê])
 (delta a new MLP whose last layer starts at zero, so at step 0 they are the inverter's), and the hypothesis'

@@ -1,4 +1,4 @@
-"""How well checkpoints decode *mixed* embeddings (the stage-3 measurement; see README "Stage 3").
+"""How well checkpoints decode *mixed* embeddings (the stage-3 measurement; see docs/checkpoint.md, "Stage 3").
 
 For random pairs of held-out sentences and λ ∈ {0.3, 0.5, 0.7}, each checkpoint decodes the renormalised
 mixture greedily. Reported per λ: fidelity (cosine of the re-encoded decode to the mixture), cosine to

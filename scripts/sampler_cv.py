@@ -1,4 +1,4 @@
-"""README *With imbalanced-learn*, measured: the recipe a user runs to decide on their own data (the remedies
+"""docs/imbalanced.md, *With imbalanced-learn*, measured: the recipe a user runs to decide on their own data (the remedies
 as pipeline steps, scored on the same folds), on the bench's datasets cut to a long tail.
 
 Per dataset and seed: TRAIN is cut to a long tail (`--sizes`, the largest first; which class gets which

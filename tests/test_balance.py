@@ -98,7 +98,7 @@ def _imbalanced(tmp_path, sample_rows):
 FAST = ["--max-new-tokens", "6", "-q"]
 
 
-@pytest.mark.parametrize("pairing", ["intra", "neighbours", "boundary"])
+@pytest.mark.parametrize("pairing", ["intra", "neighbours", "boundary", "transfer"])
 def test_balance_fills_the_rare_class_the_same_whatever_the_batch(tmp_path, sample_rows, tiny_checkpoint, pairing):
     from mixaug import stacks
 
@@ -123,6 +123,8 @@ def test_balance_fills_the_rare_class_the_same_whatever_the_batch(tmp_path, samp
     assert (new.mixaug_parent_a_label == rare).all() and (new.label == rare).all()  # parent labels
     if pairing == "boundary":
         assert (new.mixaug_parent_b_label != rare).all() and new.mixaug_lambda.between(0.5, 0.95).all()
+    elif pairing == "transfer":  # a donor of another class, a's weight at most a half
+        assert (new.mixaug_parent_b_label != rare).all() and new.mixaug_lambda.between(0, 0.5).all()
     else:
         assert (new.mixaug_parent_b_label == rare).all()
 
@@ -138,7 +140,7 @@ def test_balance_with_n_and_the_streamed_path(tmp_path, sample_rows, tiny_checkp
     whole = tmp_path / "whole.jsonl"
     args = ["augment", str(source), "-o", str(whole), "--checkpoint", str(tiny_checkpoint), "--balance", "0.5"]
     # rounds enough to replace the tiny model's duplicates: the plan is tested, not the tiny model's variety
-    more = ["--max-rounds", "10"]
+    more = ["--max-rounds", "40"]
     r = CliRunner().invoke(app, [*args, "-n", "7", "--pairing", "neighbours", "--neighbours", "2", *more, *FAST])
     assert r.exit_code == 0, r.output
     cfg = AugmentConfig(
@@ -147,7 +149,7 @@ def test_balance_with_n_and_the_streamed_path(tmp_path, sample_rows, tiny_checkp
         num_augmented=7,
         pairing="neighbours",
         neighbours=2,
-        max_rounds=10,
+        max_rounds=40,
     )
     cfg.max_new_tokens = 6
     streamed = tmp_path / "streamed.jsonl"
@@ -164,7 +166,8 @@ def test_balance_with_n_and_the_streamed_path(tmp_path, sample_rows, tiny_checkp
         (["--balance", "2"], "--balance takes 'equal' or a ratio in (0, 1]"),
         (["--balance", "most"], "--balance takes 'equal'"),
         (["--neighbours", "0"], "--neighbours must be >= 1"),
-        (["--pairing", "nearest"], "--pairing must be one of intra, inter, random, neighbours, boundary"),
+        (["--pairing", "nearest"], "--pairing must be one of intra, inter, random, neighbours, boundary, transfer"),
+        (["--balance", "equal", "--max-per-row", "0"], "--max-per-row must be >= 1"),
     ],
 )
 def test_bad_balance_options_are_one_line(tmp_path, sample_file, args, message):
@@ -211,12 +214,12 @@ def test_eval_imbalanced_setting(tmp_path, sample_rows, tiny_checkpoint):
 
 
 def test_balance_pairs_by_the_number_of_classes():
-    """--balance without --pairing: boundary for two classes, intra for more (README "Rare classes");
-    an explicit --pairing always wins, and without --balance the default stays intra."""
+    """--balance without --pairing: intra (its spread plan) whatever the number of classes; an explicit
+    --pairing always wins, and without --balance the default stays intra."""
     from mixaug.config import AugmentConfig
 
     two, six = ["a", "b", "a"], list("abcdef")
-    assert AugmentConfig(balance="equal").pairing_for(two) == "boundary"
+    assert AugmentConfig(balance="equal").pairing_for(two) == "intra"
     assert AugmentConfig(balance="equal").pairing_for(six) == "intra"
     assert AugmentConfig(balance="equal", pairing="neighbours").pairing_for(two) == "neighbours"
     assert AugmentConfig().pairing_for(two) == "intra"
@@ -225,13 +228,14 @@ def test_balance_pairs_by_the_number_of_classes():
 
 def test_a_balance_plan_is_bounded_like_n_before_any_model_loads(monkeypatch):
     import mixaug
-    from mixaug import stacks
+    from mixaug import inputs, stacks
 
     monkeypatch.setattr(stacks, "load_for", lambda *a: pytest.fail("a model loaded"))
     labels = ["head"] * 12_000 + [f"tail{k}" for k in range(1_000) for _ in range(2)]
     df = pd.DataFrame({"text": [f"row {i}" for i in range(len(labels))], "label": labels})
     with pytest.raises(MixaugError, match=r"--balance plans 11,998,000 new rows, more than the 10,000,000"):
-        mixaug.augment(df, balance="equal")
+        mixaug.augment(df, balance="equal", max_per_row=None)
+    assert sum(inputs.plan_quota(labels, mixaug.AugmentConfig(balance="equal")).values()) == 10_000  # 5 a row
     with pytest.raises(MixaugError, match=r"quota plans 10,000,002 new rows"):
         mixaug.augment(df, quota={"tail0": 5_000_001, "tail1": 5_000_001})
 
@@ -254,3 +258,57 @@ def test_an_explicit_quota_plans_those_rows_per_class_and_is_checked():
             cfg.validate()
     with pytest.raises(MixaugError, match="quota names class 'z', which no row has"):
         prepare(df, AugmentConfig(quota={"z": 1}))
+
+
+def test_max_per_row_caps_each_class_at_that_many_new_rows_per_row():
+    assert class_quota(LABELS, 1.0, per_row=2) == {"a": 0, "b": 5, "c": 4}  # c: 2 rows x 2, not 6
+    assert class_quota(LABELS, 1.0, per_row=1) == {"a": 0, "b": 3, "c": 2}
+    # with -n the fewest-first walk skips a class at its cap, and stops short when every class is capped
+    assert class_quota(LABELS, 1.0, 4, per_row=1) == {"a": 0, "b": 2, "c": 2}
+    assert sum(class_quota(LABELS, 1.0, 100, per_row=1).values()) == 13
+    from mixaug.config import AugmentConfig
+    from mixaug.inputs import plan_quota
+
+    assert plan_quota(LABELS, AugmentConfig(balance="equal")) == {"a": 0, "b": 5, "c": 6}  # under the cap of 5
+    big = ["h"] * 100 + ["t"] * 3
+    assert plan_quota(big, AugmentConfig(balance="equal")) == {"h": 0, "t": 15}
+    assert plan_quota(big, AugmentConfig(balance="equal", max_per_row=None)) == {"h": 0, "t": 97}
+
+
+def test_a_per_class_plan_walks_a_class_s_pairs_before_repeating_one():
+    labels = ["h"] * 20 + ["t"] * 5  # t has 10 unordered pairs
+    plan = plan_pairs(labels, 0, "intra", 0.4, seed=1, quota={"h": 0, "t": 25})
+    pairs = [frozenset(p) for p in zip(plan.a, plan.b)]
+    assert all(labels[a] == labels[b] == "t" and a != b for a, b in zip(plan.a, plan.b))
+    assert Counter(Counter(pairs).values()) == {3: 5, 2: 5}  # 25 = every pair twice, then 5 of them once more
+    assert Counter(plan.a).most_common()[-1][1] >= 3  # both orders: every row is parent a several times
+    low, high = mixmod.QUOTA_LAMBDAS
+    assert plan.lam.between(low, high).all() and plan.lam.std() > 0.1
+    free = plan_pairs(labels, 25, "intra", 0.4, seed=1)  # without a quota: the paper's λ, drawn pairs
+    assert (free.lam < low).any() or (free.lam > high).any()
+
+
+def test_a_per_class_plan_gives_a_recurring_row_its_nearest_partners_in_turn():
+    labels = ["x"] * 3 + ["y"] * 12
+    emb = _emb(15, seed=4)
+    plan = plan_pairs(labels, 0, "neighbours", 0.4, seed=0, quota={"x": 0, "y": 60}, emb=emb, neighbours=2)
+    for a, group in plan.groupby("a"):
+        same = [j for j in range(15) if labels[j] == "y" and j != a]
+        near = sorted(same, key=lambda j: -float(emb[a] @ emb[j]))[: len(group)]
+        assert sorted(group.b) == sorted(near)  # 5 uses: its 5 nearest, each once (k=2 is only the floor)
+
+
+def test_transfer_lays_a_donor_s_offset_from_its_class_mean_on_a():
+    labels = ["t"] * 3 + ["h"] * 8 + ["g"] * 4
+    emb = _emb(15, seed=3)
+    plan = plan_pairs(labels, 0, "transfer", 0.4, seed=2, quota={"t": 11, "h": 0, "g": 0})
+    assert all(labels[a] == "t" and labels[b] != "t" for a, b in zip(plan.a, plan.b))
+    assert len(set(plan.b)) == 11 and plan.lam.between(0, 0.5).all()  # 12 donors: none twice in 11 rows
+    centres = mixmod.class_centres(emb, labels)
+    a, b, lam = plan.a.to_numpy(), plan.b.to_numpy(), plan.lam.to_numpy()
+    got = mixmod.mix(emb, a, b, lam, renormalize=False, centre=centres(b))
+    mean = {c: emb[[i for i, l in enumerate(labels) if l == c]].mean(axis=0) for c in set(labels)}
+    want = emb[a] + (1 - lam)[:, None] * (emb[b] - np.stack([mean[labels[i]] for i in b]))
+    assert np.allclose(got, want, atol=1e-5)
+    with pytest.raises(MixaugError, match="--pairing transfer needs at least 2 classes"):
+        plan_pairs(["t"] * 4, 2, "transfer", 0.4, 0)

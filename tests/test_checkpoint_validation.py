@@ -389,5 +389,12 @@ def test_train_lm_flag_is_read_against_the_cwd_and_recorded_absolute(tiny_lm_dir
     ]
     ck = train(cfg, texts=texts, progress=False, log=lambda m: None).resolve()
     assert validate_checkpoint(ck).lm == str(tmp_path / "lm")
-    monkeypatch.chdir(tmp_path.parent)
-    assert load_inverter(ck).lm is not None
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "lm").mkdir(parents=True)  # an "lm" the recorded path must not be read against
+    monkeypatch.chdir(elsewhere)
+    from transformers import AutoModelForCausalLM
+
+    lm = load_inverter(ck).lm  # the LM trained against, found from any folder (its weights hash checked too)
+    tiny = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
+    assert (lm.config.num_hidden_layers, lm.config.hidden_size) == (2, 64)
+    assert torch.equal(lm.get_input_embeddings().weight, tiny.get_input_embeddings().weight)

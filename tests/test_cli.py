@@ -1,6 +1,10 @@
 """The CLI through Typer's runner, on the tiny checkpoint: output schema, determinism, every bad input."""
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -312,3 +316,57 @@ def test_interrupted_run_resumes_from_decode_cache(tmp_path, sample_file, tiny_c
     r = run(*args)
     assert r.exit_code == 0, r.output
     assert seen[0] == 4  # round 0 decoded only the 4 rows the interrupted run had not finished
+
+
+# -- --help ----------------------------------------------------------------------------------------------------
+
+
+def flag_lines(help_text: str, flag: str) -> list[str]:
+    """The lines of an options list that start with this flag (after a short form and a comma, if any)."""
+    return [l for l in help_text.splitlines() if re.match(rf"\s+(-\w, )?{re.escape(flag)}(\s|$|,| /)", l)]
+
+
+def every_command():
+    """command path -> click command, for `mixaug` and every command and sub-command."""
+    from typer.main import get_command
+
+    def walk(cmd, path):
+        yield path, cmd
+        for name in getattr(cmd, "commands", {}):
+            yield from walk(cmd.commands[name], f"{path} {name}")
+
+    return dict(walk(get_command(app), "mixaug"))
+
+
+@pytest.mark.parametrize("path", list(every_command()))
+def test_help_shows_no_value_beside_a_flag(path):
+    """Issue 35: `--help` printed `<bool>` beside --overwrite, --quiet, --help...: flags take no value."""
+    cmd = every_command()[path]
+    r = runner.invoke(app, [*path.split()[1:], "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "<bool>" not in r.output
+    flags = [p for p in cmd.params if getattr(p, "is_flag", False)]
+    for names in [*([*p.opts, *p.secondary_opts] for p in flags), ["--help"]]:
+        lines = flag_lines(r.output, names[0])  # a flag's names share one line: -q, --quiet; --fp16 / --fp32
+        assert len(lines) == 1 and all(n in lines[0] for n in names), f"{path}: {names} not listed"
+        assert "<" not in lines[0].strip().split("  ")[0], lines
+    takes_value = [p.opts[-1] for p in cmd.params if not getattr(p, "is_flag", True)]
+    for option in takes_value:  # and the options that do take one still say what it is
+        assert any(re.search(r"<\w", l) for l in flag_lines(r.output, option)), f"{path}: {option}"
+
+
+def test_the_entry_point_shows_no_bool_in_a_colour_terminal():
+    """main(), the console script's entry, in the environment where typer would draw rich panels (a wide colour terminal)."""
+    env = dict(os.environ, COLUMNS="160", TERM="xterm-256color", FORCE_COLOR="1")
+    code = "import sys; sys.argv = ['mixaug', 'augment', '--help']; from mixaug.cli import main; main()"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "--only-new" in r.stdout and "<bool>" not in r.stdout
+    assert re.search(r"^\s+--only-new\s+Write only the new rows\.$", r.stdout, flags=re.M), r.stdout
+
+
+def test_mixaug_alone_prints_the_help_on_stdout():
+    code = "import sys; sys.argv = ['mixaug']; from mixaug.cli import main; main()"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr == ""
+    assert r.stdout.startswith("Usage: mixaug [OPTIONS] COMMAND [ARGS]...") and "  augment  " in r.stdout

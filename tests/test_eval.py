@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -139,10 +140,50 @@ def test_eval_finetune_classifier(tmp_path, sample_rows, tiny_checkpoint):
         (c, m) for c in ("finetune", "tfidf") for m in ("none", "embed-mixup", "mixaug+task")
     }
     summary = {rec["method"]: rec for rec in records if rec["classifier"] == "finetune"}
-    assert 0 <= summary["embed-mixup"]["accuracy_mean"] <= 1
     assert summary["none"]["accuracy_mean"] > 1 / 3  # 3 balanced classes: fine-tuning beats chance
-    assert summary["mixaug+task"]["p_value_vs_none"] is None or 0 <= summary["mixaug+task"]["p_value_vs_none"] <= 1
+    results = json.loads((out / "results.json").read_text())
+    n_test = results["test_rows"]
+    assert n_test == len(df.iloc[1::2]) == 9
+    for run in results["runs"]:  # one seed: each summary record is its one run
+        (rec,) = [r for r in records if (r["classifier"], r["method"]) == (run["classifier"], run["method"])]
+        hits = run["accuracy"] * n_test
+        assert abs(hits - round(hits)) < 1e-9, run  # a share of the 9 TEST rows, not any number in [0, 1]
+        assert rec["accuracy_mean"] == round(run["accuracy"], 4) and rec["accuracy_std"] == 0.0
+        assert rec["p_value_vs_none"] is None and rec["macro_f1_p_vs_none"] is None  # one seed: no paired test
     assert "finetune (" in (out / "report.md").read_text() and "tfidf (" in (out / "report.md").read_text()
+
+
+def test_summary_p_values_are_scipys_paired_t_test():
+    """Means, sample std and the paired t-test against `none` of the same classifier and shots, computed here
+    independently (scipy.stats.ttest_rel on the seeds in order; another classifier's `none` is not the base)."""
+    from scipy import stats
+
+    none, mixaug, other = [0.50, 0.60, 0.55, 0.70], [0.52, 0.65, 0.54, 0.75], [0.1, 0.9, 0.2, 0.8]
+    f1 = [0.40, 0.50, 0.47, 0.61]
+    runs = [
+        {"classifier": c, "method": m, "shots": 10, "seed": s, "accuracy": a, "macro_f1": f}
+        for c, m, accs, f1s in (
+            ("logreg", "none", none, none),
+            ("logreg", "mixaug", mixaug, f1),
+            ("tfidf", "none", other, other),
+        )
+        for s, (a, f) in reversed(list(enumerate(zip(accs, f1s))))  # out of seed order, as a journal may hold them
+    ]
+    recs = {(r["classifier"], r["method"]): r for r in summary_from_runs(runs, {"mixaug": 3.0})}
+    rec = recs[("logreg", "mixaug")]
+    assert rec["accuracy_mean"] == round(sum(mixaug) / 4, 4) == 0.615
+    assert rec["accuracy_std"] == round(float(np.std(mixaug, ddof=1)), 4)
+    assert rec["p_value_vs_none"] == round(float(stats.ttest_rel(mixaug, none).pvalue), 4)
+    assert rec["macro_f1_p_vs_none"] == round(float(stats.ttest_rel(f1, none).pvalue), 4)
+    assert 0 < rec["p_value_vs_none"] < 1 and rec["p_value_vs_none"] != rec["macro_f1_p_vs_none"]
+    assert recs[("logreg", "none")]["p_value_vs_none"] is None and rec["new_rows_per_s"] == 3.0
+    same = [
+        dict(r, accuracy=r["accuracy"] + 0.1) for r in runs if r["method"] == "none" and r["classifier"] == "logreg"
+    ]
+    (shifted,) = [
+        r for r in summary_from_runs(runs[:4] + [dict(r, method="mixaug") for r in same], {}) if r["method"] == "mixaug"
+    ]
+    assert shifted["p_value_vs_none"] is None  # every paired difference the same: the t statistic is undefined
 
 
 def test_summary_without_none_has_no_p_value():

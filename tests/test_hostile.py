@@ -620,6 +620,19 @@ def test_report_of_hostile_provenance_is_one_line(tmp_path):
     }
     src = jsonl(tmp_path / "r.jsonl", [{**good, "mixaug_source": "original"}, good, dict(good, text="c d")])
     assert run("report", src, "-o", tmp_path / "r.html", "-q").exit_code == 0  # odd values shown, not fatal
+    page = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "PNG", (tmp_path / "r.html").read_text())
+    assert page.count('<img alt="plot" src="PNG">') >= 1  # the plots drew "$x^$" as text, not as TeX
+    facts = dict(re.findall(r"<div>([^<]+)<b>([^<]*)</b></div>", page))
+    assert facts["new rows"] == "2" and facts["intrusion rate"] == "1.000"  # "true" read as true, as in a CSV
+    assert facts["mean fidelity"] == "1e+300" and facts["mean λ"] == "–"  # not 300 digits; "abc" is no number
+    cells = r"<tr><td>(a b|c d)</td>" + r"<td>(.*?)</td>" * 5 + "</tr>"
+    rows = re.findall(cells, page)
+    assert len(rows) == 4  # both new rows on both tabs (a sample; lowest fidelity first)
+    for _, label, lam, fidelity, parent_a, parent_b in rows:
+        assert label == '$x^$ <span class="bad">intrusion</span>'
+        assert (lam, fidelity, parent_a, parent_b) == ("", "1e+300", "[0]", "1")
+    assert "<th>$x^$</th>" in page and "<th>$x^$ + b</th>" in page  # the intrusion matrix names it as written
+    assert "abc" not in page
     bad = jsonl(tmp_path / "b.jsonl", [{"text": "a", "mixaug_source": ["mixup"]}])
     one_line_error(run("report", bad, "-o", tmp_path / "b.html"), "lacks provenance column")
 

@@ -44,7 +44,7 @@ IMBALANCED_METHODS = (
     "eda",
     "smote",
     "embed-mixup",
-    "mixaug",  # under --balance: parent labels, BALANCE_PAIRING(_TWO_CLASSES)
+    "mixaug",  # under --balance: parent labels, intra
     "mixaug:hard:intra",
     "mixaug:parent:neighbours",
     "mixaug:parent:boundary",
