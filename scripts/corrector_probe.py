@@ -32,7 +32,8 @@ from mixaug.inversion.checkpoint import Adaptor, validate_checkpoint
 from mixaug.inversion.invert import Inverter, attach_lora
 from mixaug.inversion.models import load_lm
 from mixaug.metrics import reconstruction_report
-from mixaug.training.train import _load_init, prompt_loss
+from mixaug.training.loop import prompt_loss
+from mixaug.training.train import _load_init
 
 DEFAULT = Path(__file__).resolve().parents[1] / "mixaug" / "checkpoints" / "default"
 HYP_LEN = 24
@@ -191,7 +192,7 @@ def evaluate(folder: Path, src: str, out: str, steps: int = 2) -> None:
 @torch.inference_mode()
 def draft_value(folder: Path, src: str) -> None:
     """Mean loss on `src`'s rows: the inverter alone, the corrector with its draft, and with the draft blanked."""
-    from mixaug.training.train import lm_loss
+    from mixaug.training.loop import lm_loss
 
     rows = [json.loads(line) for line in open(src)]
     enc = load_encoder(None)

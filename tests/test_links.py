@@ -157,7 +157,7 @@ def test_atomic_folder_replaces_a_link_and_a_dangling_one(tmp_path, precious):
 
 
 def test_train_state_and_log_never_write_through_links(tmp_path, precious):
-    from mixaug.training.train import _append_jsonl, _save_state
+    from mixaug.training.loop import _append_jsonl, _save_state
 
     run = tmp_path / "run"
     for name in ("state.json", "state.safetensors", "state.safetensors.tmp"):

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from ..config import MAX_STEPS, TrainConfig
-from ..data.write import append_named, named_file, read_json_file, write_named
+from ..data.write import named_file, read_json_file, write_named
 from ..errors import MixaugError
-from ..errors import summary as _line
-from ..inversion.checkpoint import Adaptor, Manifest, save_checkpoint, validate_checkpoint
+from ..inversion.checkpoint import Adaptor, Manifest, validate_checkpoint
 from ..inversion.invert import Inverter, attach_lora
+from .loop import Run, finish, load_state, run_steps, stderr_console, trainable_params
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # What a resumed run may change; everything else (corpus, sizes, seed) is the saved run's own.
@@ -138,104 +138,7 @@ def cached_embeddings(
     return emb
 
 
-# -- batches -------------------------------------------------------------------------------------
-class _PermCache:
-    """Rows of each step: a seeded permutation per epoch, so a resumed run sees the same stream."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.perms = n, seed, {}
-
-    def batch(self, step: int, batch_size: int) -> list[int]:
-        out = []
-        for pos in range(step * batch_size, (step + 1) * batch_size):
-            epoch, offset = divmod(pos, self.n)
-            if epoch not in self.perms:
-                self.perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.n)}
-            out.append(int(self.perms[epoch][offset]))
-        return out
-
-
-def lm_loss(inverter: Inverter, soft: torch.Tensor, targets: Sequence[str], max_tokens: int) -> torch.Tensor:
-    """Mean token NLL of each target (+ end-of-turn) given its soft prompt inside the template."""
-    return prompt_loss(inverter, inverter.prompt_embeds(soft), targets, max_tokens)
-
-
-def prompt_loss(inverter: Inverter, prompt: torch.Tensor, targets: Sequence[str], max_tokens: int) -> torch.Tensor:
-    """Mean token NLL of each target (+ end-of-turn) after its prompt embeddings [B, P, H] (any prompt of the
-    inverter's LM: lm_loss's template, or a corrector's longer one)."""
-    tok = inverter.tokenizer
-    ids = [tok(t, add_special_tokens=False)["input_ids"][:max_tokens] + [inverter.eos_id] for t in targets]
-    length = max(len(x) for x in ids)
-    b = len(ids)
-    target = torch.full((b, length), inverter.eos_id, dtype=torch.long)
-    labels = torch.full((b, length), -100, dtype=torch.long)
-    mask = torch.zeros((b, length), dtype=torch.long)
-    for i, x in enumerate(ids):
-        target[i, : len(x)] = torch.tensor(x)
-        labels[i, : len(x)] = torch.tensor(x)
-        mask[i, : len(x)] = 1
-    embeds = torch.cat([prompt, inverter.embed_tokens(target).to(prompt.dtype)], dim=1)
-    p = prompt.shape[1]
-    attn = torch.cat([torch.ones((b, p), dtype=torch.long), mask], dim=1).to(inverter.device)
-    # Only the positions that predict target tokens need vocabulary logits (saves ~30% of the step).
-    logits = inverter.lm(inputs_embeds=embeds, attention_mask=attn, logits_to_keep=length + 1).logits[:, :-1]
-    return torch.nn.functional.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), labels.to(inverter.device).reshape(-1), ignore_index=-100
-    )
-
-
-# -- state (safetensors + json, never pickle) -------------------------------------------------------
-def _trainable(adaptor: Adaptor, lm) -> dict[str, torch.nn.Parameter]:
-    params = {f"adaptor.{k}": v for k, v in adaptor.named_parameters()}
-    params.update({f"lm.{k}": v for k, v in lm.named_parameters() if v.requires_grad})
-    return params
-
-
-def _save_state(run: Path, params: dict, optimizer, info: dict) -> None:
-    from safetensors.torch import save
-
-    tensors = {f"param/{k}": v.detach().cpu().contiguous() for k, v in params.items()}
-    names = list(params)
-    for idx, st in optimizer.state_dict()["state"].items():
-        for key, val in st.items():
-            tensors[f"optim/{names[idx]}/{key}"] = torch.as_tensor(val).detach().cpu().contiguous()
-    write_named(run / "state.safetensors", save(tensors))
-    write_named(run / "state.json", json.dumps(info, indent=1).encode())
-
-
-def _load_state(run: Path, params: dict, optimizer, info: dict) -> dict:
-    """The weights and optimizer moments of state.safetensors, checked against the run's parameters; `info`
-    is state.json as `_state_info` read it."""
-    from safetensors.torch import load_file
-
-    try:
-        tensors = load_file(run / "state.safetensors")
-    except Exception as exc:  # safetensors raises its own types for a bad file
-        raise MixaugError(f"cannot resume {run}: state.safetensors: {_line(exc)}") from None
-    with torch.no_grad():
-        for k, v in params.items():
-            saved = tensors.get(f"param/{k}")
-            if saved is None or saved.shape != v.shape or saved.dtype != v.dtype:
-                raise MixaugError(f"cannot resume {run}: state.safetensors has no {k} of shape {tuple(v.shape)}")
-            v.copy_(saved)
-    names = list(params)
-    sd = optimizer.state_dict()
-    state = {}
-    for idx, name in enumerate(names):
-        entry = {key.rsplit("/", 1)[1]: t for key, t in tensors.items() if key.startswith(f"optim/{name}/")}
-        for key, t in entry.items():
-            if key != "step" and t.shape != params[name].shape:
-                raise MixaugError(
-                    f"cannot resume {run}: state.safetensors' optimizer {key} of {name} has the wrong shape"
-                )
-        if entry:
-            state[idx] = entry
-    sd["state"] = state
-    optimizer.load_state_dict(sd)
-    return info
-
-
-# -- the loop ------------------------------------------------------------------------------------
+# -- a run set up --------------------------------------------------------------------------------
 def train(
     cfg: TrainConfig,
     texts: Sequence[str] | None = None,
@@ -243,29 +146,73 @@ def train(
     log: Callable[[str], None] | None = None,
 ) -> Path:
     """Run (or resume) a training run; returns the checkpoint folder. Stops at max_steps/max_minutes."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ..encode import Encoder, cosine_rows, load_encoder
-    from ..inversion.models import DEFAULT_LM, absolute_spec, lm_weights_hash, load_lm, resolve_device
-    from ..metrics import reconstruction_report
+    from ..inversion.models import resolve_device
 
     say = log or (lambda m: print(m, file=sys.stderr))
-    run = Path(cfg.out)
-    if run.exists() and (run / "state.json").exists() and not cfg.resume:
-        raise MixaugError(f"{run} already holds a training run: pass --resume to continue it, or another --out")
-    cfg.validate()
-    state = _state_info(run) if cfg.resume else None  # read once: the config, the fingerprint, the step
-    if cfg.resume:
-        saved = asdict(saved_config(run, state))
-        cfg = TrainConfig(**{**saved, **{k: getattr(cfg, k) for k in RESUMABLE}, "out": cfg.out})
-        cfg.validate()
+    folder = Path(cfg.out)
+    cfg, state = _run_config(cfg, folder)
     if texts is None and not cfg.corpus:
         raise MixaugError("pass --corpus FILE (or --resume an existing run)")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = resolve_device(cfg.device)
     init = validate_checkpoint(cfg.init_checkpoint) if cfg.init_checkpoint else None
+    train_texts, eval_texts, corpus_sha256 = _corpus(cfg, texts, folder, state)
+    encoder, manifest, adaptor, lm, inverter = _models(cfg, init, device)
+    params = trainable_params(adaptor, lm)
+    optimizer = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
+    train_emb, eval_emb = _encode_corpus(encoder, train_texts, eval_texts, progress)
+    run = Run(
+        cfg=cfg,
+        folder=folder,
+        stage="adapt" if init is not None else "align",
+        device=device,
+        manifest=manifest,
+        adaptor=adaptor,
+        lm=lm,
+        inverter=inverter,
+        encoder=encoder,
+        params=params,
+        optimizer=optimizer,
+        train_texts=train_texts,
+        eval_texts=eval_texts,
+        train_emb=train_emb,
+        eval_emb=eval_emb,
+        corpus_sha256=corpus_sha256,
+    )
+    if cfg.resume:
+        info = load_state(folder, params, optimizer, state)
+        run.step, run.elapsed_before, run.history = info["step"], info["elapsed_s"], info.get("evals", [])
+        say(f"resumed {folder} at step {run.step} ({run.elapsed_before / 60:.1f} min trained)")
+    folder.mkdir(parents=True, exist_ok=True)
+    run.start = time.time()
+    if init is not None and run.step == 0 and not cfg.resume:
+        baseline = run.evaluate()  # stage 2: the starting checkpoint's fidelity on this data's held-out rows
+        run.log({"eval": baseline, "elapsed_s": round(run.elapsed(), 1), "before_adapt": True})
+        say(f"before adapting: held-out cosine {baseline['cosine']:.3f} token-F1 {baseline['token_f1']:.3f}")
+    run_steps(run, progress, say)
+    return finish(run)
 
+
+def _run_config(cfg: TrainConfig, folder: Path) -> tuple[TrainConfig, dict | None]:
+    """The run's config, checked (resumed: the saved run's own, but for RESUMABLE), and state.json when
+    resuming (read once: the config, the corpus fingerprint, the step)."""
+    if folder.exists() and (folder / "state.json").exists() and not cfg.resume:
+        raise MixaugError(f"{folder} already holds a training run: pass --resume to continue it, or another --out")
+    cfg.validate()
+    state = _state_info(folder) if cfg.resume else None
+    if cfg.resume:
+        saved = asdict(saved_config(folder, state))
+        cfg = TrainConfig(**{**saved, **{k: getattr(cfg, k) for k in RESUMABLE}, "out": cfg.out})
+        cfg.validate()
+    return cfg, state
+
+
+def _corpus(
+    cfg: TrainConfig, texts: Sequence[str] | None, folder: Path, state: dict | None
+) -> tuple[list[str], list[str], str]:
+    """The sentences to train on and the held-out ones (a seeded shuffle, then the split), and the corpus
+    fingerprint; a resumed run must read the very sentences it was trained on."""
     if texts is None:
         texts = read_corpus(cfg.corpus, cfg.text_column, cfg.split_sentences, cfg.min_words, cfg.max_words)
     texts = list(texts)
@@ -274,7 +221,7 @@ def train(
         # A run folder names its corpus files: resumed, it reads only the sentences it was trained on, never a
         # file a planted state.json points at (whose fingerprint it cannot know).
         raise MixaugError(
-            f"cannot resume {run}: its corpus files no longer hold the sentences it was trained on "
+            f"cannot resume {folder}: its corpus files no longer hold the sentences it was trained on "
             "(or state.json records none): start a new run"
         )
     rng = random.Random(cfg.seed)
@@ -285,6 +232,14 @@ def train(
     eval_texts, train_texts = texts[:n_eval], texts[n_eval:]
     if not train_texts:
         raise MixaugError("corpus too small: nothing left to train on after the held-out split")
+    return train_texts, eval_texts, corpus_sha256
+
+
+def _models(cfg: TrainConfig, init: Manifest | None, device: str):
+    """The frozen encoder and LM, the new manifest, the adaptor (and LoRA) to train, from an init checkpoint's
+    weights in stage 2; (encoder, manifest, adaptor, lm, inverter)."""
+    from ..encode import load_encoder
+    from ..inversion.models import DEFAULT_LM, absolute_spec, lm_weights_hash, load_lm
 
     # --encoder/--lm are read against the CWD, an init checkpoint's own against its folder; the new manifest
     # records local paths as absolute ones, since its relative paths would be read against its own folder.
@@ -294,7 +249,7 @@ def train(
         else (absolute_spec(init.encoder, cfg.init_checkpoint) if init else None)
     )
     lm_spec = absolute_spec(cfg.lm) if cfg.lm else (absolute_spec(init.lm, cfg.init_checkpoint) if init else None)
-    encoder: Encoder = load_encoder(encoder_spec, device)
+    encoder = load_encoder(encoder_spec, device)
     lm, tokenizer, lm_folder = load_lm(lm_spec, device)
     manifest = Manifest(
         encoder=encoder.name,
@@ -315,155 +270,26 @@ def train(
         lm = attach_lora(lm, manifest)
     if init is not None:
         _load_init(cfg.init_checkpoint, adaptor, lm)
-    inverter = Inverter(manifest, adaptor, lm, tokenizer, device)
-    params = _trainable(adaptor, lm)
-    optimizer = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
+    return encoder, manifest, adaptor, lm, Inverter(manifest, adaptor, lm, tokenizer, device)
+
+
+def _encode_corpus(encoder, train_texts: list[str], eval_texts: list[str], progress: bool):
+    """Both splits' embeddings (cached), under one progress bar."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        console=_stderr_console(),
+        console=stderr_console(),
         disable=not progress,
         transient=True,
     ) as bar:
         task = bar.add_task("encoding corpus", total=len(train_texts) + len(eval_texts))
         train_emb = cached_embeddings(encoder, train_texts, on_batch=lambda k: bar.advance(task, k))
         eval_emb = cached_embeddings(encoder, eval_texts, on_batch=lambda k: bar.advance(task, k))
-
-    step, elapsed_before, history = 0, 0.0, []
-    if cfg.resume:
-        info = _load_state(run, params, optimizer, state)
-        step, elapsed_before, history = info["step"], info["elapsed_s"], info.get("evals", [])
-        say(f"resumed {run} at step {step} ({elapsed_before / 60:.1f} min trained)")
-    run.mkdir(parents=True, exist_ok=True)
-    log_path = run / "train_log.jsonl"
-    perms = _PermCache(len(train_texts), cfg.seed)
-    start = time.time()
-    autocast = torch.autocast(
-        device_type="cuda" if device == "cuda" else "cpu",
-        dtype=torch.bfloat16,
-        enabled=cfg.bf16 and device in ("cpu", "cuda"),
-    )
-
-    def elapsed() -> float:
-        return elapsed_before + time.time() - start
-
-    def checkpoint(final_metrics: dict | None = None) -> None:
-        manifest.training = {
-            "stage": "adapt" if init is not None else "align",
-            "config": asdict(cfg),
-            "steps": step,
-            "train_sentences": len(train_texts),
-            "heldout_sentences": len(eval_texts),
-            "wall_minutes": round(elapsed() / 60, 2),
-            "hardware": _hardware(device),
-        }
-        if final_metrics:
-            manifest.metrics = final_metrics
-        save_checkpoint(run / "checkpoint", manifest, adaptor, lm if manifest.lora else None)
-        _save_state(
-            run,
-            params,
-            optimizer,
-            {
-                "step": step,
-                "elapsed_s": elapsed(),
-                "config": asdict(cfg),
-                "corpus_sha256": corpus_sha256,
-                "evals": history,
-            },
-        )
-
-    def evaluate() -> dict:
-        lm.eval()
-        recon = inverter.decode(eval_emb, batch_size=64)
-        cos = cosine_rows(encoder.encode(recon), eval_emb)
-        lm.train()
-        report = {
-            "step": step,
-            **reconstruction_report(eval_texts, recon, cos),
-            "examples": [[a, b] for a, b in list(zip(eval_texts, recon))[:3]],
-        }
-        history.append({k: v for k, v in report.items() if k != "examples"})
-        return report
-
-    def out_of_budget() -> bool:
-        return (cfg.max_steps is not None and step >= cfg.max_steps) or (
-            cfg.max_minutes is not None and elapsed() >= cfg.max_minutes * 60
-        )
-
-    if init is not None and step == 0 and not cfg.resume:
-        baseline = evaluate()  # stage 2: the starting checkpoint's fidelity on this data's held-out rows
-        _append_jsonl(log_path, {"eval": baseline, "elapsed_s": round(elapsed(), 1), "before_adapt": True})
-        say(f"before adapting: held-out cosine {baseline['cosine']:.3f} token-F1 {baseline['token_f1']:.3f}")
-    lm.train()
-    losses: list[float] = []
-    total = cfg.max_steps if cfg.max_steps is not None else None
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("step {task.completed}"),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=_stderr_console(),
-        disable=not progress,
-    ) as bar:
-        task = bar.add_task("training", total=total, completed=step, status="")
-        try:
-            while not out_of_budget():
-                idx = perms.batch(step, cfg.batch_size)
-                emb = torch.as_tensor(train_emb[idx], device=device)
-                targets = [train_texts[i] for i in idx]
-                emb, targets = _stage3_inputs(emb, targets, train_emb, train_texts, cfg, step)
-                lr = learning_rate(cfg, step)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with autocast:
-                    loss = lm_loss(inverter, adaptor(emb), targets, cfg.max_target_tokens)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
-                optimizer.step()
-                step += 1
-                losses.append(float(loss.detach()))
-                bar.update(task, completed=step, status=f"loss {np.mean(losses[-cfg.log_every :]):.3f}")
-                if step % cfg.log_every == 0:
-                    _append_jsonl(
-                        log_path,
-                        {
-                            "step": step,
-                            "loss": round(float(np.mean(losses[-cfg.log_every :])), 4),
-                            "lr": lr,
-                            "elapsed_s": round(elapsed(), 1),
-                        },
-                    )
-                if step % cfg.eval_every == 0:
-                    report = evaluate()
-                    _append_jsonl(log_path, {"eval": report, "elapsed_s": round(elapsed(), 1)})
-                    say(f"step {step}: held-out cosine {report['cosine']:.3f} token-F1 {report['token_f1']:.3f}")
-                if step % cfg.save_every == 0:
-                    checkpoint()
-        except KeyboardInterrupt:
-            say(f"interrupted at step {step}: saving")
-            checkpoint()
-            raise
-    final = evaluate() if step and (not history or history[-1]["step"] != step) else (history[-1] if history else {})
-    if final:
-        _append_jsonl(log_path, {"eval": final, "elapsed_s": round(elapsed(), 1)})
-    checkpoint({k: v for k, v in final.items() if k != "examples"} if final else None)
-    return run / "checkpoint"
-
-
-def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, constant, then (with decay_from) a linear fall to 0 at max_steps. A function of the
-    step alone, so a resumed run follows the same schedule as an uninterrupted one; a phase that stops at
-    or before decay_from is not affected by it."""
-    lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-    if cfg.decay_from is not None and step >= cfg.decay_from:
-        lr *= (cfg.max_steps - step) / (cfg.max_steps - cfg.decay_from)
-    return lr
+    return train_emb, eval_emb
 
 
 def saved_config(run: str | Path, info: dict | None = None) -> TrainConfig:
@@ -575,24 +401,6 @@ def adapt(
     return build_entry(entry, build, ready, wait=ADAPT_WAIT_S) / "checkpoint"
 
 
-def _stage3_inputs(emb, targets, train_emb, train_texts, cfg: TrainConfig, step: int):
-    """Stage-3 robustness: perturb inputs so off-manifold (mixed) embeddings still decode fluently."""
-    if cfg.noise_std <= 0 and cfg.mix_prob <= 0:
-        return emb, targets
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    targets = list(targets)
-    if cfg.mix_prob > 0:
-        pick = torch.rand(len(targets), generator=g) < cfg.mix_prob
-        partners = torch.randint(0, len(train_texts), (len(targets),), generator=g)
-        lam = 0.7 + 0.3 * torch.rand(len(targets), generator=g)  # dominant parent keeps >= 70%
-        other = torch.as_tensor(train_emb[partners.numpy()], device=emb.device)
-        mixed = lam[:, None].to(emb.device) * emb + (1 - lam[:, None].to(emb.device)) * other
-        emb = torch.where(pick[:, None].to(emb.device), mixed, emb)
-    if cfg.noise_std > 0:
-        emb = emb + cfg.noise_std * torch.randn(emb.shape, generator=g).to(emb.device)
-    return torch.nn.functional.normalize(emb, dim=-1), targets
-
-
 def _load_init(folder: str, adaptor: Adaptor, lm) -> None:
     """Stage 2 starts from an existing checkpoint's adaptor (and LoRA) weights."""
     from safetensors.torch import load_file
@@ -606,21 +414,3 @@ def _load_init(folder: str, adaptor: Adaptor, lm) -> None:
 
         lora = load_file(Path(folder) / LORA_DIR / "adapter_model.safetensors")
         set_peft_model_state_dict(lm, {k: v.float() for k, v in lora.items()})
-
-
-def _append_jsonl(path: Path, record: dict) -> None:
-    append_named(path, (json.dumps(record, ensure_ascii=False) + "\n").encode())
-
-
-def _hardware(device: str) -> str:
-    import platform
-
-    if device == "cuda":
-        return torch.cuda.get_device_name(0)
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
