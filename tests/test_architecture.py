@@ -128,3 +128,21 @@ def test_eval_names_match_the_code():
     assert tuple(ARMS) == EVAL_ARMS and tuple(CLASSIFIERS) == EVAL_CLASSIFIERS
     functions = {name for name in vars(arms) if name.startswith("arm_")}
     assert functions == {f.__name__ for f in ARMS.values()}, "an arm_ function no arm names (add it to EVAL_ARMS)"
+
+
+MAX_MODULE_LINES, MAX_BODY_LINES = 600, 100
+
+
+def test_modules_and_functions_stay_small():
+    """No module over 600 lines, no function body over 100 (from its first statement, docstring included, to
+    its last line): a module that grows past it holds two ideas, a function that does, two steps."""
+    big = {m: n for m, p in GRAPH.items() if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert not big, f"modules over {MAX_MODULE_LINES} lines (split them along the idea): {big}"
+    long = {}
+    for m, p in GRAPH.items():
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.body[0].lineno + 1
+                if lines > MAX_BODY_LINES:
+                    long[f"{m}.{node.name}"] = lines
+    assert not long, f"function bodies over {MAX_BODY_LINES} lines (give their steps names): {long}"
