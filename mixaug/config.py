@@ -31,8 +31,9 @@ DEFAULT_NEIGHBOURS = 5  # k of --pairing neighbours/boundary: SMOTE's (and imbal
 PAIRINGS = ("intra", "inter", "random", "neighbours", "boundary", "transfer")  # mix.py plans each
 
 
-def balance_ratio(balance) -> float | None:
-    """--balance as a ratio: None (off), "equal" = 1.0, or a number (or its text) in (0, 1]."""
+def _parse_balance(balance) -> float | None:
+    """--balance as a ratio: None (off), "equal" = 1.0, or a number (or its text) in (0, 1]. Read only through
+    `AugmentConfig.balance_ratio`."""
     if balance is None:
         return None
     if balance == "equal":
@@ -171,6 +172,12 @@ class AugmentConfig:
         return self.label_policy or ("parent" if self.per_class else "hard")
 
     @property
+    def balance_ratio(self) -> float | None:
+        """--balance as the ratio every class is planned up to (of the largest): None (off), 1.0 for "equal";
+        the one reading of `balance`, which validate() checks through it."""
+        return _parse_balance(self.balance)
+
+    @property
     def per_class(self) -> bool:
         """Whether the plan is per class (--balance or an explicit quota), rare classes first."""
         return self.balance is not None or self.quota is not None
@@ -186,7 +193,7 @@ class AugmentConfig:
         number("--search-width", self.search_width, 1, 64, integer=True)
         number("--anchor", self.anchor, 0, MAX_ANCHOR)
         number("--neighbours", self.neighbours, 1, 1000, integer=True)
-        balance_ratio(self.balance)
+        self.balance_ratio  # noqa: B018 - raises on a value that is no ratio
         if self.max_per_row is not None:
             number("--max-per-row", self.max_per_row, 1, MAX_NEW_ROWS, integer=True)
         if self.quota is not None:

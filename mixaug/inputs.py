@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .config import MAX_NEW_ROWS, AugmentConfig, balance_ratio
+from .config import MAX_NEW_ROWS, AugmentConfig
 from .data.columns import column_list, resolve_label_column, resolve_text_column
 from .data.formats import is_missing
 from .data.provenance import check_no_collision
@@ -196,7 +196,7 @@ def plan_quota(labels: list | None, cfg: AugmentConfig) -> dict | None:
     if labels is None:
         raise MixaugError(f"{what} needs a label column (name it with --label-column)")
     if cfg.quota is None:
-        quota = class_quota(labels, balance_ratio(cfg.balance), cfg.num_augmented, cfg.max_per_row)
+        quota = class_quota(labels, cfg.balance_ratio, cfg.num_augmented, cfg.max_per_row)
     else:
         classes = dict.fromkeys(labels)
         absent = [c for c in cfg.quota if c not in classes]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import stacks
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig, balance_ratio
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig
 from .data.columns import resolve_text_column
 from .data.provenance import build_output
 from .encode import cosine_rows
@@ -213,7 +213,7 @@ def run_stats(p: Prepared, g: Generated, cfg: AugmentConfig, stack: Stack, rows_
         "rows_per_s": round(len(accepted) / seconds, 3) if seconds > 0 else None,
         "decode": g.decode,
         "pairing": p.pairing,
-        "balance": balance_ratio(cfg.balance),
+        "balance": cfg.balance_ratio,
         "max_per_row": _cap(p, cfg),
         "new_rows_per_class": _per_class(p, accepted),
         "label_policy": cfg.policy if p.labels is not None else None,
