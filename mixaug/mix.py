@@ -127,8 +127,10 @@ def plan_pairs(
     labeller (`proba` over the mixed embedding) least sure while a's class still wins; transfer from the
     rows of the other classes without replacement (a seeded cycle through them per class of a, so a rare
     class's rows get as many different donors as there are), with λ ≤ 0.5 (folded), the weight of a beside
-    a + b's offset from its class's mean (see `mix`). The plan is a pure
-    function of the labels, the seed, the round and, for those two pairings, the embeddings."""
+    a + b's offset from its class's mean (see `mix`). A per-class plan spreads its targets: intra walks a
+    class's pairs, neighbours/boundary give a recurring row its nearest partners in turn, and λ (but
+    boundary's and transfer's) is squeezed into QUOTA_LAMBDAS. The plan is a pure function of the labels,
+    the seed, the round and, for neighbours/boundary, the embeddings."""
     size = len(labels) if labels is not None else None
     if size is None:
         raise MixaugError("plan_pairs needs the labels list (or a list of None for unlabelled rows)")
@@ -142,28 +144,19 @@ def plan_pairs(
     rng = np.random.default_rng([seed, round_])
     codes, uniques = pd.factorize(pd.Series(list(labels), dtype=object))
     by_class = class_rows(codes)
+    b = None  # a per-class intra plan draws its pairs whole
     if quota is None:
         a = rng.integers(0, size, n)
     else:
         code_of = {u: c for c, u in enumerate(uniques)}
-        wanted = [(code_of[c], q) for c, q in quota.items() if q > 0]
-        if pairing == "intra":
-            pairs = [_pair_cycle(by_class[c], q, rng) for c, q in wanted]
-        else:
-            pairs = [(_cycle(by_class[c], q, rng), None) for c, q in wanted]
-        order = rng.permutation(sum(q for _, q in wanted))
-        a = np.concatenate([x for x, _ in pairs] or [np.empty(0, np.int64)])[order]
-        if pairing == "intra":
-            b_intra = np.concatenate([y for _, y in pairs] or [np.empty(0, np.int64)])[order]
+        a, b = _quota_parents(by_class, [(code_of[c], q) for c, q in quota.items() if q > 0], pairing, rng)
         n = len(a)
-    b = np.empty(n, dtype=np.int64)
-    if quota is not None and pairing == "intra":
-        b = b_intra
-    elif pairing in NEEDS_EMBEDDINGS:
+    if b is None and pairing in NEEDS_EMBEDDINGS:
         b = _partners(codes, by_class, a, rng, emb, neighbours, pairing == "neighbours", spread=quota is not None)
-    elif pairing == "transfer":
+    elif b is None and pairing == "transfer":
         b = _donors(codes, a, rng)
-    else:
+    elif b is None:
+        b = np.empty(n, dtype=np.int64)
         for i, ai in enumerate(a):
             if pairing == "intra":
                 pool = by_class[codes[ai]]
@@ -187,6 +180,21 @@ def plan_pairs(
         lam = _boundary_lambdas(emb, a, b, codes, proba, renormalize)
     seeds = rng.integers(0, 2**31 - 1, n)
     return pd.DataFrame({"a": a, "b": b, "lam": np.round(lam, 6), "seed": seeds})
+
+
+def _quota_parents(by_class: dict, wanted: list, pairing: str, rng) -> tuple[np.ndarray, np.ndarray | None]:
+    """A per-class plan's parents a (each class's rows in turn, its quota's worth, the classes shuffled
+    together) and, for intra, their partners b (each of a class's pairs once before any again); b is None
+    for the other pairings, which find it from a."""
+    if pairing == "intra":
+        parts = [_pair_cycle(by_class[c], q, rng) for c, q in wanted]
+    else:
+        parts = [(_cycle(by_class[c], q, rng), None) for c, q in wanted]
+    order = rng.permutation(sum(q for _, q in wanted))
+    a = np.concatenate([x for x, _ in parts] or [np.empty(0, np.int64)])[order]
+    if pairing != "intra":
+        return a, None
+    return a, np.concatenate([y for _, y in parts] or [np.empty(0, np.int64)])[order]
 
 
 def _cycle(rows: np.ndarray, q: int, rng) -> np.ndarray:

@@ -22,7 +22,8 @@ duplicates, rows/s) are kept beside them.
 
     python scripts/longtail_bench.py rows --datasets trec,movies,sms,politics --seeds 3   # mixaug's rows
     python scripts/longtail_bench.py score --datasets trec,movies,sms,politics --seeds 3  # every arm
-    python scripts/longtail_bench.py table                                                # the tables
+    python scripts/longtail_bench.py table [--budget 5] [--metric tail_recall]            # the tables
+    python scripts/longtail_bench.py decodes                    # duplicates and rows/s of mixaug's rows
 """
 
 from __future__ import annotations
@@ -320,22 +321,28 @@ def paired(d) -> tuple[float, float, float]:
     return float(d.mean()), float(se), float(p)
 
 
-def table(budget: int | None = None, metric: str = "macro_f1") -> None:
+COMPACT = ("none", "LA", "LA tuned", "class weights", "copies + LA", "EDA", "SMOTE")  # --compact: these + mixaug's
+
+
+def table(budget: int | None = None, metric: str = "macro_f1", compact: bool = False) -> None:
     """Per dataset x classifier x test: every remedy's mean, and the best mixaug recipe against the best free
     remedy (paired by seed)."""
     for path in sorted(OUT.glob("*.json")):
         res = pd.DataFrame(json.loads(path.read_text()))
         name = path.stem
-        print(f"\n### {name} ({'/'.join(map(str, PROFILES[name]))}), {metric}, seeds {sorted(res.seed.unique())}\n")
+        seeds = ", ".join(map(str, sorted(res.seed.unique())))
+        print(f"\n### {name} ({'/'.join(map(str, PROFILES[name]))}), {metric}, seeds {seeds}\n")
         arms = list(dict.fromkeys(res["arm"]))
         if budget is not None:
             arms = [a for a in arms if not a.startswith("mixaug") or f" x{budget}" in a]
+        if compact:
+            arms = [a for a in arms if a in COMPACT or (a.startswith("mixaug") and not a.endswith("LA orig"))]
         print("| classifier | test | " + " | ".join(arms) + " | best mixaug − best free |")
         print("|---" * (len(arms) + 3) + "|")
         for (kind, test), g in res.groupby(["classifier", "test"], sort=False):
             piv = g.pivot_table(index="seed", columns="arm", values=metric)
             mean = piv.mean()
-            free = [a for a in FREE if a in piv]
+            free = [a for a in FREE if a in piv]  # every free remedy, shown or not
             mine = [a for a in arms if a.startswith("mixaug") and a in piv]
             bf, bm = max(free, key=mean.get), max(mine, key=mean.get)
             d, se, p = paired(piv[bm] - piv[bf])
@@ -344,22 +351,46 @@ def table(budget: int | None = None, metric: str = "macro_f1") -> None:
             print(f"| {kind} | {test} | " + " | ".join(cells) + f" | {d:+.3f} ± {se:.3f} (p {p:.2g}; {bm} vs {bf}) |")
 
 
+def decodes() -> None:
+    """Per dataset and pairing, over the seeds: rows asked, decoded, rejected as duplicates (share), rows/s."""
+    print("| dataset | pairing | rows asked | planned (decoded or cached) | duplicates | share | rows/s (mean) |")
+    print("|---|---|---|---|---|---|---|")
+    for name in PROFILES:
+        for pairing in PAIRINGS:
+            runs = [
+                json.loads(p.read_text()) for p in sorted((OUT / "rows").glob(f"{name}.seed*.{pairing}.stats.json"))
+            ]
+            if not runs:
+                continue
+            asked = sum(r["requested"] for r in runs)
+            decoded = sum(r["planned"] for r in runs)  # decoded or read from the decode cache
+            dups = sum(r["rejected"].get("duplicate", 0) for r in runs)
+            speed = np.mean([r["rows_per_s"] for r in runs])
+            budget = max_budget(name, pairing)
+            print(
+                f"| {name} | {pairing} (≤ {budget} a row) | {asked} | {decoded} | {dups} | {dups / decoded:.1%} | {speed:.1f} |"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("stage", choices=("rows", "score", "table"))
+    ap.add_argument("stage", choices=("rows", "score", "table", "decodes"))
     ap.add_argument("--datasets", default=",".join(PROFILES))
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--classifiers", default="tfidf,frozen")
     ap.add_argument("--budget", type=int, help="table: only this budget's mixaug arms")
     ap.add_argument("--metric", default="macro_f1", choices=("macro_f1", "tail_recall", "tail_precision"))
+    ap.add_argument("--compact", action="store_true", help="table: the main remedies and mixaug's arms only")
     args = ap.parse_args()
     names = args.datasets.split(",")
     if args.stage == "rows":
         make_rows(names, args.seeds)
     elif args.stage == "score":
         score(names, args.seeds, args.classifiers.split(","))
+    elif args.stage == "decodes":
+        decodes()
     else:
-        table(args.budget, args.metric)
+        table(args.budget, args.metric, args.compact)
 
 
 if __name__ == "__main__":
