@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 MIXAUG := $(VENV)/bin/mixaug
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install install-ray demo report-demo browser wordnet lint test test-fast checkpoint corpus bench bench-quick bench-data bench-imbalanced clean
+.PHONY: install install-ray demo report-demo browser wordnet lint test test-fast checkpoint corpus bench bench-quick bench-data bench-imbalanced bench-longtail clean
 
 install: $(VENV)/.installed
 
@@ -127,6 +127,14 @@ bench-imbalanced: bench-data
 	        --classifier logreg,tfidf --methods $(PAIRINGS) $(IMB_COMMON) --max-new-rows 100 -q > /dev/null || exit 1; \
 	done
 	$(PY) scripts/bench_imbalanced.py bench/results/imbalanced
+
+# The long tail against the free remedies (docs/imbalanced.md *A real long tail*): mixaug's rows (~10 min on
+# 2 cores, kept in bench/results/longtail/rows/: a rerun resumes), every arm scored (~5 min), the tables.
+bench-longtail: bench-data
+	$(PY) scripts/longtail_bench.py rows --seeds 3
+	$(PY) scripts/longtail_bench.py score --seeds 3
+	$(PY) scripts/longtail_bench.py table --budget 5 --compact
+	$(PY) scripts/longtail_bench.py decodes
 
 clean:
 	rm -rf build .pytest_cache

@@ -312,3 +312,21 @@ def test_transfer_lays_a_donor_s_offset_from_its_class_mean_on_a():
     assert np.allclose(got, want, atol=1e-5)
     with pytest.raises(MixaugError, match="--pairing transfer needs at least 2 classes"):
         plan_pairs(["t"] * 4, 2, "transfer", 0.4, 0)
+
+
+def test_dry_run_announces_the_capped_plan_and_its_time_before_decoding(tmp_path, tiny_checkpoint):
+    """--dry-run: rows per class under --max-per-row, the cap in force and an estimate, nothing written; a
+    transfer plan previews (its centres need every row's embedding)."""
+    rows = [{"text": f"common row {i}", "label": "big"} for i in range(12)]
+    rows += [{"text": f"rare row {i}", "label": "small"} for i in range(2)]
+    src = tmp_path / "t.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for extra, small in (([], 10), (["--max-per-row", "2"], 4), (["--pairing", "transfer"], 10)):
+        args = ["augment", str(src), "--dry-run", "--balance", "equal", "--checkpoint", str(tiny_checkpoint)]
+        r = CliRunner().invoke(app, [*args, *extra, "--max-new-tokens", "4"])
+        assert r.exit_code == 0, r.output
+        plan = json.loads(r.stderr)
+        assert plan["balance"] == [{"label": "big", "new_rows": 0}, {"label": "small", "new_rows": small}]
+        assert plan["max_per_row"] == (2 if extra[:1] == ["--max-per-row"] else 5)
+        assert plan["planned"] == small and plan["estimated_seconds"] >= 0 and len(plan["samples"]) == min(5, small)
+    assert not list(tmp_path.glob("*.jsonl"))[1:]  # the input alone
