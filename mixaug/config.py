@@ -4,11 +4,13 @@ import: the CLI reads its defaults here."""
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
+import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from .errors import MixaugError
 
@@ -21,7 +23,7 @@ PRECISIONS = ("auto", "fp32", "int8")  # auto + decode.PRECISIONS (here, so chec
 # 1.75x faster than fp32 with the same fidelity within noise (paired cosine -0.004 +- 0.004 on 700
 # sentences); 64 rows at once is ~15% faster than 32 and stays under 2 GiB of memory.
 DEFAULT_PRECISION = "auto"
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_DECODE_BATCH = 64
 DEFAULT_SEARCH_WIDTH = 3  # --search guided: the width the README measured (0.64 sentences/s on 2 cores)
 MAX_SEED = 2**32 - 1  # numpy, torch and scikit-learn all take seeds in [0, 2**32)
 MAX_NEW_ROWS = 10_000_000  # a plan is held in memory; a larger request is almost surely a typo
@@ -84,15 +86,52 @@ def check_whole_numbers(*options: tuple[str, object, int | None, int | None]) ->
         check_number(name, value, low, high, integer=True)
 
 
+def new_names(cls, data: dict, stacklevel: int | None = 1) -> dict:
+    """`data` (a config's keywords, or a saved config) with `cls`'s old field names (cls.RENAMED: old -> new)
+    read as the new ones. An old keyword in code warns (DeprecationWarning; stacklevel as warnings.warn's,
+    counted from new_names' caller: 1 = the caller itself); stacklevel None reads silently: a saved run's
+    file (state.json), which the user did not write. An old name beside its new one is refused (which would
+    win is a guess)."""
+    old = [name for name in data if name in cls.RENAMED]
+    if not old:
+        return data
+    data = dict(data)
+    for name in old:
+        new = cls.RENAMED[name]
+        if new in data:
+            raise MixaugError(f"{name} is the old name of {new}: give {new} alone")
+        data[new] = data.pop(name)
+        if stacklevel is not None:
+            message = f"{cls.__name__}'s {name} is now {new} (the CLI's flag is unchanged)"
+            warnings.warn(message, DeprecationWarning, stacklevel=stacklevel + 1)
+    return data
+
+
+def old_names_accepted(cls):
+    """A config dataclass whose constructor still takes its fields' old names (`new_names`, with a
+    DeprecationWarning); the fields, asdict and everything generated from them know the new names only."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **new_names(cls, kwargs, stacklevel=2))
+
+    cls.__init__ = __init__
+    return cls
+
+
 TASK_MODELS = ("none", "finetune")
 SEARCHES = ("none", "guided")
 ANCHOR_WEIGHTINGS = ("salience", "idf")  # --anchor-weights (anchor.WordWeights)
 MAX_ANCHOR = 50.0
 
 
+@old_names_accepted
 @dataclass
 class AugmentConfig:
     """How to augment a dataset. Defaults follow the paper: intra-class pairs, Beta(0.4, 0.4), hard labels."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"batch_size": "decode_batch"}  # old name -> field (new_names)
 
     text_column: str | None = None  # default: first of text, sentence, content
     label_column: str | None = None  # default: "label" if present; None = unlabelled
@@ -148,7 +187,9 @@ class AugmentConfig:
     task_model: str = "none"
     task_steps: int = 100
     device: str = "auto"
-    batch_size: int = DEFAULT_BATCH_SIZE
+    # --batch-size: rows decoding at once (the decode engine's slots; also the groups that encoder-guided
+    # search, re-encoding and the decode cache's writes take). The output never depends on it
+    decode_batch: int = DEFAULT_DECODE_BATCH
     precision: str = DEFAULT_PRECISION  # the LM's Linear layers while decoding: auto, fp32 or int8
     engine: str = "local"  # where decoding runs: this process, or Ray actors (same output)
     num_workers: int | None = None  # Ray actors (default: one per CPU of the cluster)
@@ -198,7 +239,7 @@ class AugmentConfig:
             number("--max-per-row", self.max_per_row, 1, MAX_NEW_ROWS, integer=True)
         if self.quota is not None:
             self._check_quota()
-        number("--batch-size", self.batch_size, 1, 4096, integer=True)
+        number("--batch-size", self.decode_batch, 1, 4096, integer=True)
         if self.num_workers is not None:
             number("--num-workers", self.num_workers, 1, 4096, integer=True)
         number("--top-p", self.top_p, 0, 1, low_open=True)
@@ -254,9 +295,13 @@ class AugmentConfig:
 MAX_STEPS = 1_000_000_000  # any step count or interval: far above a real run, far below an overflow
 
 
+@old_names_accepted
 @dataclass
 class TrainConfig:
-    """One training run. Everything here is recorded in the manifest's `training` section."""
+    """One training run. Everything here is recorded in the manifest's `training` section (a run saved before
+    the rename names train_batch batch_size there and in state.json: `new_names` reads it)."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"batch_size": "train_batch"}  # old name -> field (new_names)
 
     out: str
     corpus: list[str] = field(default_factory=list)
@@ -275,7 +320,7 @@ class TrainConfig:
     lr: float = 2e-3
     warmup_steps: int = 30
     decay_from: int | None = None  # from this step lr falls linearly to 0 at max_steps (an annealing phase)
-    batch_size: int = 16  # the optimizer's batch (the shipped checkpoint's); augment's batch_size is decode slots
+    train_batch: int = 16  # --batch-size: the optimizer's batch, sentences per step (the shipped checkpoint's)
     max_steps: int | None = None
     max_minutes: float | None = None
     eval_every: int = 100
@@ -304,7 +349,7 @@ class TrainConfig:
             ("--lora-r", self.lora_r, 0, MAX_LORA_R),
             ("lora_alpha", self.lora_alpha, 1, 1_000_000),
             ("warmup_steps", self.warmup_steps, 0, MAX_STEPS),
-            ("--batch-size", self.batch_size, 1, 4096),
+            ("--batch-size", self.train_batch, 1, 4096),
             ("--eval-every", self.eval_every, 1, MAX_STEPS),
             ("--eval-size", self.eval_size, 1, 1_000_000),
             ("--save-every", self.save_every, 1, MAX_STEPS),

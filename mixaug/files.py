@@ -234,12 +234,12 @@ def invert_file(
     from .stacks import checked_checkpoint
 
     defaults = AugmentConfig()
-    batch_size = defaults.batch_size if batch_size is None else batch_size
+    batch_size = defaults.decode_batch if batch_size is None else batch_size
     precision = defaults.precision if precision is None else precision
     search_width = defaults.search_width if search_width is None else search_width
     AugmentConfig(
         num_candidates=num_candidates,
-        batch_size=batch_size,
+        decode_batch=batch_size,
         precision=precision,
         search=search,
         search_width=search_width,

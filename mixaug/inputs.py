@@ -4,12 +4,12 @@ overrides, validated), the table (`as_table`), its text, label and id columns an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
 
-from .config import MAX_NEW_ROWS, AugmentConfig
+from .config import MAX_NEW_ROWS, AugmentConfig, new_names
 from .data.columns import column_list, resolve_label_column, resolve_text_column
 from .data.formats import is_missing
 from .data.provenance import check_no_collision
@@ -19,8 +19,11 @@ from .mix import check_pairable, class_quota
 
 
 def run_config(config: AugmentConfig | None, overrides: dict) -> AugmentConfig:
-    """The run's config: `config` with keyword overrides, validated; an unknown keyword is a MixaugError."""
-    unknown = sorted(set(overrides) - set(AugmentConfig.__dataclass_fields__))
+    """The run's config: `config` with keyword overrides, validated; an unknown keyword is a MixaugError. An
+    old name (batch_size: decode_batch) still works, with a DeprecationWarning at the caller's caller (the
+    user's `augment(...)`)."""
+    overrides = new_names(AugmentConfig, overrides, stacklevel=3)
+    unknown = sorted(set(overrides) - {f.name for f in fields(AugmentConfig)})
     if unknown:
         raise MixaugError(f"unknown option(s) {', '.join(unknown)}; see mixaug.AugmentConfig")
     cfg = replace(config or AugmentConfig(), **overrides)

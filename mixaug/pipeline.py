@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import stacks
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig
+from .config import DEFAULT_DECODE_BATCH, DEFAULT_PRECISION, DEFAULT_SEARCH_WIDTH, AugmentConfig
 from .data.columns import resolve_text_column
 from .data.provenance import build_output
 from .encode import cosine_rows
@@ -59,7 +59,7 @@ def augment_prepared(
     started = time.time() if started is None else started
     stack, decoder, task = stacks.load_for(p, cfg)
     try:
-        emb = stack.encoder.encode(p.texts, batch_size=cfg.batch_size, on_batch=progress("encode", len(p.texts)))
+        emb = stack.encoder.encode(p.texts, batch_size=cfg.decode_batch, on_batch=progress("encode", len(p.texts)))
         g = generate(p, emb, cfg, stack, decoder, progress, task)
     finally:
         if decoder is not None:
@@ -260,7 +260,7 @@ def preview_prepared(df: pd.DataFrame, p: Prepared, cfg: AugmentConfig, samples:
     stack = stacks.load_stack(stacks.checkpoint_for(p, cfg)[0], cfg.device, cfg.precision)
     every = None
     if p.pairing in (*NEEDS_EMBEDDINGS, "transfer"):  # the partner, λ or b's class mean need every row
-        every = stack.encoder.encode(texts, batch_size=cfg.batch_size)
+        every = stack.encoder.encode(texts, batch_size=cfg.decode_batch)
     labeller = Labeller(every, p.labels, cfg.seed) if p.pairing == "boundary" else None
     plan = plan_pairs(
         p.plan_labels,
@@ -281,7 +281,7 @@ def preview_prepared(df: pd.DataFrame, p: Prepared, cfg: AugmentConfig, samples:
     emb = (
         every[parents]
         if every is not None
-        else stack.encoder.encode([texts[i] for i in parents], batch_size=cfg.batch_size)
+        else stack.encoder.encode([texts[i] for i in parents], batch_size=cfg.decode_batch)
     )
     centre = class_centres(every, p.plan_labels)(head["b"].to_numpy()) if p.pairing == "transfer" else None
     targets = mix(
@@ -325,7 +325,7 @@ def invert(
     text_column: str | None = None,
     checkpoint: str | None = None,
     device: str = "auto",
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = DEFAULT_DECODE_BATCH,
     num_candidates: int = 1,
     seed: int = 0,
     progress: Progress | None = None,
@@ -344,7 +344,9 @@ def invert(
     stack = stacks.load_stack(checkpoint, device, precision)
     texts = usable[text_col].tolist()
     emb = stack.encoder.encode(texts, batch_size=batch_size, on_batch=progress("encode", len(texts)))
-    cfg = AugmentConfig(num_candidates=num_candidates, batch_size=batch_size, search=search, search_width=search_width)
+    cfg = AugmentConfig(
+        num_candidates=num_candidates, decode_batch=batch_size, search=search, search_width=search_width
+    )
     cfg.validate()
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, len(texts))
     recon, _, fid = decode_candidates(stack, emb, seeds, cfg, progress("decode", len(texts) * num_candidates))

@@ -109,8 +109,10 @@ class MixupSampler(BaseEstimator):
         counts = Counter(labels)
         if len(counts) < 2:
             raise MixaugError(f"MixupSampler needs at least 2 classes in y; found {len(counts)}")
-        if self._unknown:
-            raise MixaugError(f"MixupSampler has no parameter {sorted(self._unknown)[0]!r}; see mixaug.AugmentConfig")
+        if self._unknown:  # an old name (batch_size) too, named: sklearn's __init__ stores parameters as given
+            name = sorted(self._unknown)[0]
+            now = f" (now {AugmentConfig.RENAMED[name]})" if name in AugmentConfig.RENAMED else ""
+            raise MixaugError(f"MixupSampler has no parameter {name!r}{now}; see mixaug.AugmentConfig")
         if self.label_policy == "soft":
             raise MixaugError("label_policy 'soft' gives no single class per row: use 'parent' or 'hard'")
         check_number("k_neighbors", self.k_neighbors, 1, 1000, integer=True)

@@ -98,7 +98,7 @@ def augment_streamed(
             advance = progress("encode", len(p.texts))
             for start in range(0, len(p.texts), chunk_rows):  # embeddings are batch-invariant: chunks change no bit
                 block = p.texts[start : start + chunk_rows]
-                emb[start : start + len(block)] = stack.encoder.encode(block, cfg.batch_size, on_batch=advance)
+                emb[start : start + len(block)] = stack.encoder.encode(block, cfg.decode_batch, on_batch=advance)
             g = generate(p, emb, cfg, stack, decoder, progress, task)
             del emb
     finally:

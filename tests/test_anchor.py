@@ -135,9 +135,9 @@ def test_augment_with_anchor_is_deterministic_across_batch_sizes(tmp_path, sampl
     monkeypatch.setattr(stacks, "_STACKS", {})
     df = pd.DataFrame(sample_rows)
     kw = dict(checkpoint=str(tiny_checkpoint), num_augmented=12, max_new_tokens=8, only_new=True, seed=2)
-    ref = pipeline.augment(df, anchor=8.0, batch_size=12, **kw)
-    assert pipeline.augment(df, anchor=8.0, batch_size=1, **kw)["text"].tolist() == ref["text"].tolist()
-    plain = pipeline.augment(df, batch_size=12, **kw)
+    ref = pipeline.augment(df, anchor=8.0, decode_batch=12, **kw)
+    assert pipeline.augment(df, anchor=8.0, decode_batch=1, **kw)["text"].tolist() == ref["text"].tolist()
+    plain = pipeline.augment(df, decode_batch=12, **kw)
     assert plain["text"].tolist() != ref["text"].tolist()
     parents = set(" ".join(df["text"]).lower().split())
     share = lambda out: np.mean([w in parents for t in out["text"] for w in t.lower().split()])  # noqa: E731

@@ -373,7 +373,7 @@ def test_train_lm_flag_is_read_against_the_cwd_and_recorded_absolute(tiny_lm_dir
         hidden_dim=32,
         lora_r=0,
         max_steps=1,
-        batch_size=4,
+        train_batch=4,
         warmup_steps=1,
         eval_every=1000,
         eval_size=2,

@@ -71,7 +71,7 @@ def test_invert_file_and_its_stats_by_group(tmp_path, sample_file, tiny_checkpoi
         ("classifiers", ["svm"], "--classifier takes one or more of logreg, tfidf, finetune"),
         ("methods", ["mixaug:hard:nearest"], "bad method"),
         ("ratio", 0, "--ratio must be > 0"),
-        ("batch_size", 0, "--batch-size must be >= 1"),
+        ("decode_batch", 0, "--batch-size must be >= 1"),
         ("precision", "int4", "--precision must be one of"),
     ],
 )

@@ -131,7 +131,7 @@ def test_augment_file_writes_the_whole_table_paths_bytes(tmp_path, sample_file, 
     common = ["--checkpoint", str(tiny_checkpoint), "-n", "10", "--batch-size", "4", "--max-new-tokens", "6", "-q"]
     whole = tmp_path / ("whole" + suffix)
     _cli(["augment", str(source), "-o", str(whole), *common, "--stats-json", str(tmp_path / "w.json")])
-    cfg = AugmentConfig(checkpoint=str(tiny_checkpoint), num_augmented=10, batch_size=4, max_new_tokens=6)
+    cfg = AugmentConfig(checkpoint=str(tiny_checkpoint), num_augmented=10, decode_batch=4, max_new_tokens=6)
     streamed = tmp_path / ("streamed" + suffix)
     stats = augment_file(source, streamed, cfg, chunk_rows=5, stats_json=tmp_path / "s.json")
     assert streamed.read_bytes() == whole.read_bytes()

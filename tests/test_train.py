@@ -30,7 +30,7 @@ def _cfg(tmp_path, lm_dir, **kw):
         lora_r=2,
         lr=1e-2,
         warmup_steps=1,
-        batch_size=4,
+        train_batch=4,
         eval_every=1000,
         eval_size=4,
         save_every=5,

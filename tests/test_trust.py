@@ -260,7 +260,7 @@ def tiny_run(tmp_path, tiny_lm_dir) -> Path:
         num_soft_tokens=2,
         hidden_dim=32,
         lora_r=0,
-        batch_size=4,
+        train_batch=4,
         eval_every=1000,
         eval_size=2,
         save_every=2,
@@ -284,10 +284,11 @@ def _resume(folder: Path):
     "config,message",
     [
         ({"num_soft_tokens": 10**9}, "--num-soft-tokens must be <= 512"),
-        ({"batch_size": 0}, "--batch-size must be >= 1"),
+        ({"train_batch": 0}, "--batch-size must be >= 1"),
         ({"hidden_dim": "32"}, "--hidden-dim must be a finite whole number"),
         ({"lr": float("nan")}, "--lr must be a finite number"),
         ({"corpus": "corpus.txt"}, "--corpus must be a list of file names"),
+        ({"batch_size": 4}, "batch_size is the old name of train_batch: give train_batch alone"),
     ],
 )
 def test_a_saved_config_is_checked_by_the_rules_of_a_new_one(tiny_run, config, message):
@@ -312,8 +313,20 @@ def test_a_resumed_run_with_its_own_corpus_continues(tiny_run):
     assert json.loads((tiny_run / "state.json").read_text())["step"] == 3
 
 
+def test_a_run_saved_before_the_rename_resumes_with_its_batch(tiny_run):
+    """state.json written before TrainConfig.batch_size became train_batch: read silently, the batch kept."""
+    state = json.loads((tiny_run / "state.json").read_text())
+    state["config"]["batch_size"] = state["config"].pop("train_batch")
+    (tiny_run / "state.json").write_text(json.dumps(state))
+    result = _resume(tiny_run)
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
+    config = json.loads((tiny_run / "state.json").read_text())["config"]
+    assert config["train_batch"] == 4 and "batch_size" not in config
+
+
 @pytest.mark.parametrize(
-    "field,value", [("batch_size", 0), ("max_steps", None), ("device", "tpu"), ("mix_prob", 2.0), ("corpus", [""])]
+    "field,value", [("train_batch", 0), ("max_steps", None), ("device", "tpu"), ("mix_prob", 2.0), ("corpus", [""])]
 )
 def test_train_config_refuses_what_the_cli_refuses(field, value):
     from mixaug.training.train import TrainConfig

@@ -115,7 +115,7 @@ def augment(
     ),
     task_steps: int = typer.Option(AUG.task_steps, help="Optimizer steps of --task-model finetune."),
     device: str = DEVICE,
-    batch_size: int = typer.Option(AUG.batch_size, help="Rows decoded at once."),
+    decode_batch: int = typer.Option(AUG.decode_batch, "--batch-size", help="Rows decoded at once."),
     precision: str = PRECISION,
     engine: str = typer.Option(AUG.engine, "--engine", help="local, or ray: decode on Ray actors (same output)."),
     num_workers: Optional[int] = typer.Option(
@@ -190,7 +190,7 @@ def invert(
     group_column: Optional[str] = typer.Option(None, help="Also report the metrics per value of this column."),
     checkpoint: Optional[str] = CHECKPOINT,
     device: str = DEVICE,
-    batch_size: int = typer.Option(AUG.batch_size, help="Rows decoded at once."),
+    batch_size: int = typer.Option(AUG.decode_batch, help="Rows decoded at once."),
     precision: str = PRECISION,
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):

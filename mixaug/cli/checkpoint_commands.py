@@ -44,7 +44,9 @@ def train(
     lr: Optional[float] = typer.Option(
         None, help=f"Peak learning rate (default: {TRAIN.lr:g}; on --resume: the run's own)."
     ),
-    batch_size: int = typer.Option(TRAIN.batch_size, help="The optimizer's batch (sentences per step)."),
+    train_batch: int = typer.Option(
+        TRAIN.train_batch, "--batch-size", help="The optimizer's batch (sentences per step)."
+    ),
     max_steps: Optional[int] = typer.Option(TRAIN.max_steps),
     max_minutes: Optional[float] = typer.Option(TRAIN.max_minutes),
     eval_every: Optional[int] = typer.Option(

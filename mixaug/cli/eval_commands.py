@@ -87,7 +87,7 @@ def eval_cmd(
     seed: int = typer.Option(EVAL.seed),
     checkpoint: Optional[str] = CHECKPOINT,
     device: str = DEVICE,
-    batch_size: int = typer.Option(EVAL.batch_size, help="Rows decoded at once."),
+    decode_batch: int = typer.Option(EVAL.decode_batch, "--batch-size", help="Rows decoded at once."),
     precision: str = PRECISION,
     quiet: bool = typer.Option(False, "-q", "--quiet"),
 ):

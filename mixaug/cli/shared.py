@@ -3,6 +3,7 @@ take, a config built from a command's options, and the one error mapper (`cli_er
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import typer
@@ -19,7 +20,7 @@ AUG, TRAIN, EVAL = AugmentConfig(), TrainConfig(out=""), EvalConfig(train="", te
 def config_from(cls, options: dict, **settings):
     """A config from a command's options of the same names as its fields (typer hands them over as the
     command's arguments), with `settings` on top: no field is passed by hand, so none is forgotten."""
-    fields = set(cls.__dataclass_fields__)
+    fields = {f.name for f in dataclasses.fields(cls)}  # not __dataclass_fields__: it holds RENAMED too
     return cls(**{**{k: v for k, v in options.items() if k in fields}, **settings})
 
 

@@ -149,7 +149,7 @@ def arm_paraphrase(m: Method, sub: Subset) -> ArmRows:
         sub.shared["para_lm"] = load_lm(DEFAULT_LM, sub.stack.device)[:2]
 
     def para(texts, labels, n, seed):
-        return paraphrase(texts, labels, n, seed, *sub.shared["para_lm"], batch_size=sub.cfg.batch_size)
+        return paraphrase(texts, labels, n, seed, *sub.shared["para_lm"], batch_size=sub.cfg.decode_batch)
 
     return ArmRows(sub.originals + sub.per_class(para))
 
@@ -204,7 +204,7 @@ def arm_mixaug(m: Method, sub: Subset) -> ArmRows:
         only_new=True,
         checkpoint=cfg.checkpoint,
         device=cfg.device,
-        batch_size=cfg.batch_size,
+        decode_batch=cfg.decode_batch,
         precision=cfg.precision,
         task_steps=cfg.finetune_steps,
         intrusion=m.intrusion,

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..config import (
-    DEFAULT_BATCH_SIZE,
+    DEFAULT_DECODE_BATCH,
     DEFAULT_PRECISION,
     MAX_ANCHOR,
     MAX_SEED,
@@ -16,6 +17,7 @@ from ..config import (
     TASK_STEPS,
     AugmentConfig,
     check_number,
+    old_names_accepted,
 )
 from ..errors import MixaugError
 
@@ -51,9 +53,12 @@ IMBALANCED_METHODS = (
 )
 
 
+@old_names_accepted
 @dataclass
 class EvalConfig:
     """One `mixaug eval` run: which arms, classifiers, shots and seeds, on which TRAIN/TEST files."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"batch_size": "decode_batch"}  # old name -> field (config.new_names)
 
     train: str
     test: str
@@ -77,7 +82,7 @@ class EvalConfig:
     control_pairs: int = 10
     checkpoint: str | None = None
     device: str = "auto"
-    batch_size: int = DEFAULT_BATCH_SIZE
+    decode_batch: int = DEFAULT_DECODE_BATCH  # --batch-size: rows decoding (and encoding) at once
     precision: str = DEFAULT_PRECISION
     seed: int = 0
 
@@ -98,7 +103,7 @@ class EvalConfig:
         if self.max_test is not None:
             check_number("--max-test", self.max_test, 1, 10_000_000, integer=True)
         check_number("--ratio", self.ratio, 0, 100, low_open=True)
-        AugmentConfig(batch_size=self.batch_size, precision=self.precision, device=self.device).validate()
+        AugmentConfig(decode_batch=self.decode_batch, precision=self.precision, device=self.device).validate()
         if not isinstance(self.shots, list) or not self.shots:
             raise MixaugError(f"--shots takes positive numbers or 'all' (got {self.shots!r})")
         for shot in self.shots:

@@ -36,7 +36,7 @@ def _journal_key(cfg: EvalConfig) -> str:
     from .. import __version__
 
     h = hashlib.sha256()
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "batch_size")}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "decode_batch")}
     h.update(json.dumps([settings, __version__], sort_keys=True, default=str).encode())
     for path in (cfg.train, cfg.test):
         with open(path, "rb") as f:

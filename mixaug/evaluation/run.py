@@ -53,12 +53,12 @@ def run_eval(
     with _fresh_decodes(stack), stack.encoder.memoize():
         t0 = time.time()
         # fills the memo: each run encodes its subset from it (and encode_s is the cost of encoding TRAIN once)
-        stack.encoder.encode(train_texts, cfg.batch_size, on_batch=stage("encode train", len(train_texts)))
+        stack.encoder.encode(train_texts, cfg.decode_batch, on_batch=stage("encode train", len(train_texts)))
         encode_s = time.time() - t0
-        test_emb = stack.encoder.encode(test_texts, cfg.batch_size, on_batch=stage("encode test", len(test_texts)))
+        test_emb = stack.encoder.encode(test_texts, cfg.decode_batch, on_batch=stage("encode test", len(test_texts)))
 
         def embed(texts: Sequence[str]) -> np.ndarray:
-            return stack.encoder.encode(texts, cfg.batch_size)
+            return stack.encoder.encode(texts, cfg.decode_batch)
 
         test = TestSet(test_texts, test_y, test_emb)
 
@@ -171,11 +171,11 @@ def _decode_speed(stack, emb: np.ndarray, run: DecodeStats, cfg: EvalConfig) -> 
         return {}
     mean_tokens = run.tokens / run.rows
     try:
-        top = stack.inverter.decode_ceiling(emb, round(mean_tokens), cfg.batch_size)
+        top = stack.inverter.decode_ceiling(emb, round(mean_tokens), cfg.decode_batch)
     except MixaugError:
         top = None
     return {
-        "batch_size": cfg.batch_size,
+        "batch_size": cfg.decode_batch,
         "precision": stack.inverter.precision,
         "mixaug_decode_rows": run.rows,
         "mixaug_mean_tokens_per_row": round(mean_tokens, 1),
@@ -194,7 +194,7 @@ def _fidelity(stack, texts: Sequence[str], cfg: EvalConfig, stage) -> dict:
         return {}
     started = time.time()
     out = invert(
-        pd.DataFrame({"text": sample}), "text", cfg.checkpoint, cfg.device, cfg.batch_size, precision=cfg.precision
+        pd.DataFrame({"text": sample}), "text", cfg.checkpoint, cfg.device, cfg.decode_batch, precision=cfg.precision
     )
     seconds = time.time() - started
     recon = out["reconstruction"].tolist()
@@ -202,7 +202,7 @@ def _fidelity(stack, texts: Sequence[str], cfg: EvalConfig, stage) -> dict:
     report = reconstruction_report(sample, recon, cos)
     tokens = sum(len(stack.inverter.tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in recon)
     report["decode_tokens_per_s"] = round(tokens / max(seconds, 1e-9), 1)  # includes encode + re-encode
-    report["batch_size"] = cfg.batch_size
+    report["batch_size"] = cfg.decode_batch
     report["examples"] = [{"original": a, "reconstruction": b} for a, b in list(zip(sample, recon))[:5]]
     return report
 

@@ -45,13 +45,13 @@ def _decode_into_cache(
     def finished(j: int, text: str) -> None:
         pending.append((keys[j], text))
         advance(1)
-        if len(pending) >= cfg.batch_size:
+        if len(pending) >= cfg.decode_batch:
             stack.decoded.add(*zip(*pending))
             pending.clear()
 
     try:
         (decoder or stack.inverter).decode(
-            targets, seeds=seeds, options=opts, batch_size=cfg.batch_size, on_row=finished, anchors=anchors
+            targets, seeds=seeds, options=opts, batch_size=cfg.decode_batch, on_row=finished, anchors=anchors
         )
     finally:
         if pending:
@@ -95,7 +95,7 @@ def decode_candidates(
             [anchors[i] for i in todo],
         )
         texts = [stack.decoded[key] for key in keys]
-        emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
+        emb = stack.encoder.encode(texts, batch_size=cfg.decode_batch)
         cos = cosine_rows(emb, targets)
         better = cos > best_cos
         for i in np.flatnonzero(better):
@@ -114,22 +114,22 @@ def _decode_guided(stack: Stack, targets: np.ndarray, seeds: np.ndarray, cfg: Au
     keys = [DecodeCache.key(t, int(s), opts, search, an) for t, s, an in zip(targets, seeds, anchors)]
     todo = [i for i, key in enumerate(keys) if key not in stack.decoded]
     advance(len(targets) - len(todo))
-    for start in range(0, len(todo), cfg.batch_size):  # in groups, so an interrupted run keeps what is done
-        part = todo[start : start + cfg.batch_size]
+    for start in range(0, len(todo), cfg.decode_batch):  # in groups, so an interrupted run keeps what is done
+        part = todo[start : start + cfg.decode_batch]
         texts, _ = guided_decode(
             stack.inverter,
-            lambda t: stack.encoder.encode(t, batch_size=cfg.batch_size),
+            lambda t: stack.encoder.encode(t, batch_size=cfg.decode_batch),
             targets[part],
             [int(seeds[i]) for i in part],
             opts,
             cfg.search_width,
-            cfg.batch_size,
+            cfg.decode_batch,
             anchors=[anchors[i] for i in part],
         )
         stack.decoded.add([keys[i] for i in part], texts)
         advance(len(part))
     texts = [stack.decoded[key] for key in keys]
-    emb = stack.encoder.encode(texts, batch_size=cfg.batch_size)
+    emb = stack.encoder.encode(texts, batch_size=cfg.decode_batch)
     return texts, emb, cosine_rows(emb, targets)
 
 
@@ -140,6 +140,6 @@ def decode_summary(stack: Stack, run, cfg: AugmentConfig) -> dict:
         "tokens": run.tokens,
         "seconds": round(run.seconds, 2),
         "tokens_per_s": round(run.tokens_per_s, 1),
-        "batch_size": cfg.batch_size,
+        "batch_size": cfg.decode_batch,
         "precision": stack.inverter.precision,
     }

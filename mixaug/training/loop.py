@@ -290,7 +290,7 @@ def run_steps(run: Run, progress: bool, say: Callable[[str], None]) -> None:
 def _step(run: Run, perms: _PermCache, autocast, lr: float) -> float:
     """One optimizer step on the step's batch; its loss."""
     cfg = run.cfg
-    idx = perms.batch(run.step, cfg.batch_size)
+    idx = perms.batch(run.step, cfg.train_batch)
     emb = torch.as_tensor(run.train_emb[idx], device=run.device)
     targets = [run.train_texts[i] for i in idx]
     emb, targets = _stage3_inputs(emb, targets, run.train_emb, run.train_texts, cfg, run.step)

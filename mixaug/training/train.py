@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import MAX_STEPS, TrainConfig
+from ..config import MAX_STEPS, TrainConfig, new_names
 from ..data.write import named_file, read_json_file, write_named
 from ..errors import MixaugError
 from ..inversion.checkpoint import Adaptor, Manifest, validate_checkpoint
@@ -294,10 +294,10 @@ def _encode_corpus(encoder, train_texts: list[str], eval_texts: list[str], progr
 
 def saved_config(run: str | Path, info: dict | None = None) -> TrainConfig:
     """The config a run folder was last trained with (what --resume continues), checked by the same rules
-    as a new run's."""
+    as a new run's. A run saved before the rename calls train_batch batch_size: read as train_batch."""
     config = (_state_info(run) if info is None else info)["config"]
     try:
-        saved = TrainConfig(**config)
+        saved = TrainConfig(**new_names(TrainConfig, config, stacklevel=None))
         saved.validate()
     except MixaugError as exc:
         raise MixaugError(f"cannot resume {run}: state.json's config: {exc}") from None
@@ -373,7 +373,7 @@ def adapt(
             max_minutes=minutes,
             seed=seed,
             device=device,
-            batch_size=batch_size,
+            train_batch=batch_size,
             lr=lr,
             warmup_steps=5,
             eval_every=10**9,
