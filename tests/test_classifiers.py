@@ -37,7 +37,7 @@ def encoder():
 
 def test_finetune_takes_the_same_number_of_steps_whatever_the_rows(monkeypatch, encoder):
     """4 optimizer steps for 4 rows and for 20, and the scores are those of the model those steps fitted."""
-    from mixaug import task
+    from mixaug.training import task
 
     steps, fitted = [], []
     real_step, real_fit = torch.optim.AdamW.step, task.fit
