@@ -31,6 +31,7 @@ BOUNDARY_LAMBDAS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 # with λ outside [0.15, 0.85] repeated an earlier one, 5 of the 34 inside), and a rare class's few rows meet
 # the same partners again and again
 QUOTA_LAMBDAS = (0.2, 0.8)
+SPREAD_PARTNERS = 50  # a recurring row's nearest partners taken in turn at most (memory: rows x this many)
 PAIR_CYCLE_MAX = 100_000  # a class's unordered pairs walked in a seeded order up to this many; beyond, drawn
 KNN_BLOCK = 1024  # rows whose neighbours are found at a time: memory for a block's similarities, not n x n
 
@@ -230,12 +231,13 @@ def class_rows(codes: np.ndarray) -> dict:
 def _partners(codes, by_class, a, rng, emb, k: int, same_class: bool, spread: bool = False) -> np.ndarray:
     """b for each a: a random one of a's k nearest rows of its own class (same_class) or of the others. spread
     (a per-class plan, where a row recurs): a row's j-th use takes its j-th nearest (of at least k, as many
-    as it has uses), so it meets as many partners as it has uses before any again."""
+    as it has uses up to SPREAD_PARTNERS), so it meets as many partners as it has uses before any again."""
     b = np.empty(len(a), dtype=np.int64)
     for c, where in class_rows(codes[a]).items():
         rows, uses = np.unique(a[where], return_counts=True)
         pool = by_class[c] if same_class else np.flatnonzero(codes != c)
-        near = dict(zip(rows.tolist(), nearest(emb, rows, pool, max(k, int(uses.max())) if spread else k)))
+        wide = max(k, min(int(uses.max()), SPREAD_PARTNERS)) if spread else k
+        near = dict(zip(rows.tolist(), nearest(emb, rows, pool, wide)))
         seen: Counter = Counter()
         for i in where:
             cand = near[int(a[i])]

@@ -296,6 +296,10 @@ def test_a_per_class_plan_gives_a_recurring_row_its_nearest_partners_in_turn():
         same = [j for j in range(15) if labels[j] == "y" and j != a]
         near = sorted(same, key=lambda j: -float(emb[a] @ emb[j]))[: len(group)]
         assert sorted(group.b) == sorted(near)  # 5 uses: its 5 nearest, each once (k=2 is only the floor)
+    many = ["x"] * 2 + ["y"] * 80
+    plan = plan_pairs(many, 0, "boundary", 0.4, 0, quota={"x": 200}, emb=_emb(82, seed=5), proba=lambda h: h[:, :2])
+    for _, group in plan.groupby("a"):  # 100 uses, at most SPREAD_PARTNERS partners, each twice
+        assert Counter(Counter(group.b).values()) == {2: mixmod.SPREAD_PARTNERS}
 
 
 def test_transfer_lays_a_donor_s_offset_from_its_class_mean_on_a():
