@@ -146,8 +146,9 @@ class AugmentConfig:
     # balance or num_augmented. Classes left out get none
     quota: dict | None = None
     # --max-per-row: a --balance plan gives a class at most this many new rows per row it has (None: no cap).
-    # Measured (docs/imbalanced.md, scripts/longtail_bench.py): past 5 the rows add nothing a prior
-    # correction does not, and a 5-row class asked for 95 decodes its few pairs again and again
+    # Measured (docs/imbalanced.md *A real long tail*): beside a prior correction more rows per original
+    # lowered macro-F1 (TREC: best at 1), alone they rose with it but stayed below the correction, and at 5 a
+    # 5-row class's 10 pairs give ~5-10 % duplicate decodes (33 % at 20)
     max_per_row: int | None = 5
     neighbours: int = DEFAULT_NEIGHBOURS  # k of --pairing neighbours/boundary
     alpha: float = 0.4

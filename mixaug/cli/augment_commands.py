@@ -41,8 +41,8 @@ def augment(
     max_per_row: Optional[int] = typer.Option(
         AUG.max_per_row,
         "--max-per-row",
-        help="With --balance: at most this many new rows per row a class has (past 5 the rows add nothing a prior "
-        "correction does not).",
+        help="With --balance: at most this many new rows per row a class has (more repeat a small class's few "
+        "pairs, and scored no better).",
     ),
     neighbours: int = typer.Option(AUG.neighbours, "--neighbours", help="k of --pairing neighbours/boundary."),
     alpha: float = typer.Option(AUG.alpha, help="λ ~ Beta(alpha, alpha)."),
