@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sampler_cv import tail  # TRAIN cut to a tail, as the sampler's bench cuts it (scripts/ is on the path)
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,15 +66,6 @@ def max_budget(name: str, pairing: str) -> int:
 BALANCED_TEST = 150  # rows per class at most
 PRIOR_TEST = 1500
 TAUS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
-
-
-def tail(df: pd.DataFrame, sizes, seed: int) -> pd.DataFrame:
-    """TRAIN cut to `sizes` rows per class: class order and rows drawn by the seed."""
-    rng = np.random.default_rng(seed)
-    classes = sorted(df["label"].unique(), key=str)
-    order = [classes[i] for i in rng.permutation(len(classes))]
-    parts = [df[df["label"] == c].sample(n=n, random_state=seed) for c, n in zip(order, sizes)]
-    return pd.concat(parts).sample(frac=1, random_state=seed).reset_index(drop=True)
 
 
 def load(name: str, seed: int):
